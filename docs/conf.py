@@ -1,0 +1,122 @@
+"""Sphinx configuration for the sk_mmoe documentation.
+
+Build (offline, warnings as errors)::
+
+    python -m sphinx -W --keep-going -b html docs docs/_build/html
+
+Set ``SK_MMOE_DOCS_INTERSPHINX=1`` to enable cross-links to the NumPy,
+scikit-learn, PyTorch and skorch documentation; this fetches their object
+inventories over the network, so it is off by default.
+"""
+
+import os
+import sys
+import warnings
+from pathlib import Path
+
+DOCS_DIR = Path(__file__).resolve().parent
+ROOT_DIR = DOCS_DIR.parent
+# Import the package from the source tree, so the docs build without an
+# install.
+sys.path.insert(0, str(ROOT_DIR))
+
+import sk_mmoe
+
+# -- Project information ------------------------------------------------------
+
+project = "sk_mmoe"
+author = "The sk_mmoe developers"
+copyright = "The sk_mmoe developers"
+release = getattr(sk_mmoe, "__version__", "0.0.0")
+version = ".".join(release.split(".")[:2])
+
+# -- General configuration ----------------------------------------------------
+
+extensions = [
+    "sphinx.ext.autodoc",
+    "sphinx.ext.autosummary",
+    "sphinx.ext.doctest",
+    "sphinx.ext.mathjax",
+    "sphinx.ext.viewcode",
+    "numpydoc",
+    "sphinx_gallery.gen_gallery",
+]
+
+templates_path = ["_templates"]
+exclude_patterns = ["_build", "Thumbs.db", ".DS_Store", "**.ipynb_checkpoints"]
+root_doc = "index"
+default_role = "literal"
+nitpicky = False
+
+# Turn on cross-project links only on request: fetching inventories needs the
+# network and the default build must work offline.
+if os.environ.get("SK_MMOE_DOCS_INTERSPHINX"):
+    extensions.append("sphinx.ext.intersphinx")
+    intersphinx_mapping = {
+        "python": ("https://docs.python.org/3", None),
+        "numpy": ("https://numpy.org/doc/stable", None),
+        "scipy": ("https://docs.scipy.org/doc/scipy", None),
+        "pandas": ("https://pandas.pydata.org/docs", None),
+        "sklearn": ("https://scikit-learn.org/stable", None),
+        "torch": ("https://docs.pytorch.org/docs/stable", None),
+        "skorch": ("https://skorch.readthedocs.io/en/stable", None),
+        "matplotlib": ("https://matplotlib.org/stable", None),
+    }
+
+# -- autodoc / autosummary / numpydoc ----------------------------------------
+
+autosummary_generate = True
+# Document inherited methods (get_params, set_params...) but not the many
+# methods that torch modules inherit from torch.nn.Module.
+autodoc_default_options = {"members": True, "inherited-members": "Module"}
+autodoc_typehints = "none"
+
+numpydoc_show_class_members = False
+numpydoc_class_members_toctree = False
+numpydoc_attributes_as_param_list = True
+numpydoc_xref_param_type = False
+
+# -- sphinx-gallery -----------------------------------------------------------
+
+sphinx_gallery_conf = {
+    "examples_dirs": ["../examples"],
+    "gallery_dirs": ["auto_examples"],
+    "filename_pattern": r"/plot_",
+    "ignore_pattern": r"__init__\.py",
+    "within_subsection_order": "FileNameSortKey",
+    "doc_module": ("sk_mmoe",),
+    "backreferences_dir": "generated/backreferences",
+    # Link names in the examples to this project's API pages only; links to
+    # other projects would need their inventories, i.e. the network.
+    "reference_url": {"sk_mmoe": None},
+    "download_all_examples": False,
+    "show_memory": False,
+    "plot_gallery": "True",
+    "remove_config_comments": True,
+    "matplotlib_animations": False,
+    "min_reported_time": 1,
+}
+
+# Examples call matplotlib without a display.
+os.environ.setdefault("MPLBACKEND", "Agg")
+warnings.filterwarnings(
+    "ignore",
+    category=UserWarning,
+    message="Matplotlib is currently using agg",
+)
+
+# -- HTML output --------------------------------------------------------------
+
+html_theme = "pydata_sphinx_theme"
+html_title = f"sk_mmoe {release}"
+html_static_path = []
+html_show_sourcelink = False
+html_theme_options = {
+    "navbar_align": "left",
+    "show_toc_level": 2,
+    "navigation_with_keys": False,
+    "footer_start": ["copyright"],
+    "footer_end": ["sphinx-version", "theme-version"],
+    "secondary_sidebar_items": ["page-toc"],
+}
+html_context = {"default_mode": "light"}

