@@ -50,6 +50,12 @@ _OPTIMIZERS = {
 # per-call overhead, small enough to bound the activations' memory.
 _PREDICT_CHUNK = 16384
 
+# BLAS kernels multiply rows in panels, and a row's float32 result can depend
+# on whether it falls in a full panel or in the remainder. Predicting on a
+# multiple of this many rows makes each row's output independent of how many
+# rows are predicted together (one row online gives the same as in a batch).
+_ROW_ALIGN = 16
+
 # Epochs with at least this many batches get a progress bar when verbose.
 _PROGRESS_BAR_MIN_BATCHES = 50
 
@@ -287,7 +293,7 @@ class MultiTaskMMoEClassifier(ClassifierMixin, BaseEstimator):
     n_features_in_ : int
         Number of features seen during :term:`fit`.
 
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Names of features seen during :term:`fit`. Defined only when `X`
         has feature names that are all strings.
 
@@ -424,7 +430,7 @@ class MultiTaskMMoEClassifier(ClassifierMixin, BaseEstimator):
     # ------------------------------------------------------------------
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X: Any, Y: Any) -> MultiTaskMMoEClassifier:
+    def fit(self, X: Any, y: Any) -> MultiTaskMMoEClassifier:
         """Fit the network to every task of ``Y``.
 
         Parameters
@@ -433,8 +439,8 @@ class MultiTaskMMoEClassifier(ClassifierMixin, BaseEstimator):
             Input features. Converted to float32; a sparse matrix stays sparse
             and is densified one mini-batch at a time.
 
-        Y : array-like or DataFrame of shape (n_samples, n_tasks) or (n_samples,)
-            One column per task, each with its own labels (ints, bools,
+        y : array-like or DataFrame of shape (n_samples, n_tasks) or (n_samples,)
+            Targets ``Y``: one column per task, each with its own labels (ints, bools,
             strings...). Entries equal to ``missing_label``, NaN or None are
             unlabelled for that task only. A 1-D ``y`` is a single task.
 
@@ -444,11 +450,11 @@ class MultiTaskMMoEClassifier(ClassifierMixin, BaseEstimator):
             The fitted estimator.
         """
         incremental = self.warm_start and hasattr(self, "net_")
-        return self._fit(X, Y, incremental=incremental, classes=None, epochs=None)
+        return self._fit(X, y, incremental=incremental, classes=None, epochs=None)
 
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(
-        self, X: Any, Y: Any, classes: Sequence[Any] | None = None
+        self, X: Any, y: Any, classes: Sequence[Any] | None = None
     ) -> MultiTaskMMoEClassifier:
         """Run one epoch of training on ``(X, Y)``.
 
@@ -457,8 +463,8 @@ class MultiTaskMMoEClassifier(ClassifierMixin, BaseEstimator):
         X : {array-like, sparse matrix, DataFrame} of shape (n_samples, n_features)
             Input features.
 
-        Y : array-like or DataFrame of shape (n_samples, n_tasks) or (n_samples,)
-            Targets, as in :meth:`fit`.
+        y : array-like or DataFrame of shape (n_samples, n_tasks) or (n_samples,)
+            Targets, one column per task, as in :meth:`fit`.
 
         classes : list of array-like, default=None
             The labels of every task (one array per task; for a 1-D ``y``, one
@@ -487,13 +493,13 @@ class MultiTaskMMoEClassifier(ClassifierMixin, BaseEstimator):
         if not first_call and classes is None:
             classes = self.classes_ if self.n_outputs_ > 1 else [self.classes_]
         return self._fit(
-            X, Y, incremental=not first_call, classes=classes, epochs=1, early=False
+            X, y, incremental=not first_call, classes=classes, epochs=1, early=False
         )
 
     def _fit(
         self,
         X: Any,
-        Y: Any,
+        y: Any,
         *,
         incremental: bool,
         classes: Sequence[Any] | None,
@@ -518,18 +524,27 @@ class MultiTaskMMoEClassifier(ClassifierMixin, BaseEstimator):
             X = check_array(
                 X, accept_sparse="csr", dtype=np.float32, input_name="X", estimator=self
             )
+        if incremental and y is not None:
+            n_tasks = 1 if np.ndim(y) == 1 else np.shape(y)[1]
+            if n_tasks != self.n_outputs_:
+                raise ValueError(
+                    "y must have the same tasks and classes as in the first fit "
+                    f"to continue training: y has {n_tasks} task(s), the model "
+                    f"{self.n_outputs_}."
+                )
         targets = encode_targets(
-            Y, self.missing_label, n_samples=X.shape[0], classes=classes
+            y, self.missing_label, n_samples=X.shape[0], classes=classes
         )
         if incremental:
             self._check_same_tasks(targets)
         if not (targets.codes != MISSING_CODE).any(axis=1).any():
-            raise ValueError("Y has no labelled entry.")
+            raise ValueError("y has no labelled entry.")
         n_classes = [len(c) for c in targets.classes]
         task_weights = self._check_task_weights(targets.task_names)
         class_weights = self._check_class_weight(targets)
-        if early and _n_validation_rows(X.shape[0], self.validation_fraction) >= (
-            X.shape[0]
+        if (
+            early
+            and _n_validation_rows(X.shape[0], self.validation_fraction) >= (X.shape[0])
         ):
             raise ValueError(
                 f"early_stopping needs at least 2 samples to hold out "
@@ -547,9 +562,7 @@ class MultiTaskMMoEClassifier(ClassifierMixin, BaseEstimator):
             net.criterion_.set_weights(task_weights, class_weights)
         else:
             with _seeded(seed, device):
-                net = self._make_net(
-                    X.shape[1], n_classes, targets.task_names, device
-                )
+                net = self._make_net(X.shape[1], n_classes, targets.task_names, device)
             net.criterion.set_weights(task_weights, class_weights)
 
         dataset = ArrayBatches(X, targets.codes)
@@ -701,13 +714,12 @@ class MultiTaskMMoEClassifier(ClassifierMixin, BaseEstimator):
             ) from exc
         if weights.shape[0] != n_tasks:
             raise ValueError(
-                f"task_weights must have one weight per task: Y has {n_tasks} "
+                f"task_weights must have one weight per task: y has {n_tasks} "
                 f"task(s), task_weights has {weights.shape[0]}."
             )
         if not np.all(np.isfinite(weights)) or np.any(weights < 0):
             raise ValueError(
-                f"task_weights must be finite and non-negative, got "
-                f"{weights.tolist()}."
+                f"task_weights must be finite and non-negative, got {weights.tolist()}."
             )
         if not np.any(weights > 0):
             raise ValueError("task_weights must not all be zero.")
@@ -718,7 +730,7 @@ class MultiTaskMMoEClassifier(ClassifierMixin, BaseEstimator):
         n_tasks = len(targets.classes)
         if class_weight is None:
             return None
-        if isinstance(class_weight, str) or isinstance(class_weight, dict):
+        if isinstance(class_weight, str | dict):
             if isinstance(class_weight, dict) and n_tasks > 1:
                 raise ValueError(
                     "class_weight as a dict is for a single task; with "
@@ -728,7 +740,7 @@ class MultiTaskMMoEClassifier(ClassifierMixin, BaseEstimator):
             class_weight = [class_weight] * n_tasks
         if len(class_weight) != n_tasks:
             raise ValueError(
-                f"class_weight must have one entry per task: Y has {n_tasks} "
+                f"class_weight must have one entry per task: y has {n_tasks} "
                 f"task(s), class_weight has {len(class_weight)}."
             )
         weights = []
@@ -743,9 +755,7 @@ class MultiTaskMMoEClassifier(ClassifierMixin, BaseEstimator):
                 codes = codes[codes != MISSING_CODE]
                 present = np.unique(codes)
                 w = np.ones(len(classes))
-                w[present] = compute_class_weight(
-                    "balanced", classes=present, y=codes
-                )
+                w[present] = compute_class_weight("balanced", classes=present, y=codes)
                 weights.append(w)
             elif isinstance(entry, dict):
                 unknown = [c for c in entry if not np.isin(c, classes).item()]
@@ -776,7 +786,7 @@ class MultiTaskMMoEClassifier(ClassifierMixin, BaseEstimator):
         )
         if not same:
             raise ValueError(
-                "Y must have the same tasks and classes as in the first fit to "
+                "y must have the same tasks and classes as in the first fit to "
                 "continue training (warm_start or partial_fit): expected classes "
                 f"{[c.tolist() for c in classes]}, got "
                 f"{[c.tolist() for c in targets.classes]}."
@@ -830,8 +840,9 @@ class MultiTaskMMoEClassifier(ClassifierMixin, BaseEstimator):
             with torch.inference_mode():
                 for start in range(0, X.shape[0], _PREDICT_CHUNK):
                     Xb, _ = dataset.batch(slice(start, start + _PREDICT_CHUNK))
-                    out = module(Xb.to(device), return_gates=gates)
-                    yield out[1] if gates else out
+                    n_rows = Xb.shape[0]
+                    out = module(_pad_rows(Xb).to(device), return_gates=gates)
+                    yield (out[1] if gates else out)[:n_rows]
         finally:
             module.train(was_training)
 
@@ -916,7 +927,7 @@ class MultiTaskMMoEClassifier(ClassifierMixin, BaseEstimator):
         chunks = list(self._forward(X, gates=True))
         return torch.cat(chunks).cpu().numpy().astype(np.float64)
 
-    def score(self, X: Any, Y: Any, sample_weight: Any = None) -> float:
+    def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
         """Mean over tasks of each task's accuracy on its labelled rows.
 
         For every task, the rows whose label in ``Y`` is ``missing_label``,
@@ -931,8 +942,9 @@ class MultiTaskMMoEClassifier(ClassifierMixin, BaseEstimator):
         X : {array-like, sparse matrix, DataFrame} of shape (n_samples, n_features)
             Input features.
 
-        Y : array-like or DataFrame of shape (n_samples, n_tasks) or (n_samples,)
-            True labels, with missing entries as in :meth:`fit`.
+        y : array-like or DataFrame of shape (n_samples, n_tasks) or (n_samples,)
+            True labels, one column per task, with missing entries as in
+            :meth:`fit`.
 
         sample_weight : array-like of shape (n_samples,), default=None
             Sample weights.
@@ -943,16 +955,16 @@ class MultiTaskMMoEClassifier(ClassifierMixin, BaseEstimator):
             Mean per-task accuracy.
         """
         Y_pred = self.predict(X)
-        columns, _, _ = split_columns(Y)
+        columns, _, _ = split_columns(y)
         if len(columns) != self.n_outputs_:
             raise ValueError(
-                f"Y has {len(columns)} task(s) but the model was fitted on "
+                f"y has {len(columns)} task(s) but the model was fitted on "
                 f"{self.n_outputs_}."
             )
         if len(columns[0]) != len(Y_pred):
             raise ValueError(
-                f"X and Y have inconsistent numbers of samples: X has "
-                f"{len(Y_pred)} rows and Y has {len(columns[0])}."
+                f"X and y have inconsistent numbers of samples: X has "
+                f"{len(Y_pred)} rows and y has {len(columns[0])}."
             )
         Y_pred = Y_pred.reshape(len(Y_pred), -1)
         weights = None if sample_weight is None else np.asarray(sample_weight)
@@ -968,7 +980,7 @@ class MultiTaskMMoEClassifier(ClassifierMixin, BaseEstimator):
                     )
                 )
         if not scores:
-            raise ValueError("Y has no labelled entry to score.")
+            raise ValueError("y has no labelled entry to score.")
         return float(np.mean(scores))
 
     def __sklearn_tags__(self):
@@ -979,6 +991,14 @@ class MultiTaskMMoEClassifier(ClassifierMixin, BaseEstimator):
         tags.target_tags.multi_output = True
         tags.classifier_tags.multi_label = True
         return tags
+
+
+def _pad_rows(X: torch.Tensor) -> torch.Tensor:
+    """``X`` with zero rows appended up to a multiple of ``_ROW_ALIGN`` rows."""
+    missing = -X.shape[0] % _ROW_ALIGN
+    if not missing:
+        return X
+    return torch.cat([X, X.new_zeros(missing, X.shape[1])])
 
 
 def _silent(*args: Any, **kwargs: Any) -> None:

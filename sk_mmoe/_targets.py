@@ -103,14 +103,14 @@ def split_columns(Y: Any) -> tuple[list[np.ndarray], list[str] | None, bool]:
         return [_column_values(Y)], None, True
     if hasattr(Y, "toarray"):
         raise TypeError(
-            "Y must be a dense array-like; sparse targets are not supported."
+            "y must be a dense array-like; sparse targets are not supported."
         )
     Y = np.asarray(Y)
     if Y.ndim == 1:
         return [Y], None, True
     if Y.ndim != 2:
         raise ValueError(
-            f"Y must be 1-D (one task) or 2-D (n_samples, n_tasks), got shape "
+            f"y must be 1-D (one task) or 2-D (n_samples, n_tasks), got shape "
             f"{Y.shape}."
         )
     return [Y[:, k] for k in range(Y.shape[1])], None, False
@@ -152,14 +152,19 @@ def encode_targets(
     -------
     EncodedTargets
     """
+    if Y is None:
+        raise ValueError(
+            "requires y to be passed, but the target y is None: pass one column "
+            "of labels per task."
+        )
     columns, names, is_single_task = split_columns(Y)
     if not columns:
-        raise ValueError("Y must have at least one column (task), got 0.")
+        raise ValueError("y must have at least one column (task), got 0.")
     n_rows = len(columns[0])
     if n_samples is not None and n_rows != n_samples:
         raise ValueError(
-            f"X and Y have inconsistent numbers of samples: X has {n_samples} "
-            f"rows and Y has {n_rows}."
+            f"X and y have inconsistent numbers of samples: X has {n_samples} "
+            f"rows and y has {n_rows}."
         )
     if names is None:
         names = [f"task{k}" for k in range(len(columns))]
@@ -167,7 +172,7 @@ def encode_targets(
         classes = [classes] if is_single_task and _is_flat(classes) else classes
         if len(classes) != len(columns):
             raise ValueError(
-                f"classes must give one array of labels per task: Y has "
+                f"classes must give one array of labels per task: y has "
                 f"{len(columns)} task(s), classes has {len(classes)}."
             )
 
@@ -178,7 +183,7 @@ def encode_targets(
         values = column[labelled]
         if values.size == 0:
             raise ValueError(
-                f"Task {name!r} (column {k} of Y) has no labelled rows: every "
+                f"Task {name!r} (column {k} of y) has no labelled rows: every "
                 f"entry is missing (missing_label={missing_label!r}, NaN or "
                 f"None)."
             )
@@ -189,7 +194,7 @@ def encode_targets(
             task_classes_k = np.unique(values)
             if task_classes_k.size < 2:
                 raise ValueError(
-                    f"Task {name!r} (column {k} of Y) has only one class "
+                    f"Task {name!r} (column {k} of y) has only one class "
                     f"({task_classes_k[0]!r}) among its labelled rows; each "
                     f"task needs at least 2 classes."
                 )
@@ -203,7 +208,7 @@ def encode_targets(
             unknown = np.setdiff1d(np.unique(values), task_classes_k)
             if unknown.size:
                 raise ValueError(
-                    f"Task {name!r} (column {k} of Y) has labels "
+                    f"Task {name!r} (column {k} of y) has labels "
                     f"{unknown.tolist()!r} that are not in its classes "
                     f"{task_classes_k.tolist()!r}."
                 )
@@ -235,7 +240,7 @@ def _check_classification(values: np.ndarray, name: str, k: int) -> None:
     target_type = type_of_target(values, input_name="Y")
     if target_type not in ("binary", "multiclass"):
         raise ValueError(
-            f"Unknown label type: task {name!r} (column {k} of Y) has "
+            f"Unknown label type: task {name!r} (column {k} of y) has "
             f"{target_type} values; MultiTaskMMoEClassifier needs class "
             f"labels in every column (for example ints, bools or strings), "
             f"not continuous targets."

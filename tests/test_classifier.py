@@ -1,0 +1,551 @@
+"""Tests for MultiTaskMMoEClassifier (sk_mmoe._classifier)."""
+
+import pickle
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+import torch
+from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
+from skorch.callbacks import Callback
+
+from sk_mmoe import MultiTaskMMoEClassifier
+from sk_mmoe.datasets import make_task_correlation
+
+SMALL = dict(
+    n_experts=3,
+    expert_hidden_layer_sizes=(8,),
+    tower_hidden_layer_sizes=(4,),
+    batch_size=32,
+    max_epochs=3,
+    random_state=0,
+)
+
+
+@pytest.fixture(scope="module")
+def data():
+    X, Y = make_task_correlation(300, 0.8, n_features=6, random_state=0)
+    return X, Y
+
+
+@pytest.fixture(scope="module")
+def fitted(data):
+    X, Y = data
+    return MultiTaskMMoEClassifier(**SMALL).fit(X, Y)
+
+
+def _state(clf):
+    """Everything a fitted model is: its learned attributes and weights."""
+    state = {k: v for k, v in vars(clf).items() if k.endswith("_") and k != "net_"}
+    state["weights"] = {k: v.clone() for k, v in clf.module_.state_dict().items()}
+    return state
+
+
+def _assert_same_state(a, b):
+    assert a.keys() == b.keys()
+    for key in a:
+        if key == "weights":
+            for name in a[key]:
+                assert torch.equal(a[key][name], b[key][name]), name
+        elif key not in ("module_", "history_"):
+            np.testing.assert_equal(a[key], b[key])
+
+
+# ---------------------------------------------------------------------------
+# The estimator contract
+# ---------------------------------------------------------------------------
+
+
+def test_fit_predict_shapes_and_attributes(fitted, data):
+    X, Y = data
+    assert fitted.n_outputs_ == 2 and fitted.n_features_in_ == 6
+    assert fitted.task_names_ == ["task0", "task1"]
+    assert not hasattr(fitted, "feature_names_in_")
+    assert [c.tolist() for c in fitted.classes_] == [[0, 1], [0, 1]]
+    assert isinstance(fitted.module_, torch.nn.Module)
+    assert fitted.module_ is fitted.net_.module_
+
+    Y_pred = fitted.predict(X)
+    assert Y_pred.shape == (300, 2) and Y_pred.dtype == Y.dtype
+    proba = fitted.predict_proba(X)
+    assert isinstance(proba, list) and len(proba) == 2
+    for p, y_pred in zip(proba, Y_pred.T, strict=True):
+        assert p.shape == (300, 2) and p.dtype == np.float64
+        np.testing.assert_allclose(p.sum(axis=1), 1.0, rtol=0, atol=1e-12)
+        np.testing.assert_array_equal(p.argmax(axis=1), y_pred)
+
+    gates = fitted.gate_weights(X[:5])
+    assert gates.shape == (5, 2, 3)
+    np.testing.assert_allclose(gates.sum(axis=-1), 1.0, atol=1e-6)
+
+
+def test_history_has_total_and_per_task_losses(fitted):
+    assert len(fitted.history_) == fitted.n_iter_ == 3
+    for epoch in fitted.history_:
+        for key in ("train_loss", "train_loss_task0", "train_loss_task1", "dur"):
+            assert np.isfinite(epoch[key])
+        # Equal task weights: the total is about the sum of the task losses
+        # (the total is averaged per batch, the task losses per row).
+        assert epoch["train_loss"] == pytest.approx(
+            epoch["train_loss_task0"] + epoch["train_loss_task1"], rel=0.05
+        )
+    assert fitted.history_[-1]["train_loss"] < fitted.history_[0]["train_loss"]
+
+
+def test_learns_related_tasks():
+    (X, Y), (X_test, Y_test) = make_task_correlation(
+        (2000, 500), 0.9, n_features=8, random_state=1
+    )
+    clf = MultiTaskMMoEClassifier(max_epochs=15, lr=5e-3, random_state=0).fit(X, Y)
+    assert clf.score(X_test, Y_test) > 0.8
+
+
+def test_single_task_follows_the_classifier_convention(data):
+    X, Y = data
+    clf = MultiTaskMMoEClassifier(**SMALL).fit(X, Y[:, 1])
+    assert clf.n_outputs_ == 1 and isinstance(clf.classes_, np.ndarray)
+    assert clf.predict(X).shape == (300,)
+    proba = clf.predict_proba(X)
+    assert isinstance(proba, np.ndarray) and proba.shape == (300, 2)
+    assert clf.gate_weights(X).shape == (300, 1, 3)
+    assert 0 <= clf.score(X, Y[:, 1]) <= 1
+    # A 2-D Y with one column keeps the multi-task layout.
+    clf = MultiTaskMMoEClassifier(**SMALL).fit(X, Y[:, :1])
+    assert clf.predict(X).shape == (300, 1) and isinstance(clf.predict_proba(X), list)
+
+
+def test_dataframes_mixed_label_types(data):
+    X, Y = data
+    X_df = pd.DataFrame(X, columns=[f"f{i}" for i in range(6)])
+    Y_df = pd.DataFrame(
+        {
+            "click": Y[:, 0],
+            "rating": np.where(
+                Y[:, 1] == 1, "high", np.where(X[:, 0] > 0, "mid", "low")
+            ),
+            "liked": Y[:, 0].astype(bool),
+        }
+    )
+    clf = MultiTaskMMoEClassifier(**SMALL).fit(X_df, Y_df)
+    assert clf.task_names_ == ["click", "rating", "liked"]
+    np.testing.assert_array_equal(clf.feature_names_in_, X_df.columns)
+    assert clf.classes_[1].tolist() == ["high", "low", "mid"]
+    assert clf.classes_[2].tolist() == [False, True]
+    Y_pred = clf.predict(X_df)
+    assert Y_pred.dtype == object and Y_pred.shape == (300, 3)
+    assert set(Y_pred[:, 1]) <= {"high", "low", "mid"}
+    assert set(Y_pred[:, 2]) <= {False, True}
+    assert [p.shape[1] for p in clf.predict_proba(X_df)] == [2, 3, 2]
+
+
+def test_string_labels_only_give_string_predictions(data):
+    X, Y = data
+    Y_str = np.where(Y == 1, "yes", "no")
+    Y_pred = MultiTaskMMoEClassifier(**SMALL).fit(X, Y_str).predict(X)
+    assert Y_pred.dtype.kind == "U" and set(np.unique(Y_pred)) <= {"yes", "no"}
+
+
+# ---------------------------------------------------------------------------
+# Missing labels
+# ---------------------------------------------------------------------------
+
+
+def test_missing_markers_are_equivalent(data):
+    X, Y = data
+    missing = np.random.default_rng(0).random(300) < 0.7
+    Y_int = Y.copy()
+    Y_int[missing, 1] = -1
+    Y_nan = Y.astype(float)
+    Y_nan[missing, 1] = np.nan
+    Y_obj = Y.astype(object)
+    Y_obj[missing, 1] = None
+    Y_str = np.where(Y == 1, "b", "a").astype(object)  # same order as 0, 1
+    Y_str[missing, 1] = "?"
+
+    probas = [
+        MultiTaskMMoEClassifier(**SMALL).fit(X, Y_int).predict_proba(X),
+        MultiTaskMMoEClassifier(**SMALL).fit(X, Y_nan).predict_proba(X),
+        MultiTaskMMoEClassifier(**SMALL).fit(X, Y_obj).predict_proba(X),
+        MultiTaskMMoEClassifier(**SMALL, missing_label="?")
+        .fit(X, Y_str)
+        .predict_proba(X),
+    ]
+    for proba in probas[1:3]:
+        np.testing.assert_array_equal(proba[0], probas[0][0])
+        np.testing.assert_array_equal(proba[1], probas[0][1])
+    np.testing.assert_array_equal(probas[3][1], probas[0][1])
+
+
+def test_rows_missing_one_task_still_train_the_others(data):
+    X, Y = data
+    missing = np.random.default_rng(0).random(300) < 0.5
+    Y_a = Y.copy()
+    Y_a[missing, 1] = -1
+    # Change task 0's labels on the rows that task 1 does not have: task 0's
+    # model must change, so those rows do train task 0.
+    Y_b = Y_a.copy()
+    Y_b[missing, 0] = 1 - Y_b[missing, 0]
+    a = MultiTaskMMoEClassifier(**SMALL).fit(X, Y_a)
+    b = MultiTaskMMoEClassifier(**SMALL).fit(X, Y_b)
+    assert not np.array_equal(a.predict_proba(X)[0], b.predict_proba(X)[0])
+
+
+def test_sparse_task_learns_from_rows_it_has(data):
+    X, Y = data
+    Y_sparse = Y.copy()
+    Y_sparse[50:, 1] = -1
+    clf = MultiTaskMMoEClassifier(**SMALL).fit(X, Y_sparse)
+    assert clf.history_[-1]["train_loss_task1"] > 0
+    # The score ignores the unlabelled entries.
+    acc0 = np.mean(clf.predict(X)[:, 0] == Y[:, 0])
+    acc1 = np.mean(clf.predict(X[:50])[:, 1] == Y[:50, 1])
+    assert clf.score(X, Y_sparse) == pytest.approx((acc0 + acc1) / 2)
+
+
+def test_missing_label_none_allows_minus_one_as_class(data):
+    X, Y = data
+    Y_pm = np.where(Y == 1, 1, -1)
+    clf = MultiTaskMMoEClassifier(**SMALL, missing_label=None).fit(X, Y_pm)
+    assert [c.tolist() for c in clf.classes_] == [[-1, 1], [-1, 1]]
+
+
+# ---------------------------------------------------------------------------
+# Training options
+# ---------------------------------------------------------------------------
+
+
+def test_zero_task_weight_means_the_task_does_not_train(data):
+    X, Y = data
+    params = dict(SMALL, task_weights=[1.0, 0.0])
+    a = MultiTaskMMoEClassifier(**params).fit(X, Y)
+    Y_other = Y.copy()
+    Y_other[:, 1] = np.random.default_rng(1).integers(0, 2, 300)
+    b = MultiTaskMMoEClassifier(**params).fit(X, Y_other)
+    np.testing.assert_array_equal(a.predict_proba(X)[0], b.predict_proba(X)[0])
+    c = MultiTaskMMoEClassifier(**dict(SMALL, task_weights={"task1": 0.0})).fit(X, Y)
+    np.testing.assert_array_equal(a.predict_proba(X)[0], c.predict_proba(X)[0])
+
+
+def test_class_weight_balanced_raises_minority_recall():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((600, 4)).astype(np.float32)
+    Y = np.column_stack(
+        [(X[:, 0] + rng.normal(0, 1, 600) > 1.6), (X[:, 1] > 0)]
+    ).astype(int)
+    params = dict(SMALL, max_epochs=10, lr=5e-3)
+    plain = MultiTaskMMoEClassifier(**params).fit(X, Y)
+    balanced = MultiTaskMMoEClassifier(**params, class_weight="balanced").fit(X, Y)
+    per_task = MultiTaskMMoEClassifier(
+        **params, class_weight=[{0: 1.0, 1: 10.0}, None]
+    ).fit(X, Y)
+    positives = Y[:, 0] == 1
+    recall = [m.predict(X)[positives, 0].mean() for m in (plain, balanced, per_task)]
+    assert recall[1] > recall[0] + 0.2 and recall[2] > recall[0] + 0.2
+    w = balanced.net_.criterion_.class_weights[0].numpy()
+    np.testing.assert_allclose(w, 600 / (2 * np.bincount(Y[:, 0])), rtol=1e-6)
+
+
+def test_early_stopping_restores_the_best_epoch():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((200, 10)).astype(np.float32)
+    Y = rng.integers(0, 2, (200, 2))  # pure noise: validation loss rises
+
+    class Snapshots(Callback):
+        def initialize(self):
+            self.states = []
+            return self
+
+        def on_epoch_end(self, net, **kwargs):
+            self.states.append(
+                {k: v.clone() for k, v in net.module_.state_dict().items()}
+            )
+
+    clf = MultiTaskMMoEClassifier(
+        **dict(SMALL, max_epochs=60, lr=0.02),
+        early_stopping=True,
+        n_iter_no_change=3,
+        callbacks=[Snapshots()],
+    ).fit(X, Y)
+    assert clf.n_iter_ < 60
+    valid = [epoch["valid_loss"] for epoch in clf.history_]
+    assert all("valid_loss_task1" in epoch for epoch in clf.history_)
+    best = int(np.argmin(valid))
+    assert best < clf.n_iter_ - 1
+    (snapshots,) = [cb for _, cb in clf.net_.callbacks_ if isinstance(cb, Snapshots)]
+    for name, value in clf.module_.state_dict().items():
+        assert torch.equal(value, snapshots.states[best][name]), name
+    # The callback given as a parameter is left untouched.
+    assert not hasattr(clf.callbacks[0], "states")
+
+
+def test_warm_start_continues_training(data):
+    X, Y = data
+    clf = MultiTaskMMoEClassifier(**SMALL, warm_start=True).fit(X, Y)
+    module = clf.module_
+    first = clf.history_[-1]["train_loss"]
+    clf.fit(X, Y)
+    assert clf.module_ is module and clf.n_iter_ == 6
+    assert clf.history_[-1]["train_loss"] < first
+    cold = MultiTaskMMoEClassifier(**SMALL).fit(X, Y)
+    assert cold.n_iter_ == 3
+
+
+def test_partial_fit_runs_one_epoch_per_call(data):
+    X, Y = data
+    clf = MultiTaskMMoEClassifier(**SMALL)
+    with pytest.raises(ValueError, match="classes must be passed"):
+        clf.partial_fit(X, Y)
+    # The first chunk lacks class 1 of task 0: fine, classes are given.
+    chunk = Y[:, 0] == 0
+    clf.partial_fit(X[chunk], Y[chunk], classes=[[0, 1], [0, 1]])
+    assert clf.n_iter_ == 1
+    clf.partial_fit(X, Y)
+    clf.partial_fit(X, Y)
+    assert clf.n_iter_ == 3
+    assert [c.tolist() for c in clf.classes_] == [[0, 1], [0, 1]]
+    before = _state(clf)
+    with pytest.raises(ValueError, match=r"labels \[2\] that are not in its classes"):
+        clf.partial_fit(X, Y + 1)
+    with pytest.raises(ValueError, match="same tasks and classes"):
+        clf.partial_fit(X, Y[:, :1])
+    _assert_same_state(before, _state(clf))
+
+
+def test_reproducible_and_leaves_global_rng_alone(data):
+    X, Y = data
+    torch.manual_seed(123)
+    expected_next = torch.rand(1)
+    torch.manual_seed(123)
+    a = MultiTaskMMoEClassifier(**dict(SMALL, dropout=0.2, gate_dropout=0.2)).fit(X, Y)
+    assert torch.equal(torch.rand(1), expected_next)
+    b = MultiTaskMMoEClassifier(**dict(SMALL, dropout=0.2, gate_dropout=0.2)).fit(X, Y)
+    for pa, pb in zip(a.predict_proba(X), b.predict_proba(X), strict=True):
+        np.testing.assert_array_equal(pa, pb)
+    c = MultiTaskMMoEClassifier(**dict(SMALL, random_state=1)).fit(X, Y)
+    assert not np.array_equal(a.predict_proba(X)[0], c.predict_proba(X)[0])
+
+
+def test_sparse_and_float64_input_give_the_same_model(data):
+    X, Y = data
+    X_sparse = X.copy()
+    X_sparse[np.abs(X_sparse) < 0.5] = 0
+    dense = MultiTaskMMoEClassifier(**SMALL).fit(X_sparse, Y)
+    for X_other in (
+        sp.csr_matrix(X_sparse),
+        sp.csc_matrix(X_sparse),
+        X_sparse.astype(np.float64),
+    ):
+        other = MultiTaskMMoEClassifier(**SMALL).fit(X_other, Y)
+        np.testing.assert_array_equal(
+            other.predict_proba(X_other)[0], dense.predict_proba(X_sparse)[0]
+        )
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        dict(n_experts=1),  # Shared-Bottom
+        dict(shared_gate=True),  # One-gate MoE
+        dict(n_task_experts=2),  # CGC
+        dict(n_task_experts=1, n_levels=2),  # PLE
+        dict(optimizer="sgd", lr=0.05, weight_decay=1e-4, dropout=0.1),
+        dict(optimizer=torch.optim.AdamW),
+        dict(tower_hidden_layer_sizes=()),
+    ],
+)
+def test_model_family_and_options_fit(data, params):
+    X, Y = data
+    clf = MultiTaskMMoEClassifier(**dict(SMALL, **params)).fit(X, Y)
+    gates = clf.gate_weights(X)
+    n_experts = params.get("n_experts", 3) + 2 * params.get("n_task_experts", 0)
+    assert gates.shape == (300, 2, n_experts)
+    if params.get("shared_gate"):
+        np.testing.assert_array_equal(gates[:, 0], gates[:, 1])
+    assert np.isfinite(clf.history_[-1]["train_loss"])
+
+
+def test_verbose_prints_per_task_losses(data, capsys):
+    X, Y = data
+    MultiTaskMMoEClassifier(**SMALL).fit(X, Y)
+    assert capsys.readouterr().out == ""
+    MultiTaskMMoEClassifier(**dict(SMALL, verbose=1)).fit(X, Y)
+    out = capsys.readouterr().out
+    for word in ("train_loss", "train_loss_task0", "train_loss_task1", "dur"):
+        assert word in out
+    assert len(out.strip().splitlines()) == 2 + 3  # header, rule, 3 epochs
+
+
+def test_pickle_clone_and_params(fitted, data):
+    X, _ = data
+    restored = pickle.loads(pickle.dumps(fitted))
+    for a, b in zip(restored.predict_proba(X), fitted.predict_proba(X), strict=True):
+        np.testing.assert_array_equal(a, b)
+    fresh = clone(fitted)
+    assert not hasattr(fresh, "module_")
+    assert fresh.get_params() == fitted.get_params()
+    fresh.set_params(n_experts=5, lr=0.1)
+    assert fresh.n_experts == 5 and fresh.lr == 0.1
+
+
+class _CorruptingSGD(torch.optim.SGD):
+    """An optimizer whose steps turn the weights into NaN (a diverging fit)."""
+
+    def step(self, closure=None):
+        loss = super().step(closure)
+        with torch.no_grad():
+            for group in self.param_groups:
+                for param in group["params"]:
+                    param.fill_(float("nan"))
+        return loss
+
+
+def test_diverging_training_is_an_error_and_keeps_the_fitted_model(fitted, data):
+    X, Y = data
+    before = _state(fitted)
+    with pytest.raises(ValueError, match="diverged"):
+        clone(fitted).set_params(optimizer=_CorruptingSGD).fit(X, Y)
+    with pytest.raises(ValueError, match="diverged"):
+        fitted.set_params(optimizer=_CorruptingSGD).fit(X, Y)
+    fitted.set_params(optimizer=SMALL.get("optimizer", "adam"))
+    _assert_same_state(before, _state(fitted))
+    assert np.isfinite(fitted.predict_proba(X)[0]).all()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_fit_is_reproducible(data):  # pragma: no cover - needs a GPU
+    X, Y = data
+    a = MultiTaskMMoEClassifier(**SMALL, device="cuda").fit(X, Y)
+    b = MultiTaskMMoEClassifier(**SMALL, device="cuda").fit(X, Y)
+    assert next(a.module_.parameters()).is_cuda
+    np.testing.assert_array_equal(a.predict_proba(X)[0], b.predict_proba(X)[0])
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is available")
+def test_cuda_without_gpu_is_a_clear_error(data):
+    X, Y = data
+    with pytest.raises(ValueError, match="CUDA is not available"):
+        MultiTaskMMoEClassifier(**SMALL, device="cuda").fit(X, Y)
+
+
+# ---------------------------------------------------------------------------
+# Bad input
+# ---------------------------------------------------------------------------
+
+
+def _with_nan(X):
+    X = X.copy()
+    X[3, 2] = np.nan
+    return X
+
+
+def _with_inf(X):
+    X = X.copy()
+    X[0, 0] = np.inf
+    return X
+
+
+@pytest.mark.parametrize(
+    "make_bad, match",
+    [
+        (lambda X, Y: (_with_nan(X), Y), "NaN"),
+        (lambda X, Y: (_with_inf(X), Y), "infinity"),
+        (lambda X, Y: (X[:-1], Y), "inconsistent numbers of samples"),
+        (lambda X, Y: (X[:0], Y[:0]), "0 sample"),
+        (
+            lambda X, Y: (X, np.column_stack([Y[:, 0], np.full(len(Y), -1)])),
+            "no labelled rows",
+        ),
+        (
+            lambda X, Y: (X, np.column_stack([Y[:, 0], np.ones(len(Y), int)])),
+            "only one class",
+        ),
+        (lambda X, Y: (X, Y + X[:, :2]), "Unknown label type"),
+    ],
+)
+def test_bad_fit_input_leaves_fitted_model_unchanged(fitted, data, make_bad, match):
+    X, Y = data
+    before = _state(fitted)
+    X_bad, Y_bad = make_bad(X, Y)
+    with pytest.raises(ValueError, match=match):
+        fitted.fit(X_bad, Y_bad)
+    _assert_same_state(before, _state(fitted))
+    assert fitted.predict(X[:5]).shape == (5, 2)
+
+
+@pytest.mark.parametrize(
+    "params, match",
+    [
+        (dict(n_experts=0), "n_experts"),
+        (dict(lr=-1.0), "lr"),
+        (dict(max_epochs=0), "max_epochs"),
+        (dict(batch_size=0), "batch_size"),
+        (dict(task_weights=[1.0]), "task_weights"),
+        (dict(task_weights=[1.0, -1.0]), "task_weights"),
+        (dict(task_weights=[0.0, 0.0]), "task_weights"),
+        (dict(task_weights={"click": 2.0}), "task_weights"),
+        (dict(class_weight=[None]), "class_weight"),
+        (dict(class_weight={0: 1.0, 1: 2.0}), "class_weight"),
+        (dict(class_weight=[{0: 1.0, 7: 2.0}, None]), "class_weight"),
+        (dict(class_weight="auto"), "class_weight"),
+        (dict(gate_dropout=1.0), "gate_dropout"),
+        (dict(validation_fraction=1.5), "validation_fraction"),
+        (dict(expert_hidden_layer_sizes=(8, 0)), "expert_hidden_layer_sizes"),
+        (dict(expert_hidden_layer_sizes=()), "expert_hidden_layer_sizes"),
+        (dict(shared_gate=True, n_task_experts=1), "shared_gate"),
+        (dict(optimizer="lbfgs"), "optimizer"),
+        (dict(optimizer=dict), "optimizer"),
+        (dict(device="tpu:x"), "device"),
+    ],
+)
+def test_invalid_parameters(fitted, data, params, match):
+    X, Y = data
+    before = _state(fitted)
+    with pytest.raises(ValueError, match=match):
+        clone(fitted).set_params(**params).fit(X, Y)
+    bad = pickle.loads(pickle.dumps(fitted)).set_params(**params)
+    with pytest.raises(ValueError, match=match):
+        bad.fit(X, Y)
+    _assert_same_state(before, _state(fitted))
+
+
+def test_predict_input_errors(fitted, data):
+    X, Y = data
+    before = _state(fitted)
+    with pytest.raises(
+        ValueError, match="X has 5 features, but MultiTaskMMoEClassifier is expecting 6"
+    ):
+        fitted.predict(X[:, :5])
+    with pytest.raises(ValueError, match="NaN"):
+        fitted.predict_proba(_with_nan(X))
+    with pytest.raises(ValueError, match="0 sample"):
+        fitted.gate_weights(X[:0])
+    with pytest.raises(ValueError, match="1 task.*fitted on 2"):
+        fitted.score(X, Y[:, 0])
+    _assert_same_state(before, _state(fitted))
+
+
+def test_dataframe_column_names_are_checked(data):
+    X, Y = data
+    X_df = pd.DataFrame(X, columns=[f"f{i}" for i in range(6)])
+    clf = MultiTaskMMoEClassifier(**SMALL).fit(X_df, Y)
+    with pytest.raises(ValueError, match="feature names should match"):
+        clf.predict(X_df.rename(columns={"f0": "other"}))
+    # Same names in another order are also an error, not a silent shuffle.
+    with pytest.raises(ValueError, match="feature names"):
+        clf.predict(X_df[X_df.columns[::-1]])
+
+
+def test_not_fitted():
+    clf = MultiTaskMMoEClassifier()
+    for method in ("predict", "predict_proba", "gate_weights"):
+        with pytest.raises(NotFittedError):
+            getattr(clf, method)(np.zeros((2, 3)))
+
+
+def test_early_stopping_needs_enough_rows():
+    X = np.zeros((2, 3), dtype=np.float32)
+    clf = MultiTaskMMoEClassifier(early_stopping=True, validation_fraction=0.9)
+    with pytest.raises(ValueError, match="early_stopping.*n_samples=2"):
+        clf.fit(X, np.array([[0, 1], [1, 0]]))

@@ -1,0 +1,143 @@
+"""Tests for sk_mmoe.network."""
+
+import pytest
+import torch
+from torch import nn
+
+from sk_mmoe.network import BatchedLinear, MMoENetwork, _drop_experts
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)
+
+
+def test_batched_linear_equals_one_linear_per_group():
+    layer = BatchedLinear(3, 5, 4)
+    linears = []
+    for g in range(3):
+        lin = nn.Linear(5, 4)
+        with torch.no_grad():
+            lin.weight.copy_(layer.weight[g].T)
+            lin.bias.copy_(layer.bias[g, 0])
+        linears.append(lin)
+
+    shared = torch.randn(7, 5)
+    expected = torch.stack([lin(shared) for lin in linears])
+    torch.testing.assert_close(layer(shared), expected)
+
+    per_group = torch.randn(3, 7, 5)
+    expected = torch.stack([lin(per_group[g]) for g, lin in enumerate(linears)])
+    torch.testing.assert_close(layer(per_group), expected)
+
+
+def _reference_mmoe(net, x):
+    """MMoE written with a Python loop over experts and tasks."""
+    level = net.levels[0]
+    experts = []
+    for i in range(level.n_total_experts):
+        h = x
+        for layer in level.experts.layers:
+            h = torch.relu(h @ layer.weight[i] + layer.bias[i, 0])
+        experts.append(h)
+    logits = []
+    for k in range(net.n_tasks):
+        gate = torch.softmax(
+            x @ level.task_gates.weight[k] + level.task_gates.bias[k, 0], dim=-1
+        )
+        z = sum(gate[:, [i]] * experts[i] for i in range(level.n_total_experts))
+        for layer in net.towers.layers:
+            z = torch.relu(z @ layer.weight[k] + layer.bias[k, 0])
+        out = net.tower_outputs
+        logits.append(z @ out.weight[k] + out.bias[k, 0])
+    return torch.stack(logits, dim=1)
+
+
+def test_forward_matches_the_mmoe_equations():
+    net = MMoENetwork(6, [2, 2, 2], n_experts=3, expert_hidden_layer_sizes=(8, 5))
+    x = torch.randn(10, 6)
+    torch.testing.assert_close(net(x), _reference_mmoe(net, x))
+
+
+def test_shapes_and_class_padding():
+    net = MMoENetwork(4, [2, 5, 3], n_experts=2)
+    logits, gates = net(torch.randn(6, 4), return_gates=True)
+    assert logits.shape == (6, 3, 5) and gates.shape == (6, 3, 2)
+    assert (
+        torch.isinf(logits[:, 0, 2:]).all() and torch.isfinite(logits[:, 0, :2]).all()
+    )
+    assert torch.isinf(logits[:, 2, 3:]).all() and torch.isfinite(logits[:, 1]).all()
+    proba = torch.softmax(logits, dim=-1)
+    torch.testing.assert_close(proba.sum(-1), torch.ones(6, 3))
+    torch.testing.assert_close(gates.sum(-1), torch.ones(6, 3))
+
+
+def test_shared_bottom_and_one_gate():
+    x = torch.randn(5, 4)
+    _, gates = MMoENetwork(4, [2, 2], n_experts=1)(x, return_gates=True)
+    torch.testing.assert_close(gates, torch.ones(5, 2, 1))
+
+    _, gates = MMoENetwork(4, [2, 2, 3], n_experts=4, shared_gate=True)(
+        x, return_gates=True
+    )
+    torch.testing.assert_close(gates[:, 0], gates[:, 1])
+    torch.testing.assert_close(gates[:, 0], gates[:, 2])
+    assert not torch.allclose(gates[:, 0], gates[:, 0, :1].expand(-1, 4))
+
+
+@pytest.mark.parametrize("n_levels", [1, 2, 3])
+def test_task_experts_are_private(n_levels):
+    net = MMoENetwork(4, [2, 3], n_experts=2, n_task_experts=2, n_levels=n_levels)
+    assert net.n_gate_experts == 2 + 2 * 2
+    logits, gates = net(torch.randn(9, 4), return_gates=True)
+    assert logits.shape == (9, 2, 3)
+    # Task 0 uses the shared experts and experts 2-3; task 1 experts 4-5.
+    assert (gates[:, 0, 4:] == 0).all() and (gates[:, 0, :4] > 0).all()
+    assert (gates[:, 1, 2:4] == 0).all() and (gates[:, 1, 4:] > 0).all()
+    torch.testing.assert_close(gates.sum(-1), torch.ones(9, 2))
+
+
+def test_every_parameter_gets_a_gradient():
+    net = MMoENetwork(4, [2, 3], n_experts=2, n_task_experts=1, n_levels=2)
+    logits = net(torch.randn(16, 4))
+    torch.log_softmax(logits, -1)[..., 0].sum().backward()
+    for name, param in net.named_parameters():
+        assert param.grad is not None and param.grad.abs().sum() > 0, name
+
+
+def test_gate_dropout_only_in_training():
+    net = MMoENetwork(4, [2, 2], n_experts=6, gate_dropout=0.5)
+    x = torch.randn(64, 4)
+    net.train()
+    _, gates = net(x, return_gates=True)
+    torch.testing.assert_close(gates.sum(-1), torch.ones(64, 2))
+    assert (gates == 0).float().mean() > 0.3
+    net.eval()
+    _, gates = net(x, return_gates=True)
+    assert (gates > 0).all()
+
+
+def test_drop_experts_renormalises_and_never_drops_everything():
+    weights = torch.softmax(torch.randn(1000, 2, 3), dim=-1)
+    dropped = _drop_experts(weights, 0.9)
+    torch.testing.assert_close(dropped.sum(-1), torch.ones(1000, 2))
+    # Rows where every expert was dropped keep their weights.
+    all_kept = (dropped > 0).all(-1)
+    torch.testing.assert_close(dropped[all_kept], weights[all_kept])
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"n_classes": [2, 1]}, "n_classes"),
+        ({"n_classes": []}, "n_classes"),
+        ({"n_experts": 0}, "n_experts"),
+        ({"n_levels": 0}, "n_levels"),
+        ({"expert_hidden_layer_sizes": ()}, "expert_hidden_layer_sizes"),
+        ({"shared_gate": True, "n_task_experts": 1}, "shared_gate"),
+    ],
+)
+def test_invalid_arguments(kwargs, match):
+    params = {"n_features": 3, "n_classes": [2, 2], **kwargs}
+    with pytest.raises(ValueError, match=match):
+        MMoENetwork(**params)
