@@ -1,8 +1,13 @@
 """Sphinx configuration for the sk_mmoe documentation.
 
-Build (offline, warnings as errors)::
+Build (offline, warnings as errors; runs the gallery examples)::
 
     python -m sphinx -W --keep-going -b html docs docs/_build/html
+
+Add ``-D plot_gallery=0`` to skip running the examples. Run the ``testcode``
+blocks of the user guide and the docstring examples with::
+
+    python -m sphinx -b doctest -D plot_gallery=0 docs docs/_build/doctest
 
 Set ``SK_MMOE_DOCS_INTERSPHINX=1`` to enable cross-links to the NumPy,
 scikit-learn, PyTorch and skorch documentation; this fetches their object
@@ -14,13 +19,23 @@ import sys
 import warnings
 from pathlib import Path
 
+from docutils import nodes
+
 DOCS_DIR = Path(__file__).resolve().parent
 ROOT_DIR = DOCS_DIR.parent
 # Import the package from the source tree, so the docs build without an
-# install.
+# install, and the helpers of the build from sphinxext/.
 sys.path.insert(0, str(ROOT_DIR))
+sys.path.insert(0, str(DOCS_DIR / "sphinxext"))
+
+import torch
 
 import sk_mmoe
+
+# The gallery examples and doctests train small networks in this process. One
+# thread is as fast for them as several, and several threads slow down
+# badly when the CPU is shared with other jobs (parallel CI, tests).
+torch.set_num_threads(1)
 
 # -- Project information ------------------------------------------------------
 
@@ -63,6 +78,35 @@ if os.environ.get("SK_MMOE_DOCS_INTERSPHINX"):
         "matplotlib": ("https://matplotlib.org/stable", None),
     }
 
+# Without intersphinx, the docstrings that the estimator inherits from
+# scikit-learn (``set_params``, metadata routing...) still refer to
+# scikit-learn's glossary and user guide. Link those references to the
+# scikit-learn site directly: the URLs are stable and need no inventory.
+SKLEARN_DOCS = "https://scikit-learn.org/stable/"
+SKLEARN_LABELS = {"metadata_routing": "metadata_routing.html"}
+
+
+def _link_to_sklearn(app, env, node, contnode):
+    """Resolve scikit-learn glossary terms and labels without the network."""
+    if node.get("refdomain") != "std":
+        return None
+    target = node.get("reftarget", "")
+    if node.get("reftype") == "term":
+        uri = SKLEARN_DOCS + "glossary.html#term-" + "-".join(target.lower().split())
+    elif node.get("reftype") == "ref" and target in SKLEARN_LABELS:
+        uri = SKLEARN_DOCS + SKLEARN_LABELS[target]
+    else:
+        return None
+    reference = nodes.reference("", "", internal=False, refuri=uri)
+    reference += contnode
+    return reference
+
+
+def setup(app):
+    # Called after intersphinx (when enabled), which resolves first.
+    app.connect("missing-reference", _link_to_sklearn)
+
+
 # -- autodoc / autosummary / numpydoc ----------------------------------------
 
 autosummary_generate = True
@@ -83,7 +127,8 @@ sphinx_gallery_conf = {
     "gallery_dirs": ["auto_examples"],
     "filename_pattern": r"/plot_",
     "ignore_pattern": r"__init__\.py",
-    "within_subsection_order": "FileNameSortKey",
+    # A name, not the class: Sphinx caches only picklable configuration.
+    "within_subsection_order": "gallery_order.ExamplesOrder",
     "doc_module": ("sk_mmoe",),
     "backreferences_dir": "generated/backreferences",
     # Link names in the examples to this project's API pages only; links to
