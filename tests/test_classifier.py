@@ -375,6 +375,11 @@ def test_verbose_prints_per_task_losses(data, capsys):
     for word in ("train_loss", "train_loss_task0", "train_loss_task1", "dur"):
         assert word in out
     assert len(out.strip().splitlines()) == 2 + 3  # header, rule, 3 epochs
+    # Long epochs (here 75 batches) also get a progress bar over the batches.
+    MultiTaskMMoEClassifier(**dict(SMALL, verbose=1, batch_size=4, max_epochs=1)).fit(
+        X, Y
+    )
+    assert "/75 [" in capsys.readouterr().err
 
 
 def test_pickle_clone_and_params(fitted, data):
