@@ -22,10 +22,15 @@ __all__ = ["ArrayBatches", "BatchIterator"]
 
 
 def _as_tensor(array: np.ndarray) -> torch.Tensor:
+    array = np.ascontiguousarray(array)
+    if array.flags.writeable:
+        return torch.from_numpy(array)
+    # catch_warnings swaps the global warning filters (slow, not thread-safe):
+    # only for arrays that would warn.
     with warnings.catch_warnings():
         # Read-only arrays are fine: batches are copied, never written to.
         warnings.filterwarnings("ignore", message=".*not writable.*")
-        return torch.from_numpy(np.ascontiguousarray(array))
+        return torch.from_numpy(array)
 
 
 class ArrayBatches(Dataset):

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
 from sklearn.metrics import accuracy_score
-from sklearn.utils import check_random_state
+from sklearn.utils import assert_all_finite, check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.validation import (
@@ -34,7 +34,7 @@ from skorch.callbacks import (
 from ._batches import ArrayBatches, BatchIterator
 from ._targets import MISSING_CODE, encode_targets, missing_mask, split_columns
 from .losses import MultiTaskCrossEntropy
-from .network import MMoENetwork
+from .network import MMoENetwork, _softmax_last_dim
 
 __all__ = ["MultiTaskMMoEClassifier"]
 
@@ -95,6 +95,19 @@ class _MultiTaskNet(NeuralNet):
             ("train_loss", PassthroughScoring(name="train_loss", on_train=True)),
             ("valid_loss", PassthroughScoring(name="valid_loss")),
         ]
+
+    def _set_training(self, training: bool = True) -> None:
+        # skorch calls this before every batch, and switching modes walks and
+        # sets every submodule (a few % of a small batch's step): only switch
+        # when some module is in the other mode.
+        modules = [getattr(self, name + "_") for name in self._modules + self._criteria]
+        if any(
+            sub.training != training
+            for module in modules
+            if isinstance(module, torch.nn.Module)
+            for sub in module.modules()
+        ):
+            super()._set_training(training)
 
     def on_epoch_begin(self, net: NeuralNet, **kwargs: Any) -> None:
         super().on_epoch_begin(net, **kwargs)
@@ -825,6 +838,19 @@ class MultiTaskMMoEClassifier(ClassifierMixin, BaseEstimator):
 
     def _validate_X(self, X: Any) -> Any:
         check_is_fitted(self)
+        if (
+            type(X) is np.ndarray
+            and X.dtype == np.float32
+            and X.ndim == 2
+            and X.shape[0] > 0
+            and X.shape[1] == self.n_features_in_
+            and not hasattr(self, "feature_names_in_")
+        ):
+            # validate_data would return this array unchanged after checking
+            # that it is finite; its other checks cost as much as predicting
+            # one row (online serving).
+            assert_all_finite(X, estimator_name=type(self).__name__, input_name="X")
+            return X
         return validate_data(
             self, X, reset=False, accept_sparse="csr", dtype=np.float32
         )
@@ -834,7 +860,11 @@ class MultiTaskMMoEClassifier(ClassifierMixin, BaseEstimator):
         module = self.module_
         device = next(module.parameters()).device
         was_training = module.training
-        module.eval()
+        # Switching modes walks every submodule, which costs as much as
+        # predicting one row: skip it when no dropout makes the mode matter.
+        switch_mode = getattr(module, "has_dropout", True)
+        if switch_mode:
+            module.eval()
         dataset = ArrayBatches(X)
         try:
             with torch.inference_mode():
@@ -844,7 +874,8 @@ class MultiTaskMMoEClassifier(ClassifierMixin, BaseEstimator):
                     out = module(_pad_rows(Xb).to(device), return_gates=gates)
                     yield (out[1] if gates else out)[:n_rows]
         finally:
-            module.train(was_training)
+            if switch_mode:
+                module.train(was_training)
 
     def _logits(self, X: Any) -> torch.Tensor:
         chunks = list(self._forward(X))
@@ -868,7 +899,7 @@ class MultiTaskMMoEClassifier(ClassifierMixin, BaseEstimator):
             and rows summing to 1. A single array if fitted on a 1-D ``y``.
         """
         X = self._validate_X(X)
-        proba = torch.softmax(self._logits(X), dim=-1).cpu().numpy()
+        proba = _softmax_last_dim(self._logits(X)).cpu().numpy()
         out = []
         for k, classes in enumerate(self._task_classes()):
             p = proba[:, k, : len(classes)].astype(np.float64)

@@ -197,7 +197,7 @@ class _ExtractionLevel(nn.Module):
         index: torch.Tensor | None,
         gate_dropout: float,
     ) -> torch.Tensor:
-        weights = torch.softmax(logits, dim=-1)
+        weights = _softmax_last_dim(logits)
         if gate_dropout > 0 and self.training:
             weights = _drop_experts(weights, gate_dropout)
         if index is None or index.shape[1] == self.n_total_experts:
@@ -205,6 +205,21 @@ class _ExtractionLevel(nn.Module):
         full = weights.new_zeros(*weights.shape[:2], self.n_total_experts)
         expanded = index.unsqueeze(1).expand(-1, weights.shape[1], -1)
         return full.scatter(-1, expanded, weights)
+
+
+def _softmax_last_dim(logits: torch.Tensor) -> torch.Tensor:
+    """``torch.softmax(logits, dim=-1)``, fast for a short last dimension.
+
+    On CPU, PyTorch vectorises a softmax over the last dimension only across
+    that dimension, which is slow when it is shorter than a SIMD register
+    (gates over a few experts, a few classes): several times slower than the
+    same softmax over another dimension, which is vectorised across rows.
+    """
+    if logits.device.type != "cpu" or logits.dim() < 2:
+        return torch.softmax(logits, dim=-1)
+    weights = torch.softmax(logits.transpose(-1, -2).contiguous(), dim=-2)
+    # Back to row-major: batched products downstream are slow on strided rows.
+    return weights.transpose(-1, -2).contiguous()
 
 
 def _drop_experts(weights: torch.Tensor, p: float) -> torch.Tensor:
@@ -307,6 +322,7 @@ class MMoENetwork(nn.Module):
         self.n_classes = n_classes
         self.n_tasks = len(n_classes)
         self.gate_dropout = gate_dropout
+        self.dropout = dropout
 
         levels = []
         in_features = n_features
@@ -340,6 +356,12 @@ class MMoENetwork(nn.Module):
             n_classes
         ).unsqueeze(1)
         self.register_buffer("class_padding", padding, persistent=False)
+        self._has_class_padding = bool(padding.any())
+
+    @property
+    def has_dropout(self) -> bool:
+        """Whether training mode changes the output (dropout or gate dropout)."""
+        return self.dropout > 0 or self.gate_dropout > 0
 
     @property
     def n_gate_experts(self) -> int:
@@ -375,7 +397,8 @@ class MMoENetwork(nn.Module):
             if shared_out is not None:
                 shared_input = shared_out
         logits = self.tower_outputs(self.towers(task_inputs)).transpose(0, 1)
-        logits = logits.masked_fill(self.class_padding, float("-inf"))
+        if self._has_class_padding:
+            logits = logits.masked_fill(self.class_padding, float("-inf"))
         if return_gates:
             return logits, weights.transpose(0, 1)
         return logits
