@@ -1,6 +1,7 @@
 """Tests for MultiTaskMMoEClassifier (sk_mmoe._classifier)."""
 
 import pickle
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -554,3 +555,85 @@ def test_early_stopping_needs_enough_rows():
     clf = MultiTaskMMoEClassifier(early_stopping=True, validation_fraction=0.9)
     with pytest.raises(ValueError, match="early_stopping.*n_samples=2"):
         clf.fit(X, np.array([[0, 1], [1, 0]]))
+
+
+# ---------------------------------------------------------------------------
+# Fast paths of prediction and training behave like the general code
+# ---------------------------------------------------------------------------
+
+
+def test_float32_arrays_predict_like_other_inputs(fitted, data):
+    X, _ = data
+    assert X.dtype == np.float32
+    for other in (X.astype(np.float64), X.tolist(), np.asfortranarray(X)):
+        np.testing.assert_array_equal(fitted.predict(X), fitted.predict(other))
+        for a, b in zip(
+            fitted.predict_proba(X), fitted.predict_proba(other), strict=True
+        ):
+            np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(
+        fitted.gate_weights(X), fitted.gate_weights(X.astype(np.float64))
+    )
+
+
+@pytest.mark.parametrize("bad, match", [(np.nan, "NaN"), (np.inf, "infinity")])
+def test_float32_shortcut_raises_the_same_errors(fitted, data, bad, match):
+    X, _ = data
+    X = X.copy()
+    X[2, 1] = bad
+    messages = []
+    for array in (X, X.astype(np.float64)):
+        with pytest.raises(ValueError) as info:
+            fitted.predict(array)
+        messages.append(str(info.value))
+    assert messages[0] == messages[1]
+    assert match in messages[0]
+
+
+def test_float32_shortcut_keeps_the_feature_name_warning(data):
+    X, Y = data
+    X_df = pd.DataFrame(X, columns=[f"f{i}" for i in range(X.shape[1])])
+    clf = MultiTaskMMoEClassifier(**SMALL).fit(X_df, Y)
+    with pytest.warns(UserWarning, match="does not have valid feature names"):
+        clf.predict(X)
+
+
+def test_read_only_input_predicts_without_warnings(fitted, data):
+    X = data[0].copy()
+    X.flags.writeable = False
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fitted.predict_proba(X)
+
+
+@pytest.mark.parametrize("dropout", [0.0, 0.5])
+def test_prediction_leaves_the_module_mode_as_it_was(data, dropout):
+    X, Y = data
+    clf = MultiTaskMMoEClassifier(**SMALL, dropout=dropout).fit(X, Y)
+    for mode in (True, False):
+        clf.module_.train(mode)
+        first = clf.predict_proba(X)
+        assert all(m.training == mode for m in clf.module_.modules())
+        # Deterministic: dropout is off at prediction time.
+        for a, b in zip(first, clf.predict_proba(X), strict=True):
+            np.testing.assert_array_equal(a, b)
+
+
+class _RecordModes(Callback):
+    def initialize(self):
+        self.modes = {True: set(), False: set()}
+        return self
+
+    # skorch sets the mode after on_batch_begin: record it at the batch's end.
+    def on_batch_end(self, net, batch=None, training=None, **kwargs):
+        modules = list(net.module_.modules()) + [net.criterion_]
+        self.modes[training].update(m.training for m in modules)
+
+
+def test_training_and_validation_batches_run_in_their_modes(data):
+    X, Y = data
+    clf = MultiTaskMMoEClassifier(
+        **SMALL, dropout=0.2, early_stopping=True, callbacks=[_RecordModes()]
+    ).fit(X, Y)
+    recorder = dict(clf.net_.callbacks_)["_RecordModes"]
+    assert recorder.modes == {True: {True}, False: {False}}

@@ -4,7 +4,12 @@ import pytest
 import torch
 from torch import nn
 
-from sk_mmoe.network import BatchedLinear, MMoENetwork, _drop_experts
+from sk_mmoe.network import (
+    BatchedLinear,
+    MMoENetwork,
+    _drop_experts,
+    _softmax_last_dim,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -141,3 +146,25 @@ def test_invalid_arguments(kwargs, match):
     params = {"n_features": 3, "n_classes": [2, 2], **kwargs}
     with pytest.raises(ValueError, match=match):
         MMoENetwork(**params)
+
+
+@pytest.mark.parametrize("shape", [(3, 37, 8), (5, 2), (1, 1, 4), (2, 3, 4, 5)])
+def test_softmax_last_dim_equals_torch_softmax(shape):
+    torch.manual_seed(0)
+    logits = torch.randn(*shape, dtype=torch.float64)
+    logits[..., -1] = float("-inf")  # padding, as for tasks with fewer classes
+    weights = torch.randn(*shape, dtype=torch.float64)
+    ours = logits.clone().requires_grad_()
+    ref = logits.clone().requires_grad_()
+    out, expected = _softmax_last_dim(ours), torch.softmax(ref, dim=-1)
+    torch.testing.assert_close(out, expected)
+    assert out.is_contiguous()
+    (out * weights).sum().backward()
+    (expected * weights).sum().backward()
+    torch.testing.assert_close(ours.grad, ref.grad)
+
+
+def test_has_dropout_says_whether_the_mode_matters():
+    assert not MMoENetwork(4, [2, 2]).has_dropout
+    assert MMoENetwork(4, [2, 2], dropout=0.1).has_dropout
+    assert MMoENetwork(4, [2, 2], gate_dropout=0.1).has_dropout
