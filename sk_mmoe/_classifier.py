@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
 from sklearn.metrics import accuracy_score
-from sklearn.utils import assert_all_finite, check_random_state
+from sklearn.utils import assert_all_finite, check_consistent_length, check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.validation import (
@@ -84,9 +84,19 @@ class _MultiTaskNet(NeuralNet):
     at its end, so they add no host synchronisation per batch.
     """
 
-    def __init__(self, *args: Any, task_names: Sequence[str] = (), **kwargs: Any):
+    def __init__(
+        self,
+        *args: Any,
+        task_names: Sequence[str] = (),
+        module_params: dict | None = None,
+        **kwargs: Any,
+    ):
         super().__init__(*args, **kwargs)
         self.task_names = list(task_names)
+        # The architecture the module was built with, to refuse continuing
+        # training (warm_start, partial_fit) with another one.
+        self.module_params = dict(module_params or {})
+        self._task_loss_sums = {}
 
     @property
     def _default_callbacks(self) -> list[tuple[str, Callback]]:
@@ -141,12 +151,19 @@ class _MultiTaskNet(NeuralNet):
 
 
 class _StopOnNonFinite(Callback):
-    """Stop training as soon as an epoch's training loss is not finite."""
+    """Stop training as soon as an epoch ends with a non-finite loss or weight.
+
+    The loss of an epoch is computed before its last update, so the weights
+    are checked too.
+    """
 
     def on_epoch_end(self, net: NeuralNet, **kwargs: Any) -> None:
         loss = net.history[-1, "train_loss"]
         if not np.isfinite(loss):
-            raise _NonFiniteLoss(loss)
+            raise _NonFiniteLoss(f"the training loss became {loss}")
+        finite = torch.stack([p.isfinite().all() for p in net.module_.parameters()])
+        if not bool(finite.all()):
+            raise _NonFiniteLoss("the weights became infinite or NaN")
 
 
 class _NonFiniteLoss(Exception):
@@ -270,7 +287,10 @@ class MultiTaskMMoEClassifier(ClassifierMixin, BaseEstimator):
 
     warm_start : bool, default=False
         If True, ``fit`` continues training the current network instead of
-        starting anew. The tasks and their classes must be unchanged.
+        starting anew, with the current ``lr``, ``weight_decay``,
+        ``batch_size`` and ``optimizer`` (a new optimizer class starts with a
+        fresh state). The tasks, their classes and the architecture
+        parameters must be unchanged.
 
     callbacks : list of skorch callbacks, default=None
         Extra `skorch callbacks
@@ -317,9 +337,11 @@ class MultiTaskMMoEClassifier(ClassifierMixin, BaseEstimator):
         The skorch wrapper that trained ``module_``.
 
     history_ : list of dict
-        One dict per epoch: ``train_loss`` (the weighted total),
-        ``train_loss_<task>`` for every task, ``dur`` (seconds) and, with
-        early stopping, the same ``valid_`` entries.
+        One dict per epoch: ``epoch``, ``train_loss`` (the weighted total),
+        ``train_loss_<task>`` for every task, ``dur`` (seconds),
+        ``train_batch_count`` and ``train_loss_best`` (whether the epoch
+        improved on the best loss so far) and, with early stopping, the same
+        ``valid_`` entries. Callbacks may add more.
 
     n_iter_ : int
         Number of epochs run.
@@ -504,7 +526,7 @@ class MultiTaskMMoEClassifier(ClassifierMixin, BaseEstimator):
                 "explicit class weights."
             )
         if not first_call and classes is None:
-            classes = self.classes_ if self.n_outputs_ > 1 else [self.classes_]
+            classes = self._task_classes()
         return self._fit(
             X, y, incremental=not first_call, classes=classes, epochs=1, early=False
         )
@@ -538,20 +560,12 @@ class MultiTaskMMoEClassifier(ClassifierMixin, BaseEstimator):
                 X, accept_sparse="csr", dtype=np.float32, input_name="X", estimator=self
             )
         if incremental and y is not None:
-            n_tasks = 1 if np.ndim(y) == 1 else np.shape(y)[1]
-            if n_tasks != self.n_outputs_:
-                raise ValueError(
-                    "y must have the same tasks and classes as in the first fit "
-                    f"to continue training: y has {n_tasks} task(s), the model "
-                    f"{self.n_outputs_}."
-                )
+            self._check_task_columns(y)
         targets = encode_targets(
             y, self.missing_label, n_samples=X.shape[0], classes=classes
         )
         if incremental:
             self._check_same_tasks(targets)
-        if not (targets.codes != MISSING_CODE).any(axis=1).any():
-            raise ValueError("y has no labelled entry.")
         n_classes = [len(c) for c in targets.classes]
         task_weights = self._check_task_weights(targets.task_names)
         class_weights = self._check_class_weight(targets)
@@ -564,14 +578,24 @@ class MultiTaskMMoEClassifier(ClassifierMixin, BaseEstimator):
                 f"validation_fraction={self.validation_fraction} of them, got "
                 f"n_samples={X.shape[0]}."
             )
-        self._check_module_params()
+        module_params = self._check_module_params()
+        if incremental and module_params != self.net_.module_params:
+            raise ValueError(
+                "warm_start and partial_fit continue training the fitted network, "
+                "but its architecture parameters changed since the first fit "
+                f"(from {self.net_.module_params} to {module_params}); refit with "
+                "warm_start=False."
+            )
 
         rng = check_random_state(self.random_state)
         seed = int(rng.randint(np.iinfo(np.int32).max))
         if incremental:
-            net = self.net_
+            # Train a copy, published only if training succeeds: a failed call
+            # leaves the fitted network as it was.
+            net = copy.deepcopy(self.net_)
             # A new seed per call, so successive calls see new batch orders.
             seed = (seed + len(net.history)) % np.iinfo(np.int32).max
+            self._update_training_params(net)
             net.criterion_.set_weights(task_weights, class_weights)
         else:
             with _seeded(seed, device):
@@ -596,9 +620,11 @@ class MultiTaskMMoEClassifier(ClassifierMixin, BaseEstimator):
                 net.partial_fit(dataset)
         except _NonFiniteLoss as exc:
             raise ValueError(
-                f"Training diverged: the training loss became {exc.args[0]}. Scale "
-                f"the features (e.g. StandardScaler) or lower lr (lr={self.lr})."
+                f"Training diverged: {exc.args[0]}. Scale the features (e.g. "
+                f"StandardScaler) or lower lr (lr={self.lr})."
             ) from None
+        # Prediction runs in eval mode; training switches back as it starts.
+        net.module_.eval()
 
         # Training succeeded: publish the new state.
         self.net_ = net
@@ -633,7 +659,8 @@ class MultiTaskMMoEClassifier(ClassifierMixin, BaseEstimator):
 
         Call it under :func:`_seeded`: it draws the initial weights.
         """
-        module = MMoENetwork(n_features, n_classes, **self._check_module_params())
+        module_params = self._check_module_params()
+        module = MMoENetwork(n_features, n_classes, **module_params)
         return _MultiTaskNet(
             module=module,
             criterion=MultiTaskCrossEntropy(n_classes, ignore_index=MISSING_CODE),
@@ -647,7 +674,20 @@ class MultiTaskMMoEClassifier(ClassifierMixin, BaseEstimator):
             train_split=None,
             device=str(device),
             task_names=task_names,
+            module_params=module_params,
         )
+
+    def _update_training_params(self, net: _MultiTaskNet) -> None:
+        """Apply the current optimisation parameters to a fitted net."""
+        net.batch_size = self.batch_size
+        net.lr = self.lr
+        net.optimizer__weight_decay = self.weight_decay
+        if net.optimizer is not self._optimizer_class():
+            net.optimizer = self._optimizer_class()
+            net.initialize_optimizer()
+        for group in net.optimizer_.param_groups:
+            group["lr"] = self.lr
+            group["weight_decay"] = self.weight_decay
 
     def _check_device(self) -> torch.device:
         try:
@@ -673,12 +713,6 @@ class MultiTaskMMoEClassifier(ClassifierMixin, BaseEstimator):
                 )
             return value
 
-        if self.shared_gate and self.n_task_experts > 0:
-            raise ValueError(
-                "shared_gate=True (One-gate MoE) cannot be combined with "
-                f"n_task_experts={self.n_task_experts}: task experts need per-task "
-                "gates."
-            )
         return dict(
             n_experts=self.n_experts,
             expert_hidden_layer_sizes=sizes(
@@ -791,8 +825,26 @@ class MultiTaskMMoEClassifier(ClassifierMixin, BaseEstimator):
                 )
         return weights
 
+    def _check_task_columns(self, y: Any) -> None:
+        """Check that ``y`` has the fitted tasks: their number and names.
+
+        A DataFrame's columns must be the fitted task names in the same
+        order, unless the model was fitted without names.
+        """
+        n_tasks = 1 if np.ndim(y) == 1 else np.shape(y)[1]
+        names = [str(c) for c in y.columns] if hasattr(y, "columns") else None
+        unnamed = self.task_names_ == [f"task{k}" for k in range(self.n_outputs_)]
+        if n_tasks != self.n_outputs_ or not (
+            names is None or unnamed or names == self.task_names_
+        ):
+            got = names if names is not None else f"{n_tasks} task(s)"
+            raise ValueError(
+                f"y must have the tasks the model was fitted on, "
+                f"{self.task_names_}, in that order; got {got}."
+            )
+
     def _check_same_tasks(self, targets: Any) -> None:
-        classes = self.classes_ if self.n_outputs_ > 1 else [self.classes_]
+        classes = self._task_classes()
         same = len(classes) == len(targets.classes) and all(
             a.shape == b.shape and np.array_equal(a, b)
             for a, b in zip(classes, targets.classes, strict=True)
@@ -859,23 +911,18 @@ class MultiTaskMMoEClassifier(ClassifierMixin, BaseEstimator):
         """Yield the logits (or gate weights) of ``X`` chunk by chunk."""
         module = self.module_
         device = next(module.parameters()).device
-        was_training = module.training
-        # Switching modes walks every submodule, which costs as much as
-        # predicting one row: skip it when no dropout makes the mode matter.
-        switch_mode = getattr(module, "has_dropout", True)
-        if switch_mode:
+        # Predict in eval mode. Fitting leaves the network in it, so this only
+        # switches (for good) after a user put the module in training mode:
+        # switching back and forth would race between concurrent predictions.
+        if module.training:
             module.eval()
         dataset = ArrayBatches(X)
-        try:
-            with torch.inference_mode():
-                for start in range(0, X.shape[0], _PREDICT_CHUNK):
-                    Xb, _ = dataset.batch(slice(start, start + _PREDICT_CHUNK))
-                    n_rows = Xb.shape[0]
-                    out = module(_pad_rows(Xb).to(device), return_gates=gates)
-                    yield (out[1] if gates else out)[:n_rows]
-        finally:
-            if switch_mode:
-                module.train(was_training)
+        with torch.inference_mode():
+            for start in range(0, X.shape[0], _PREDICT_CHUNK):
+                Xb, _ = dataset.batch(slice(start, start + _PREDICT_CHUNK))
+                n_rows = Xb.shape[0]
+                out = module(_pad_rows(Xb).to(device), return_gates=gates)
+                yield (out[1] if gates else out)[:n_rows]
 
     def _logits(self, X: Any) -> torch.Tensor:
         chunks = list(self._forward(X))
@@ -986,17 +1033,9 @@ class MultiTaskMMoEClassifier(ClassifierMixin, BaseEstimator):
             Mean per-task accuracy.
         """
         Y_pred = self.predict(X)
+        self._check_task_columns(y)
         columns, _, _ = split_columns(y)
-        if len(columns) != self.n_outputs_:
-            raise ValueError(
-                f"y has {len(columns)} task(s) but the model was fitted on "
-                f"{self.n_outputs_}."
-            )
-        if len(columns[0]) != len(Y_pred):
-            raise ValueError(
-                f"X and y have inconsistent numbers of samples: X has "
-                f"{len(Y_pred)} rows and y has {len(columns[0])}."
-            )
+        check_consistent_length(Y_pred, columns[0], sample_weight)
         Y_pred = Y_pred.reshape(len(Y_pred), -1)
         weights = None if sample_weight is None else np.asarray(sample_weight)
         scores = []

@@ -172,8 +172,8 @@ def save_model(estimator: MultiTaskMMoEClassifier, path: _Path) -> None:
     >>> save_model(clf, buffer)
     >>> _ = buffer.seek(0)
     >>> clf2 = load_model(buffer)
-    >>> (clf2.predict(X) == clf.predict(X)).all()
-    np.True_
+    >>> bool((clf2.predict(X) == clf.predict(X)).all())
+    True
     """
     if not isinstance(estimator, MultiTaskMMoEClassifier):
         raise TypeError(
@@ -354,6 +354,7 @@ def load_model(
     history = [dict(epoch) for epoch in payload["history"]]
     net.history_ = History({**epoch, "batches": []} for epoch in history)
 
+    net.module_.eval()  # As after fit: prediction never switches modes.
     estimator.net_ = net
     estimator.module_ = net.module_
     estimator.history_ = history

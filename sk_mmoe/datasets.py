@@ -690,7 +690,7 @@ def load_census_income(
             },
             index=frame.index,
         ).astype(np.int64)
-        meta = frame[["education", "marital_stat", "income", "instance_weight"]]
+        meta = frame[list(_CENSUS_META)]
         if not as_frame:
             X = np.column_stack(
                 [

@@ -5,7 +5,8 @@ over a data set (:func:`expert_utilization`), compares them between tasks
 (:func:`gate_similarity`) and plots the average as a heat map
 (:class:`ExpertUtilizationDisplay`). Each function accepts a fitted
 :class:`~sk_mmoe.MultiTaskMMoEClassifier` or a fitted
-:class:`~sklearn.pipeline.Pipeline` whose last step is one.
+:class:`~sklearn.pipeline.Pipeline` or fitted search (such as
+:class:`~sklearn.model_selection.GridSearchCV`) whose final estimator is one.
 """
 
 from __future__ import annotations
@@ -15,27 +16,12 @@ from typing import Any
 
 import numpy as np
 from scipy.special import rel_entr
-from sklearn.pipeline import Pipeline
 from sklearn.utils._param_validation import StrOptions, validate_params
 from sklearn.utils.validation import check_is_fitted
 
+from ._composition import final_estimator_and_X
+
 __all__ = ["ExpertUtilizationDisplay", "expert_utilization", "gate_similarity"]
-
-
-def _final_estimator_and_X(estimator: Any, X: Any) -> tuple[Any, Any]:
-    """Unwrap (nested) pipelines: the gated model and ``X`` as it sees it."""
-    check_is_fitted(estimator)
-    while isinstance(estimator, Pipeline):
-        if len(estimator.steps) > 1:
-            X = estimator[:-1].transform(X)
-        estimator = estimator[-1]
-    if not callable(getattr(estimator, "gate_weights", None)):
-        raise TypeError(
-            "estimator must be a fitted MultiTaskMMoEClassifier or a Pipeline "
-            f"ending in one, got {type(estimator).__name__}, which has no "
-            "gate_weights method."
-        )
-    return estimator, X
 
 
 def _expert_names(estimator: Any, n_gate_experts: int) -> list[str]:
@@ -57,8 +43,24 @@ def _expert_names(estimator: Any, n_gate_experts: int) -> list[str]:
 
 
 def _gates(estimator: Any, X: Any) -> tuple[np.ndarray, Any]:
-    estimator, X = _final_estimator_and_X(estimator, X)
-    return estimator.gate_weights(X), estimator
+    """Gate weights of the model inside ``estimator`` on ``X``, and the model."""
+    check_is_fitted(estimator)
+    model, X = final_estimator_and_X(estimator, X)
+    if not callable(getattr(model, "gate_weights", None)):
+        raise TypeError(
+            "estimator must be a fitted MultiTaskMMoEClassifier, or a Pipeline "
+            f"or fitted search ending in one, got {type(model).__name__}, which "
+            "has no gate_weights method."
+        )
+    return model.gate_weights(X), model
+
+
+def _utilization(estimator: Any, X: Any) -> tuple[np.ndarray, list[str], list[str]]:
+    """Mean gate weights on ``X``, with the task and expert names."""
+    weights, model = _gates(estimator, X)
+    utilization = weights.mean(axis=0)
+    expert_names = _expert_names(model, utilization.shape[1])
+    return utilization, list(model.task_names_), expert_names
 
 
 @validate_params(
@@ -80,10 +82,11 @@ def expert_utilization(estimator: Any, X: Any, *, as_frame: bool = False) -> Any
 
     Parameters
     ----------
-    estimator : MultiTaskMMoEClassifier or Pipeline
+    estimator : MultiTaskMMoEClassifier, Pipeline or fitted search
         A fitted :class:`~sk_mmoe.MultiTaskMMoEClassifier`, or a fitted
-        :class:`~sklearn.pipeline.Pipeline` whose last step is one; ``X`` is
-        then transformed by the steps before it.
+        :class:`~sklearn.pipeline.Pipeline` whose last step is one (``X`` is
+        then transformed by the steps before it), or a fitted search such as
+        :class:`~sklearn.model_selection.GridSearchCV` over either.
 
     X : {array-like, sparse matrix, DataFrame} of shape (n_samples, n_features)
         Input samples over which the gate weights are averaged.
@@ -131,8 +134,7 @@ def expert_utilization(estimator: Any, X: Any, *, as_frame: bool = False) -> Any
     >>> expert_utilization(clf, X, as_frame=True).index.tolist()
     ['task0', 'task1']
     """
-    weights, final = _gates(estimator, X)
-    utilization = weights.mean(axis=0)
+    utilization, task_names, expert_names = _utilization(estimator, X)
     if not as_frame:
         return utilization
     try:
@@ -144,8 +146,8 @@ def expert_utilization(estimator: Any, X: Any, *, as_frame: bool = False) -> Any
         ) from exc
     return pd.DataFrame(
         utilization,
-        index=pd.Index(final.task_names_, name="task"),
-        columns=pd.Index(_expert_names(final, utilization.shape[1]), name="expert"),
+        index=pd.Index(task_names, name="task"),
+        columns=pd.Index(expert_names, name="expert"),
     )
 
 
@@ -190,10 +192,11 @@ def gate_similarity(
 
     Parameters
     ----------
-    estimator : MultiTaskMMoEClassifier or Pipeline
+    estimator : MultiTaskMMoEClassifier, Pipeline or fitted search
         A fitted :class:`~sk_mmoe.MultiTaskMMoEClassifier`, or a fitted
-        :class:`~sklearn.pipeline.Pipeline` whose last step is one; ``X`` is
-        then transformed by the steps before it.
+        :class:`~sklearn.pipeline.Pipeline` whose last step is one (``X`` is
+        then transformed by the steps before it), or a fitted search such as
+        :class:`~sklearn.model_selection.GridSearchCV` over either.
 
     X : {array-like, sparse matrix, DataFrame} of shape (n_samples, n_features)
         Input samples over which the similarity is averaged.
@@ -467,9 +470,11 @@ class ExpertUtilizationDisplay:
 
         Parameters
         ----------
-        estimator : MultiTaskMMoEClassifier or Pipeline
+        estimator : MultiTaskMMoEClassifier, Pipeline or fitted search
             A fitted :class:`~sk_mmoe.MultiTaskMMoEClassifier`, or a fitted
-            :class:`~sklearn.pipeline.Pipeline` whose last step is one.
+            :class:`~sklearn.pipeline.Pipeline` whose last step is one, or a
+            fitted search such as
+            :class:`~sklearn.model_selection.GridSearchCV` over either.
 
         X : {array-like, sparse matrix, DataFrame} of shape \
                 (n_samples, n_features)
@@ -492,16 +497,11 @@ im_kw, text_kw
             The plotted display.
         """
         _check_matplotlib(f"{cls.__name__}.from_estimator")
-        weights, final = _gates(estimator, X)
-        utilization = weights.mean(axis=0)
+        utilization, model_task_names, model_expert_names = _utilization(estimator, X)
         display = cls(
             utilization,
-            task_names=final.task_names_ if task_names is None else task_names,
-            expert_names=(
-                _expert_names(final, utilization.shape[1])
-                if expert_names is None
-                else expert_names
-            ),
+            task_names=model_task_names if task_names is None else task_names,
+            expert_names=(model_expert_names if expert_names is None else expert_names),
         )
         return display.plot(
             ax=ax,

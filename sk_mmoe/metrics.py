@@ -32,8 +32,10 @@ from sklearn.metrics import (
     recall_score,
     roc_auc_score,
 )
+from sklearn.utils import check_consistent_length
 from sklearn.utils.validation import check_is_fitted
 
+from ._composition import final_estimator
 from ._targets import missing_mask, split_columns
 
 __all__ = ["multitask_scoring", "task_scorer"]
@@ -100,17 +102,6 @@ def _metric_names() -> list[str]:
 # ---------------------------------------------------------------------------
 
 
-def _final_step(estimator: Any) -> Any:
-    """The model at the end of (nested) pipelines or a fitted search."""
-    while True:
-        if hasattr(estimator, "steps"):
-            estimator = estimator.steps[-1][1]
-        elif hasattr(estimator, "best_estimator_"):
-            estimator = estimator.best_estimator_
-        else:
-            return estimator
-
-
 @dataclass(frozen=True)
 class _Tasks:
     """The tasks of a fitted model, as the scorers see them."""
@@ -122,7 +113,7 @@ class _Tasks:
 
     @classmethod
     def of(cls, estimator: Any, Y_names: list[str] | None) -> _Tasks:
-        model = _final_step(estimator)
+        model = final_estimator(estimator)
         check_is_fitted(model)
         classes = getattr(model, "classes_", None)
         if classes is None:
@@ -263,6 +254,14 @@ class _TaskScorer:
         k = tasks.index(self.task)
         name, classes = tasks.names[k], tasks.classes[k]
         y = _task_labels(columns, Y_names, tasks, k)
+        check_consistent_length(X, y)
+        if sample_weight is not None:
+            sample_weight = np.asarray(sample_weight)
+            if sample_weight.shape != (len(y),):
+                raise ValueError(
+                    f"sample_weight must have shape ({len(y)},), one weight per "
+                    f"row of X and Y, got shape {sample_weight.shape}."
+                )
         labelled = ~missing_mask(y, tasks.missing_label)
         if not labelled.any():
             return _undefined(
@@ -274,14 +273,7 @@ class _TaskScorer:
         response = responses[method]
         if not tasks.single:
             response = response[k] if method == "predict_proba" else response[:, k]
-        if len(response) != len(y):
-            raise ValueError(
-                f"X and Y have inconsistent numbers of samples: X has "
-                f"{len(response)} rows and Y has {len(y)}."
-            )
-        weights = None
-        if sample_weight is not None:
-            weights = np.asarray(sample_weight)[labelled]
+        weights = None if sample_weight is None else sample_weight[labelled]
         # Labels as plain arrays: an object column of a DataFrame (or of the
         # predictions of tasks with different label types) becomes ints,
         # bools or strings again, which scikit-learn's metrics recognise.

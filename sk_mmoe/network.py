@@ -322,7 +322,6 @@ class MMoENetwork(nn.Module):
         self.n_classes = n_classes
         self.n_tasks = len(n_classes)
         self.gate_dropout = gate_dropout
-        self.dropout = dropout
 
         levels = []
         in_features = n_features
@@ -357,11 +356,6 @@ class MMoENetwork(nn.Module):
         ).unsqueeze(1)
         self.register_buffer("class_padding", padding, persistent=False)
         self._has_class_padding = bool(padding.any())
-
-    @property
-    def has_dropout(self) -> bool:
-        """Whether training mode changes the output (dropout or gate dropout)."""
-        return self.dropout > 0 or self.gate_dropout > 0
 
     @property
     def n_gate_experts(self) -> int:

@@ -284,13 +284,58 @@ def test_early_stopping_restores_the_best_epoch():
 def test_warm_start_continues_training(data):
     X, Y = data
     clf = MultiTaskMMoEClassifier(**SMALL, warm_start=True).fit(X, Y)
-    module = clf.module_
+    weights = {k: v.clone() for k, v in clf.module_.state_dict().items()}
     first = clf.history_[-1]["train_loss"]
     clf.fit(X, Y)
-    assert clf.module_ is module and clf.n_iter_ == 6
+    assert clf.n_iter_ == 6 and len(clf.history_) == 6
     assert clf.history_[-1]["train_loss"] < first
+    # The second call started from the first call's weights: its first epoch
+    # is far closer to the end of the first call than a fresh start is.
     cold = MultiTaskMMoEClassifier(**SMALL).fit(X, Y)
     assert cold.n_iter_ == 3
+    fresh_start = cold.history_[0]["train_loss"]
+    assert abs(clf.history_[3]["train_loss"] - first) < abs(fresh_start - first)
+    assert any(
+        not torch.equal(v, clf.module_.state_dict()[k]) for k, v in weights.items()
+    )
+
+
+def test_warm_start_uses_the_new_optimisation_parameters(data):
+    X, Y = data
+    clf = MultiTaskMMoEClassifier(**SMALL, warm_start=True).fit(X, Y)
+    clf.set_params(lr=0.05, weight_decay=0.01, batch_size=100).fit(X, Y)
+    for group in clf.net_.optimizer_.param_groups:
+        assert group["lr"] == 0.05 and group["weight_decay"] == 0.01
+    assert clf.history_[-1]["train_batch_count"] == 3  # 300 rows / 100
+    clf.set_params(optimizer="sgd").fit(X, Y)
+    assert isinstance(clf.net_.optimizer_, torch.optim.SGD)
+
+    before = _state(clf)
+    with pytest.raises(ValueError, match="architecture parameters changed"):
+        clf.set_params(n_experts=5).fit(X, Y)
+    _assert_same_state(before, _state(clf))
+
+
+def test_continuing_training_with_one_column_y(data):
+    X, Y = data
+    clf = MultiTaskMMoEClassifier(**SMALL, warm_start=True).fit(X, Y[:, :1])
+    clf.fit(X, Y[:, :1])
+    clf.partial_fit(X, Y[:, :1])
+    assert clf.n_iter_ == 7 and clf.predict(X).shape == (300, 1)
+
+
+def test_task_columns_are_matched_by_name(data):
+    X, Y = data
+    Y_df = pd.DataFrame({"click": Y[:, 0], "share": np.where(Y[:, 1], "y", "n")})
+    clf = MultiTaskMMoEClassifier(**SMALL, warm_start=True).fit(X, Y_df)
+    assert 0 <= clf.score(X, Y_df) <= 1
+    before = _state(clf)
+    for call in (clf.score, clf.fit, clf.partial_fit):
+        with pytest.raises(ValueError, match=r"tasks the model was fitted on"):
+            call(X, Y_df[["share", "click"]])
+    _assert_same_state(before, _state(clf))
+    # Arrays are taken by position.
+    assert clf.score(X, Y_df.to_numpy()) == clf.score(X, Y_df)
 
 
 def test_partial_fit_runs_one_epoch_per_call(data):
@@ -309,7 +354,7 @@ def test_partial_fit_runs_one_epoch_per_call(data):
     before = _state(clf)
     with pytest.raises(ValueError, match=r"labels \[2\] that are not in its classes"):
         clf.partial_fit(X, Y + 1)
-    with pytest.raises(ValueError, match="same tasks and classes"):
+    with pytest.raises(ValueError, match="tasks the model was fitted on"):
         clf.partial_fit(X, Y[:, :1])
     _assert_same_state(before, _state(clf))
 
@@ -417,6 +462,14 @@ def test_diverging_training_is_an_error_and_keeps_the_fitted_model(fitted, data)
     fitted.set_params(optimizer=SMALL.get("optimizer", "adam"))
     _assert_same_state(before, _state(fitted))
     assert np.isfinite(fitted.predict_proba(X)[0]).all()
+    # Continued training that diverges leaves the fitted network as it was.
+    warm = pickle.loads(pickle.dumps(fitted)).set_params(warm_start=True)
+    before = _state(warm)
+    for call in (warm.fit, warm.partial_fit):
+        warm.set_params(optimizer=_CorruptingSGD)
+        with pytest.raises(ValueError, match="diverged"):
+            call(X, Y)
+        _assert_same_state(before, _state(warm))
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
@@ -527,7 +580,7 @@ def test_predict_input_errors(fitted, data):
         fitted.predict_proba(_with_nan(X))
     with pytest.raises(ValueError, match="0 sample"):
         fitted.gate_weights(X[:0])
-    with pytest.raises(ValueError, match="1 task.*fitted on 2"):
+    with pytest.raises(ValueError, match=r"fitted on, \['task0', 'task1'\].*1 task"):
         fitted.score(X, Y[:, 0])
     _assert_same_state(before, _state(fitted))
 
@@ -607,16 +660,26 @@ def test_read_only_input_predicts_without_warnings(fitted, data):
 
 
 @pytest.mark.parametrize("dropout", [0.0, 0.5])
-def test_prediction_leaves_the_module_mode_as_it_was(data, dropout):
+def test_prediction_runs_in_eval_mode(data, dropout):
     X, Y = data
     clf = MultiTaskMMoEClassifier(**SMALL, dropout=dropout).fit(X, Y)
-    for mode in (True, False):
-        clf.module_.train(mode)
-        first = clf.predict_proba(X)
-        assert all(m.training == mode for m in clf.module_.modules())
-        # Deterministic: dropout is off at prediction time.
-        for a, b in zip(first, clf.predict_proba(X), strict=True):
+    # Fitting leaves the network in eval mode, so prediction never switches.
+    assert not any(m.training for m in clf.module_.modules())
+    expected = clf.predict_proba(X)
+    clf.module_.train()
+    for _ in range(2):  # Deterministic: dropout is off at prediction time.
+        for a, b in zip(clf.predict_proba(X), expected, strict=True):
             np.testing.assert_array_equal(a, b)
+    assert not any(m.training for m in clf.module_.modules())
+
+
+def test_nullable_integer_labels_stay_integers(data):
+    X, Y = data
+    Y_df = pd.DataFrame({"a": pd.array(Y[:, 0], dtype="Int64")})
+    Y_df.loc[::5, "a"] = pd.NA
+    clf = MultiTaskMMoEClassifier(**SMALL).fit(X, Y_df)
+    assert clf.classes_[0].dtype.kind == "i"
+    assert clf.predict(X).dtype.kind == "i"
 
 
 class _RecordModes(Callback):

@@ -6,6 +6,7 @@ from scipy.spatial.distance import jensenshannon
 from sklearn.base import BaseEstimator
 from sklearn.exceptions import NotFittedError
 from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
@@ -108,6 +109,23 @@ def test_pipeline_transforms_X_before_the_gates(data):
     )
     np.testing.assert_allclose(
         gate_similarity(pipe, X), gate_similarity(pipe[-1], scaled)
+    )
+
+
+def test_fitted_search_over_a_pipeline_is_unwrapped(data):
+    X, Y = data
+    X = X * 5.0 + 3.0
+    pipe = make_pipeline(StandardScaler(), MultiTaskMMoEClassifier(**FAST))
+    search = GridSearchCV(
+        pipe, {"multitaskmmoeclassifier__n_experts": [2, 3]}, cv=2
+    ).fit(X, Y)
+    best = search.best_estimator_
+    scaled = best[0].transform(X)
+    np.testing.assert_allclose(
+        expert_utilization(search, X), best[-1].gate_weights(scaled).mean(axis=0)
+    )
+    np.testing.assert_allclose(
+        gate_similarity(search, X), gate_similarity(best[-1], scaled)
     )
 
 

@@ -314,6 +314,15 @@ def test_task_scorer_errors_at_scoring_time(binary, mixed):
         task_scorer("f1", "colour")(clf_mixed, X_mixed, Y_mixed)
 
 
+def test_inconsistent_lengths_are_rejected_before_predicting(binary):
+    clf, X, Y = binary
+    scorer = task_scorer("roc_auc", 1)
+    with pytest.raises(ValueError, match="inconsistent numbers of samples"):
+        scorer(clf, X[:-1], Y)
+    with pytest.raises(ValueError, match=r"sample_weight must have shape \(300,\)"):
+        scorer(clf, X, Y, sample_weight=np.ones(len(X) - 1))
+
+
 def test_scorers_work_for_other_multi_output_classifiers(binary):
     _, X, Y = binary
     Y = Y.copy()

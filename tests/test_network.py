@@ -162,9 +162,3 @@ def test_softmax_last_dim_equals_torch_softmax(shape):
     (out * weights).sum().backward()
     (expected * weights).sum().backward()
     torch.testing.assert_close(ours.grad, ref.grad)
-
-
-def test_has_dropout_says_whether_the_mode_matters():
-    assert not MMoENetwork(4, [2, 2]).has_dropout
-    assert MMoENetwork(4, [2, 2], dropout=0.1).has_dropout
-    assert MMoENetwork(4, [2, 2], gate_dropout=0.1).has_dropout
