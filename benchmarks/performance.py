@@ -29,10 +29,11 @@ wait for each other (the default) can slow two-thread runs down several-fold;
 makes small operations slower on an idle machine. The policy used is printed
 and recorded.
 
-Install DeepCTR-Torch without its dependencies, so that pip leaves torch
-alone, and add ``requests``, which it imports without declaring it::
+DeepCTR-Torch (and ``requests``, which it imports without declaring it)
+come with the benchmarks extra; install torch first so that pip keeps the
+installed build::
 
-    pip install --no-deps deepctr-torch==0.3.0 && pip install requests
+    pip install torch==2.13.0 && pip install -e ".[benchmarks]"
 
 Outputs (full run): ``benchmarks/results/performance.txt`` (the printed
 tables) and ``performance.json`` (every measurement, the machine and the
