@@ -569,23 +569,26 @@ class MultiTaskMMoEClassifier(ClassifierMixin, BaseEstimator):
         n_classes = [len(c) for c in targets.classes]
         task_weights = self._check_task_weights(targets.task_names)
         class_weights = self._check_class_weight(targets)
-        if (
-            early
-            and _n_validation_rows(X.shape[0], self.validation_fraction) >= (X.shape[0])
-        ):
+        n_valid = (
+            _n_validation_rows(X.shape[0], self.validation_fraction) if early else 0
+        )
+        if n_valid >= X.shape[0]:
             raise ValueError(
                 f"early_stopping needs at least 2 samples to hold out "
                 f"validation_fraction={self.validation_fraction} of them, got "
                 f"n_samples={X.shape[0]}."
             )
-        module_params = self._check_module_params()
-        if incremental and module_params != self.net_.module_params:
-            raise ValueError(
-                "warm_start and partial_fit continue training the fitted network, "
-                "but its architecture parameters changed since the first fit "
-                f"(from {self.net_.module_params} to {module_params}); refit with "
-                "warm_start=False."
-            )
+        # A new network checks its parameters as _make_net builds it; a
+        # fitted one must keep the architecture it was built with.
+        if incremental:
+            module_params = self._check_module_params()
+            if module_params != self.net_.module_params:
+                raise ValueError(
+                    "warm_start and partial_fit continue training the fitted "
+                    "network, but its architecture parameters changed since the "
+                    f"first fit (from {self.net_.module_params} to "
+                    f"{module_params}); refit with warm_start=False."
+                )
 
         rng = check_random_state(self.random_state)
         seed = int(rng.randint(np.iinfo(np.int32).max))
@@ -603,9 +606,7 @@ class MultiTaskMMoEClassifier(ClassifierMixin, BaseEstimator):
             net.criterion.set_weights(task_weights, class_weights)
 
         dataset = ArrayBatches(X, targets.codes)
-        n_train = X.shape[0] - (
-            _n_validation_rows(X.shape[0], self.validation_fraction) if early else 0
-        )
+        n_train = X.shape[0] - n_valid
         net.train_split = _HoldOut(self.validation_fraction, seed) if early else None
         net.callbacks = self._training_callbacks(early, n_train)
         net.iterator_train__seed = seed
@@ -907,8 +908,8 @@ class MultiTaskMMoEClassifier(ClassifierMixin, BaseEstimator):
             self, X, reset=False, accept_sparse="csr", dtype=np.float32
         )
 
-    def _forward(self, X: Any, gates: bool = False) -> Iterator[torch.Tensor]:
-        """Yield the logits (or gate weights) of ``X`` chunk by chunk."""
+    def _forward(self, X: Any, gates: bool = False) -> torch.Tensor:
+        """The logits (or gate weights) of ``X``, computed chunk by chunk."""
         module = self.module_
         device = next(module.parameters()).device
         # Predict in eval mode. Fitting leaves the network in it, so this only
@@ -917,15 +918,13 @@ class MultiTaskMMoEClassifier(ClassifierMixin, BaseEstimator):
         if module.training:
             module.eval()
         dataset = ArrayBatches(X)
+        chunks = []
         with torch.inference_mode():
             for start in range(0, X.shape[0], _PREDICT_CHUNK):
                 Xb, _ = dataset.batch(slice(start, start + _PREDICT_CHUNK))
                 n_rows = Xb.shape[0]
                 out = module(_pad_rows(Xb).to(device), return_gates=gates)
-                yield (out[1] if gates else out)[:n_rows]
-
-    def _logits(self, X: Any) -> torch.Tensor:
-        chunks = list(self._forward(X))
+                chunks.append((out[1] if gates else out)[:n_rows])
         return chunks[0] if len(chunks) == 1 else torch.cat(chunks)
 
     def _task_classes(self) -> list[np.ndarray]:
@@ -946,7 +945,7 @@ class MultiTaskMMoEClassifier(ClassifierMixin, BaseEstimator):
             and rows summing to 1. A single array if fitted on a 1-D ``y``.
         """
         X = self._validate_X(X)
-        proba = _softmax_last_dim(self._logits(X)).cpu().numpy()
+        proba = _softmax_last_dim(self._forward(X)).cpu().numpy()
         out = []
         for k, classes in enumerate(self._task_classes()):
             p = proba[:, k, : len(classes)].astype(np.float64)
@@ -971,7 +970,7 @@ class MultiTaskMMoEClassifier(ClassifierMixin, BaseEstimator):
             ``y``.
         """
         X = self._validate_X(X)
-        codes = self._logits(X).argmax(dim=-1).cpu().numpy()
+        codes = self._forward(X).argmax(dim=-1).cpu().numpy()
         columns = [
             classes[codes[:, k]] for k, classes in enumerate(self._task_classes())
         ]
@@ -1002,8 +1001,7 @@ class MultiTaskMMoEClassifier(ClassifierMixin, BaseEstimator):
             task's own ones in task order.
         """
         X = self._validate_X(X)
-        chunks = list(self._forward(X, gates=True))
-        return torch.cat(chunks).cpu().numpy().astype(np.float64)
+        return self._forward(X, gates=True).cpu().numpy().astype(np.float64)
 
     def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
         """Mean over tasks of each task's accuracy on its labelled rows.

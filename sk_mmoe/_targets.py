@@ -117,17 +117,12 @@ def split_columns(Y: Any) -> tuple[list[np.ndarray], list[str] | None, bool]:
 
 
 def _column_values(series: Any) -> np.ndarray:
-    if not isinstance(series.dtype, np.dtype):
-        # Nullable, string and categorical dtypes: plain objects with None
-        # for missing values (to_numpy() would turn Int64 with NA into floats).
-        return series.to_numpy(dtype=object, na_value=None)
-    values = series.to_numpy()
-    if values.dtype.kind not in "biufUS":
-        # Object, string, nullable and categorical columns: plain objects,
-        # with every pandas missing value (NaN, None, pd.NA) turned into None.
-        values = values.astype(object)
-        values[series.isna().to_numpy()] = None
-    return values
+    if isinstance(series.dtype, np.dtype) and series.dtype.kind != "O":
+        return series.to_numpy()
+    # Object, string, nullable and categorical columns: plain objects, with
+    # every pandas missing value (NaN, None, pd.NA) turned into None.
+    # (to_numpy() alone would turn Int64 with NA into floats.)
+    return series.to_numpy(dtype=object, na_value=None)
 
 
 def encode_targets(
