@@ -1,8 +1,17 @@
-"""Multi-gate Mixture-of-Experts multi-task classifiers with a scikit-learn API."""
+"""Multi-gate Mixture-of-Experts multi-task models with a scikit-learn API."""
 
 from ._classifier import MultiTaskMMoEClassifier
+from ._mixed import MultiTaskMMoE
 from ._persistence import load_model, save_model
+from ._regressor import MultiTaskMMoERegressor
 
-__version__ = "0.1.0"
+__version__ = "0.2.0.dev0"
 
-__all__ = ["MultiTaskMMoEClassifier", "__version__", "load_model", "save_model"]
+__all__ = [
+    "MultiTaskMMoE",
+    "MultiTaskMMoEClassifier",
+    "MultiTaskMMoERegressor",
+    "__version__",
+    "load_model",
+    "save_model",
+]

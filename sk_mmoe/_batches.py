@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -34,14 +35,17 @@ def _as_tensor(array: np.ndarray) -> torch.Tensor:
 
 
 class ArrayBatches(Dataset):
-    """Rows of ``X`` (dense float32 or CSR) and of the encoded targets.
+    """Rows of ``X`` (dense float32 or CSR), of the targets and row weights.
 
     Parameters
     ----------
     X : ndarray of shape (n_samples, n_features) or CSR matrix
         Features, float32. Dense arrays are shared, not copied.
     y : ndarray of shape (n_samples, n_tasks), default=None
-        Encoded targets (int64).
+        Encoded targets (float32, NaN where missing).
+    sample_weight : ndarray of shape (n_samples,), default=None
+        Row weights (float32); a batch's targets are then the pair
+        ``(targets, weights)``.
     rows : ndarray of int, default=None
         Restrict the data set to these rows of ``X`` and ``y``, without
         copying them.
@@ -51,13 +55,16 @@ class ArrayBatches(Dataset):
         self,
         X: np.ndarray | sp.csr_matrix,
         y: np.ndarray | None = None,
+        sample_weight: np.ndarray | None = None,
         rows: np.ndarray | None = None,
     ) -> None:
         self.X = X
         self.y = y
+        self.sample_weight = sample_weight
         self.rows = rows
         self._X = None if sp.issparse(X) else _as_tensor(X)
         self._y = None if y is None else _as_tensor(y)
+        self._w = None if sample_weight is None else _as_tensor(sample_weight)
 
     def __len__(self) -> int:
         return self.X.shape[0] if self.rows is None else len(self.rows)
@@ -67,33 +74,35 @@ class ArrayBatches(Dataset):
         rows = np.asarray(rows, dtype=np.int64)
         if self.rows is not None:
             rows = self.rows[rows]
-        return ArrayBatches(self.X, self.y, rows)
+        return ArrayBatches(self.X, self.y, self.sample_weight, rows)
 
-    def batch(
-        self, positions: np.ndarray | slice
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Features and targets of the rows at ``positions``."""
+    def batch(self, positions: np.ndarray | slice) -> tuple[torch.Tensor, Any]:
+        """Features and targets (with the row weights, if any) at ``positions``."""
         if self.rows is not None:
             positions = self.rows[positions]
         if isinstance(positions, slice):
             # Contiguous rows: views, no copy.
-            Xb = (
-                self._X[positions]
-                if self._X is not None
-                else torch.from_numpy(self.X[positions].toarray())
-            )
-            yb = None if self._y is None else self._y[positions]
-            return Xb, yb
-        index = torch.from_numpy(positions)
+            def take(tensor):
+                return tensor[positions]
+        else:
+            index = torch.from_numpy(positions)
+
+            def take(tensor):
+                return tensor.index_select(0, index)
+
         if self._X is not None:
-            Xb = self._X.index_select(0, index)
+            Xb = take(self._X)
         else:
             Xb = torch.from_numpy(self.X[positions].toarray())
-        yb = None if self._y is None else self._y.index_select(0, index)
+        yb = None if self._y is None else take(self._y)
+        if self._w is not None:
+            yb = (yb, take(self._w))
         return Xb, yb
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, Any]:
         Xb, yb = self.batch(np.array([i]))
+        if isinstance(yb, tuple):
+            return Xb[0], tuple(part[0] for part in yb)
         return Xb[0], None if yb is None else yb[0]
 
 

@@ -1,13 +1,18 @@
-"""Save and load a fitted MultiTaskMMoEClassifier without pickle.
+"""Save and load fitted sk_mmoe estimators without pickle.
 
 The file is a :func:`torch.save` archive of tensors and plain Python values
 (None, bool, int, float, str, bytes, lists, tuples and dicts), which
 :func:`torch.load` reads with ``weights_only=True``: loading it cannot run
-code from the file.
+code from the file. The model is stored as one inner archive with its
+SHA-256 digest, so that a damaged file is refused rather than loaded as a
+different model, and every field and tensor shape is checked before the
+network is built.
 """
 
 from __future__ import annotations
 
+import hashlib
+import io
 import os
 import pickle
 import warnings
@@ -18,12 +23,24 @@ import torch
 from sklearn.utils.validation import check_is_fitted
 from skorch.history import History
 
-from ._classifier import _OPTIMIZERS, MultiTaskMMoEClassifier, _seeded
+from ._base import BaseMultiTaskMMoE
+from ._classifier import MultiTaskMMoEClassifier
+from ._mixed import MultiTaskMMoE
+from ._regressor import MultiTaskMMoERegressor
+from ._tasks import task_from_state
+from ._training import OPTIMIZERS, seeded
+from .network import MMoENetwork
 
 __all__ = ["load_model", "save_model"]
 
-_FORMAT = "sk_mmoe.MultiTaskMMoEClassifier"
-_FORMAT_VERSION = 1
+_FORMAT = "sk_mmoe.model"
+_FORMAT_VERSION = 2
+
+#: The estimators a file can hold, by class name.
+_ESTIMATORS: dict[str, type[BaseMultiTaskMMoE]] = {
+    cls.__name__: cls
+    for cls in (MultiTaskMMoEClassifier, MultiTaskMMoERegressor, MultiTaskMMoE)
+}
 
 _Path = str | os.PathLike | IO[bytes]
 
@@ -56,7 +73,7 @@ def _to_plain(value: Any, what: str) -> Any:
     )
 
 
-def _params_to_plain(estimator: MultiTaskMMoEClassifier) -> dict[str, Any]:
+def _params_to_plain(estimator: BaseMultiTaskMMoE) -> dict[str, Any]:
     params = estimator.get_params(deep=False)
     if params["callbacks"] is not None:
         warnings.warn(
@@ -68,11 +85,11 @@ def _params_to_plain(estimator: MultiTaskMMoEClassifier) -> dict[str, Any]:
         )
         params["callbacks"] = None
     if not isinstance(params["optimizer"], str):
-        names = [n for n, cls in _OPTIMIZERS.items() if cls is params["optimizer"]]
+        names = [n for n, cls in OPTIMIZERS.items() if cls is params["optimizer"]]
         if not names:
             raise ValueError(
                 f"optimizer={params['optimizer']!r} cannot be saved without "
-                f"pickle: only the optimizers {sorted(_OPTIMIZERS)} can. Save "
+                f"pickle: only the optimizers {sorted(OPTIMIZERS)} can. Save "
                 f"the model with joblib instead."
             )
         params["optimizer"] = names[0]
@@ -125,13 +142,14 @@ def _history_to_plain(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return plain
 
 
-def save_model(estimator: MultiTaskMMoEClassifier, path: _Path) -> None:
-    """Save a fitted :class:`~sk_mmoe.MultiTaskMMoEClassifier` without pickle.
+def save_model(estimator: BaseMultiTaskMMoE, path: _Path) -> None:
+    """Save a fitted sk_mmoe estimator without pickle.
 
     The file holds the estimator's parameters, what it learnt about the data
-    (the classes of every task, the task names, the number and names of the
-    features, the training history) and the state of its network and
-    optimizer, as tensors and plain Python values only.
+    (every task's type, classes or standardisation, the task names, the
+    number and names of the features, the training history) and the state of
+    its network, loss (learned task weights) and optimizer, as tensors and
+    plain Python values only, with a SHA-256 digest of that content.
     :func:`load_model` reads it back with ``torch.load(weights_only=True)``,
     which cannot execute code from the file.
 
@@ -139,7 +157,7 @@ def save_model(estimator: MultiTaskMMoEClassifier, path: _Path) -> None:
 
     Parameters
     ----------
-    estimator : MultiTaskMMoEClassifier
+    estimator : MultiTaskMMoEClassifier, MultiTaskMMoERegressor or MultiTaskMMoE
         A fitted estimator. The ``callbacks`` parameter cannot be stored: the
         loaded estimator gets ``callbacks=None`` (with a warning here). An
         ``optimizer`` given as a class is stored by its name (e.g.
@@ -175,38 +193,47 @@ def save_model(estimator: MultiTaskMMoEClassifier, path: _Path) -> None:
     >>> bool((clf2.predict(X) == clf.predict(X)).all())
     True
     """
-    if not isinstance(estimator, MultiTaskMMoEClassifier):
+    if type(estimator) not in _ESTIMATORS.values():
         raise TypeError(
-            f"save_model saves a MultiTaskMMoEClassifier, got "
+            f"save_model saves the sk_mmoe estimators {sorted(_ESTIMATORS)}, got "
             f"{type(estimator).__name__}. Save pipelines and other estimators "
             f"with joblib.dump."
         )
     check_is_fitted(estimator)
     from . import __version__
 
-    classes = estimator._task_classes()
     feature_names = getattr(estimator, "feature_names_in_", None)
-    payload = {
-        "format": _FORMAT,
-        "format_version": _FORMAT_VERSION,
-        "sk_mmoe_version": __version__,
-        "torch_version": str(torch.__version__),
+    content = {
+        "estimator": type(estimator).__name__,
         "params": _params_to_plain(estimator),
         "random_state": _random_state_to_plain(estimator.random_state),
-        # Labels with their dtype, so that ints, bools, floats and strings
-        # come back exactly as they were.
-        "classes": [{"values": c.tolist(), "dtype": c.dtype.str} for c in classes],
+        "tasks": [task.state() for task in estimator._tasks],
         "single_task": bool(estimator._single_task),
-        "task_names": [str(name) for name in estimator.task_names_],
         "n_features_in": int(estimator.n_features_in_),
         "feature_names_in": None if feature_names is None else feature_names.tolist(),
         "history": _history_to_plain(estimator.history_),
         "module_state": _to_plain(estimator.module_.state_dict(), "module_"),
+        "criterion_state": _to_plain(
+            estimator.net_.criterion_.state_dict(), "the loss"
+        ),
         "optimizer_state": _to_plain(
             estimator.net_.optimizer_.state_dict(), "the optimizer's state"
         ),
     }
-    torch.save(payload, path)
+    buffer = io.BytesIO()
+    torch.save(content, buffer)
+    data = buffer.getvalue()
+    torch.save(
+        {
+            "format": _FORMAT,
+            "format_version": _FORMAT_VERSION,
+            "sk_mmoe_version": __version__,
+            "torch_version": str(torch.__version__),
+            "sha256": hashlib.sha256(data).hexdigest(),
+            "content": data,
+        },
+        path,
+    )
 
 
 def _unpickler_reason(exc: Exception) -> str:
@@ -225,13 +252,12 @@ def _describe(path: _Path) -> str:
     return "The file object"
 
 
-def _read(path: _Path) -> dict[str, Any]:
-    name = _describe(path)
+def _torch_load(source: Any, name: str) -> Any:
     try:
         with warnings.catch_warnings():
             # torch warns about the pickle protocol of files it then refuses.
             warnings.filterwarnings("ignore", message="Detected pickle protocol")
-            payload = torch.load(path, map_location="cpu", weights_only=True)
+            return torch.load(source, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         raise ValueError(
             f"{name} is not a file written by save_model: "
@@ -247,27 +273,112 @@ def _read(path: _Path) -> dict[str, Any]:
             f"{name} is not a file written by save_model: torch.load failed "
             f"with {type(exc).__name__}: {exc}"
         ) from None
-    if not isinstance(payload, dict) or payload.get("format") != _FORMAT:
+
+
+def _read(path: _Path) -> dict[str, Any]:
+    """The verified content of a file written by :func:`save_model`."""
+    name = _describe(path)
+    outer = _torch_load(path, name)
+    if not isinstance(outer, dict) or outer.get("format") != _FORMAT:
         raise ValueError(f"{name} is not a file written by save_model.")
-    version = payload.get("format_version")
-    if not isinstance(version, int) or version > _FORMAT_VERSION:
+    version = outer.get("format_version")
+    if not isinstance(version, int) or version != _FORMAT_VERSION:
         raise ValueError(
-            f"{name} was written by sk_mmoe "
-            f"{payload.get('sk_mmoe_version')!r} in file format {version!r}, "
-            f"which this version of sk_mmoe cannot read (format "
-            f"{_FORMAT_VERSION}); upgrade sk_mmoe."
+            f"{name} was written by sk_mmoe {outer.get('sk_mmoe_version')!r} in "
+            f"file format {version!r}, which this version of sk_mmoe cannot "
+            f"read (format {_FORMAT_VERSION})."
         )
-    return payload
+    data, digest = outer.get("content"), outer.get("sha256")
+    if not isinstance(data, bytes) or not isinstance(digest, str):
+        raise ValueError(f"{name} is malformed: its content or checksum is missing.")
+    if hashlib.sha256(data).hexdigest() != digest:
+        raise ValueError(
+            f"{name} is corrupted: its content does not match its SHA-256 "
+            f"checksum. Restore the file from a backup or refit the model."
+        )
+    content = _torch_load(io.BytesIO(data), name)
+    if not isinstance(content, dict):
+        raise ValueError(f"{name} is malformed: its content is not a dict.")
+    return content
+
+
+_FIELDS: dict[str, tuple[type, ...]] = {
+    "estimator": (str,),
+    "params": (dict,),
+    "random_state": (dict, type(None)),
+    "tasks": (list,),
+    "single_task": (bool,),
+    "n_features_in": (int,),
+    "feature_names_in": (list, type(None)),
+    "history": (list,),
+    "module_state": (dict,),
+    "criterion_state": (dict,),
+    "optimizer_state": (dict,),
+}
+
+
+def _check_fields(content: dict[str, Any], name: str) -> None:
+    for field, types in _FIELDS.items():
+        if field not in content:
+            raise ValueError(f"{name} is malformed: it has no {field!r} entry.")
+        if not isinstance(content[field], types) or isinstance(
+            content[field], bool
+        ) is not (bool in types):
+            raise ValueError(
+                f"{name} is malformed: its {field!r} entry is a "
+                f"{type(content[field]).__name__}."
+            )
+    if content["estimator"] not in _ESTIMATORS:
+        raise ValueError(
+            f"{name} holds an unknown estimator {content['estimator']!r}; "
+            f"known: {sorted(_ESTIMATORS)}."
+        )
+    if not content["tasks"] or content["n_features_in"] < 1:
+        raise ValueError(f"{name} is malformed: it has no tasks or no features.")
+    names = content["feature_names_in"]
+    if names is not None and (
+        len(names) != content["n_features_in"]
+        or not all(isinstance(n, str) for n in names)
+    ):
+        raise ValueError(
+            f"{name} is malformed: its feature names are not "
+            f"{content['n_features_in']} strings."
+        )
+    if not all(isinstance(epoch, dict) for epoch in content["history"]):
+        raise ValueError(f"{name} is malformed: its history is not a list of dicts.")
+
+
+def _check_shapes(
+    expected: dict[str, Any], stored: dict[str, Any], what: str, name: str
+):
+    """Refuse stored tensors whose names or shapes differ from ``expected``."""
+    if set(expected) != set(stored):
+        raise ValueError(
+            f"The {what} in {name} do not match the network built from its "
+            f"parameters: missing {sorted(set(expected) - set(stored))}, "
+            f"unexpected {sorted(set(stored) - set(expected))}."
+        )
+    for key, tensor in expected.items():
+        value = stored[key]
+        if not isinstance(value, torch.Tensor) or value.shape != tensor.shape:
+            shape = tuple(value.shape) if isinstance(value, torch.Tensor) else value
+            raise ValueError(
+                f"The {what} in {name} do not match the network built from its "
+                f"parameters: {key!r} is {shape}, expected {tuple(tensor.shape)}."
+            )
 
 
 def load_model(
     path: _Path, device: str | torch.device | None = None
-) -> MultiTaskMMoEClassifier:
-    """Load a :class:`~sk_mmoe.MultiTaskMMoEClassifier` saved by :func:`save_model`.
+) -> BaseMultiTaskMMoE:
+    """Load an estimator saved by :func:`save_model`.
 
     The file is read with ``torch.load(weights_only=True)``, so a file that
     holds anything but tensors and plain Python values is refused and no
-    code from it is run.
+    code from it is run. Its SHA-256 checksum is verified, and every field
+    and tensor shape is checked before the network is built, so a damaged
+    or crafted file gives a ValueError, never a model that differs from the
+    saved one or a large allocation.
 
     Read more in the :ref:`User Guide <persistence>`.
 
@@ -283,19 +394,19 @@ def load_model(
 
     Returns
     -------
-    estimator : MultiTaskMMoEClassifier
+    estimator : MultiTaskMMoEClassifier, MultiTaskMMoERegressor or MultiTaskMMoE
         The fitted estimator, with the saved parameters (``callbacks=None``)
         and learnt attributes; it predicts exactly as the saved one on the
-        same device. Its training history and optimizer state are restored,
-        so that ``warm_start`` or ``partial_fit`` continue training where the
-        saved model stopped.
+        same device. Its training history, learned task weights and
+        optimizer state are restored, so that ``warm_start`` or
+        ``partial_fit`` continue training where the saved model stopped.
 
     Raises
     ------
     ValueError
-        If the file was not written by :func:`save_model`, or if the device
-        is not available (e.g. a saved ``device="cuda"`` on a machine
-        without GPU).
+        If the file was not written by :func:`save_model`, is corrupted or
+        malformed, or if the device is not available (e.g. a saved
+        ``device="cuda"`` on a machine without GPU).
 
     See Also
     --------
@@ -314,58 +425,76 @@ def load_model(
     >>> load_model(buffer, device="cpu").task_names_
     ['task0', 'task1']
     """
-    payload = _read(path)
     name = _describe(path)
-    params = dict(payload["params"])
+    content = _read(path)
+    _check_fields(content, name)
+    params = dict(content["params"])
     if device is not None:
         params["device"] = str(device)
     try:
-        estimator = MultiTaskMMoEClassifier(**params)
-    except TypeError as exc:
+        estimator = _ESTIMATORS[content["estimator"]](**params)
+        estimator._validate_params()
+        if content["random_state"] is not None:
+            estimator.random_state = _random_state_from_plain(content["random_state"])
+        tasks = [task_from_state(state) for state in content["tasks"]]
+        module_params = estimator._module_params()
+    except ValueError as exc:
+        raise ValueError(f"{name} holds invalid parameters: {exc}") from None
+    except (TypeError, KeyError, AttributeError) as exc:
         raise ValueError(
-            f"{name} holds parameters that this version of sk_mmoe does not know: {exc}"
+            f"{name} is malformed or holds parameters that this version of "
+            f"sk_mmoe does not know: {type(exc).__name__}: {exc}"
         ) from None
-    if payload["random_state"] is not None:
-        estimator.random_state = _random_state_from_plain(payload["random_state"])
     try:
         torch_device = estimator._check_device()
     except ValueError as exc:
         raise ValueError(
-            f"{exc} The model was saved with device={payload['params']['device']!r}; "
-            f"pass load_model(path, device='cpu') to load it on the CPU."
+            f"{exc} The model was saved with "
+            f"device={content['params'].get('device')!r}; pass "
+            f"load_model(path, device='cpu') to load it on the CPU."
         ) from None
 
-    classes = [np.array(c["values"], dtype=c["dtype"]) for c in payload["classes"]]
-    task_names = list(payload["task_names"])
-    n_features = payload["n_features_in"]
-    with _seeded(0, torch_device):  # The initial weights are overwritten.
-        net = estimator._make_net(
-            n_features, [len(c) for c in classes], task_names, torch_device
-        )
+    n_features = content["n_features_in"]
+    output_sizes = [task.n_outputs for task in tasks]
+    # Shapes first, on the meta device (no memory): a crafted file cannot make
+    # the real network larger than the weights it holds.
+    with torch.device("meta"):
+        shapes = MMoENetwork(n_features, output_sizes, **module_params).state_dict()
+    _check_shapes(shapes, content["module_state"], "weights", name)
+
+    criterion = estimator._make_criterion(
+        tasks,
+        estimator._check_task_weights([task.name for task in tasks]),
+        [
+            np.ones(task.n_outputs) if hasattr(task, "classes") else None
+            for task in tasks
+        ],
+    )
+    _check_shapes(
+        criterion.state_dict(), content["criterion_state"], "loss state", name
+    )
+    with seeded(0, torch_device):  # The initial weights are overwritten.
+        net = estimator._make_net(n_features, tasks, criterion, torch_device)
         net.initialize()
     try:
-        net.module_.load_state_dict(payload["module_state"])
-        net.optimizer_.load_state_dict(payload["optimizer_state"])
-    except (RuntimeError, ValueError, KeyError) as exc:
+        net.module_.load_state_dict(content["module_state"])
+        net.criterion_.load_state_dict(content["criterion_state"])
+        net.optimizer_.load_state_dict(content["optimizer_state"])
+    except (RuntimeError, ValueError, KeyError, TypeError, IndexError) as exc:
         raise ValueError(
-            f"The weights in {name} do not match the network built from its "
+            f"The state in {name} does not match the network built from its "
             f"parameters: {exc}"
         ) from None
-    history = [dict(epoch) for epoch in payload["history"]]
-    net.history_ = History({**epoch, "batches": []} for epoch in history)
-
+    net.history_ = History({**epoch, "batches": []} for epoch in content["history"])
     net.module_.eval()  # As after fit: prediction never switches modes.
-    estimator.net_ = net
-    estimator.module_ = net.module_
-    estimator.history_ = history
-    estimator.n_iter_ = len(history)
-    estimator.n_features_in_ = n_features
-    if payload["feature_names_in"] is not None:
-        estimator.feature_names_in_ = np.asarray(
-            payload["feature_names_in"], dtype=object
-        )
-    estimator.task_names_ = task_names
-    estimator.n_outputs_ = len(classes)
-    estimator._single_task = payload["single_task"]
-    estimator.classes_ = classes[0] if payload["single_task"] else classes
+    feature_names = content["feature_names_in"]
+    estimator._set_fitted_state(
+        net,
+        tasks,
+        n_features=n_features,
+        feature_names=None
+        if feature_names is None
+        else np.asarray(feature_names, dtype=object),
+        single_task=content["single_task"],
+    )
     return estimator

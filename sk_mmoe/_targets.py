@@ -1,10 +1,11 @@
-"""Validation and encoding of the multi-task target matrix ``Y``.
+"""Reading the multi-task target matrix ``Y`` column by column.
 
-Every column of ``Y`` is a classification task with its own label set. An
-entry equal to ``missing_label``, or NaN/None, means "no label for this
-task". Tasks are encoded to integer codes ``0..n_classes_k - 1`` with
-:data:`MISSING_CODE` marking the unlabelled entries, which is what the loss
-(:mod:`sk_mmoe.losses`) consumes.
+Every column of ``Y`` is a task. An entry equal to the estimator's missing
+marker (``missing_label`` / ``missing_target``), or NaN/None, means "no
+target for this task". :func:`read_targets` splits ``Y`` into columns and
+their labelled masks; the task types (:mod:`sk_mmoe._tasks`) then learn and
+apply each column's encoding, and :func:`encode_targets` assembles the float32
+matrix the loss consumes, with NaN for missing entries.
 """
 
 from __future__ import annotations
@@ -14,18 +15,15 @@ from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
-from sklearn.utils.multiclass import type_of_target
 
 __all__ = [
-    "MISSING_CODE",
-    "EncodedTargets",
+    "TargetColumns",
+    "default_task_names",
     "encode_targets",
     "missing_mask",
+    "read_targets",
     "split_columns",
 ]
-
-#: Integer code of an unlabelled entry in the encoded targets.
-MISSING_CODE = -1
 
 
 def _is_nan_scalar(value: Any) -> bool:
@@ -81,15 +79,6 @@ def _equal(a: Any, b: Any) -> bool:
         return False
 
 
-class EncodedTargets(NamedTuple):
-    """The result of :func:`encode_targets`."""
-
-    codes: np.ndarray  # (n_samples, n_tasks) int64, MISSING_CODE if unlabelled
-    classes: list[np.ndarray]  # sorted labels of each task
-    task_names: list[str]
-    is_single_task: bool  # Y was 1-D
-
-
 def split_columns(Y: Any) -> tuple[list[np.ndarray], list[str] | None, bool]:
     """Split ``Y`` into one 1-D array per task, keeping each column's dtype.
 
@@ -125,36 +114,53 @@ def _column_values(series: Any) -> np.ndarray:
     return series.to_numpy(dtype=object, na_value=None)
 
 
-def encode_targets(
+def default_task_names(n_tasks: int) -> list[str]:
+    """The names of the tasks of a ``Y`` without column names."""
+    return [f"task{k}" for k in range(n_tasks)]
+
+
+class TargetColumns(NamedTuple):
+    """The result of :func:`read_targets`."""
+
+    columns: list[np.ndarray]  # one 1-D array per task, in its own dtype
+    labelled: list[np.ndarray]  # one boolean mask per task
+    names: list[str]
+    is_single_task: bool  # Y was 1-D
+
+    def labelled_values(self, k: int) -> np.ndarray:
+        """The labelled entries of task ``k``."""
+        return self.columns[k][self.labelled[k]]
+
+
+def read_targets(
     Y: Any,
-    missing_label: Any = -1,
+    missing_label: Any = None,
     *,
     n_samples: int | None = None,
-    classes: Sequence[Any] | None = None,
-) -> EncodedTargets:
-    """Validate ``Y`` and encode every task to integer codes.
+    require_labels: bool = True,
+) -> TargetColumns:
+    """Validate ``Y`` and find the labelled entries of every task.
 
     Parameters
     ----------
     Y : array-like or DataFrame of shape (n_samples,) or (n_samples, n_tasks)
         Targets, one column per task.
-    missing_label : int, float, str or None, default=-1
-        Marker of an unlabelled entry (NaN and None always are).
+    missing_label : int, float, str or None, default=None
+        Marker of a missing entry (NaN and None always are).
     n_samples : int, default=None
         Expected number of rows (that of ``X``).
-    classes : list of array-like, default=None
-        The labels of each task. If given, every label of ``Y`` must be one of
-        them and a task may show fewer classes than listed; otherwise the
-        classes are the distinct labels of each task, at least two.
+    require_labels : bool, default=True
+        Refuse a task without any labelled entry (training needs them;
+        scoring does not).
 
     Returns
     -------
-    EncodedTargets
+    TargetColumns
     """
     if Y is None:
         raise ValueError(
             "requires y to be passed, but the target y is None: pass one column "
-            "of labels per task."
+            "of targets per task."
         )
     columns, names, is_single_task = split_columns(Y)
     if not columns:
@@ -165,82 +171,64 @@ def encode_targets(
             f"X and y have inconsistent numbers of samples: X has {n_samples} "
             f"rows and y has {n_rows}."
         )
-    if names is None:
-        names = [f"task{k}" for k in range(len(columns))]
-    if classes is not None:
-        classes = [classes] if is_single_task and _is_flat(classes) else classes
-        if len(classes) != len(columns):
-            raise ValueError(
-                f"classes must give one array of labels per task: y has "
-                f"{len(columns)} task(s), classes has {len(classes)}."
-            )
-
-    codes = np.full((n_rows, len(columns)), MISSING_CODE, dtype=np.int64)
-    task_classes = []
+    names = default_task_names(len(columns)) if names is None else names
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    if duplicates:
+        raise ValueError(
+            f"y has duplicate task names {duplicates}: every column of Y must "
+            f"have its own name."
+        )
+    labelled = []
     for k, (column, name) in enumerate(zip(columns, names, strict=True)):
-        labelled = ~missing_mask(column, missing_label)
-        values = column[labelled]
-        if values.size == 0:
+        mask = ~missing_mask(column, missing_label)
+        if require_labels and not mask.any():
             raise ValueError(
                 f"Task {name!r} (column {k} of y) has no labelled rows: every "
-                f"entry is missing (missing_label={missing_label!r}, NaN or "
-                f"None)."
+                f"entry is missing (marker {missing_label!r}, NaN or None)."
             )
-        if values.dtype == object:
-            values = _as_homogeneous(values, name)
-        _check_classification(values, name, k)
-        if classes is None:
-            task_classes_k = np.unique(values)
-            if task_classes_k.size < 2:
-                raise ValueError(
-                    f"Task {name!r} (column {k} of y) has only one class "
-                    f"({task_classes_k[0]!r}) among its labelled rows; each "
-                    f"task needs at least 2 classes."
-                )
-        else:
-            task_classes_k = np.unique(np.asarray(classes[k]))
-            if task_classes_k.size < 2:
-                raise ValueError(
-                    f"classes[{k}] (task {name!r}) must list at least 2 "
-                    f"classes, got {task_classes_k.tolist()!r}."
-                )
-            unknown = np.setdiff1d(np.unique(values), task_classes_k)
-            if unknown.size:
-                raise ValueError(
-                    f"Task {name!r} (column {k} of y) has labels "
-                    f"{unknown.tolist()!r} that are not in its classes "
-                    f"{task_classes_k.tolist()!r}."
-                )
-        codes[labelled, k] = np.searchsorted(task_classes_k, values)
-        task_classes.append(task_classes_k)
-    return EncodedTargets(codes, task_classes, names, is_single_task)
+        _check_marker_type(column[mask], missing_label, name)
+        labelled.append(mask)
+    return TargetColumns(columns, labelled, names, is_single_task)
 
 
-def _is_flat(classes: Sequence[Any]) -> bool:
-    return np.ndim(np.asarray(classes, dtype=object)) == 1 and not any(
-        np.ndim(c) for c in classes
-    )
+def _check_marker_type(values: np.ndarray, marker: Any, name: str) -> None:
+    """Refuse labels that equal the missing marker but for their type.
 
-
-def _as_homogeneous(values: np.ndarray, name: str) -> np.ndarray:
-    """Labels of an object column as a sortable array."""
-    kinds = {type(v) for v in values}
-    if all(issubclass(t, str) for t in kinds):
-        return values
-    if all(issubclass(t, numbers.Number | np.bool_) for t in kinds):
-        return np.asarray(values.tolist())
-    raise TypeError(
-        f"Task {name!r} mixes label types {sorted(t.__name__ for t in kinds)}; "
-        f"the labels of a task must be all strings or all numbers."
-    )
-
-
-def _check_classification(values: np.ndarray, name: str, k: int) -> None:
-    target_type = type_of_target(values, input_name="Y")
-    if target_type not in ("binary", "multiclass"):
+    ``"-1"`` labels with ``missing_label=-1`` (or ``-1`` with ``"-1"``) are
+    almost always a marker that was meant to match, not a class.
+    """
+    if marker is None or (isinstance(marker, float) and marker != marker):
+        return
+    if isinstance(marker, str):
+        lookalike = values.dtype.kind in "biuf" or values.dtype == object
+        text = marker.strip()
+        if lookalike and any(
+            not isinstance(v, str) and str(v) == text for v in values.tolist()
+        ):
+            raise ValueError(
+                f"Task {name!r} has the number {text} among its labels while "
+                f"the missing marker is the string {marker!r}: the two differ "
+                f"only in type. Pass the marker with the labels' type."
+            )
+        return
+    if values.dtype.kind in "OUS" and any(
+        isinstance(v, str) and v.strip() == str(marker) for v in values.tolist()
+    ):
         raise ValueError(
-            f"Unknown label type: task {name!r} (column {k} of y) has "
-            f"{target_type} values; MultiTaskMMoEClassifier needs class "
-            f"labels in every column (for example ints, bools or strings), "
-            f"not continuous targets."
+            f"Task {name!r} has the string label {str(marker)!r} while the "
+            f"missing marker is the number {marker!r}: the two differ only in "
+            f"type. Pass the marker with the labels' type (e.g. "
+            f"missing_label={str(marker)!r})."
         )
+
+
+def encode_targets(targets: TargetColumns, tasks: Sequence[Any]) -> np.ndarray:
+    """The float32 matrix of encoded targets, NaN where an entry is missing.
+
+    ``tasks`` are fitted :class:`sk_mmoe._tasks.Task` objects, one per column.
+    """
+    n_rows = len(targets.columns[0])
+    encoded = np.full((n_rows, len(tasks)), np.nan, dtype=np.float32)
+    for k, task in enumerate(tasks):
+        encoded[targets.labelled[k], k] = task.encode(targets.labelled_values(k))
+    return encoded

@@ -1,7 +1,8 @@
-"""Datasets for multi-task classification.
+"""Datasets for multi-task learning.
 
 * :func:`make_task_correlation` -- the synthetic two-task generator of Ma et
-  al. (2018), whose task relatedness is controlled by one number.
+  al. (2018), whose task relatedness is controlled by one number, with
+  continuous (regression) or binary targets.
 * :func:`load_census_income` -- the UCI Census-Income (KDD) data with the
   three binary tasks used by Ma et al. (2018), read from local files only.
 
@@ -35,7 +36,7 @@ class _TaskCorrelationParams(NamedTuple):
     weights: np.ndarray  # (n_features, 2): the columns are w1 and w2
     alpha: np.ndarray  # (n_sin,)
     beta: np.ndarray  # (n_sin,)
-    thresholds: np.ndarray  # (2,): population medians of y1 and y2
+    thresholds: np.ndarray | None  # (2,): population medians of y1 and y2
 
 
 def _check_real(value: Any, name: str, **bounds: Any) -> float:
@@ -114,7 +115,13 @@ def _make_task_correlation_params(
     n_sin: int,
     noise: float,
     rng: np.random.RandomState,
+    thresholds: bool = True,
 ) -> _TaskCorrelationParams:
+    """Draw the two tasks; ``thresholds=False`` skips the medians.
+
+    The medians are only needed for binary labels and take no random draws,
+    so both target types get the same tasks from the same ``rng``.
+    """
     # Two orthonormal directions: QR of a Gaussian matrix.
     u, _ = np.linalg.qr(rng.standard_normal((n_features, 2)))
     u1, u2 = u[:, 0], u[:, 1]
@@ -122,14 +129,16 @@ def _make_task_correlation_params(
     w2 = scale * (correlation * u1 + np.sqrt(max(0.0, 1.0 - correlation**2)) * u2)
     alpha = rng.standard_normal(n_sin)
     beta = rng.standard_normal(n_sin)
-    # ||w1|| = ||w2|| = scale, so both targets have the same distribution
-    # and hence the same median.
-    median = _population_median(scale, alpha, beta, noise)
+    median = None
+    if thresholds:
+        # ||w1|| = ||w2|| = scale, so both targets have the same distribution
+        # and hence the same median.
+        median = _population_median(scale, alpha, beta, noise)
     return _TaskCorrelationParams(
         weights=np.column_stack([w1, w2]),
         alpha=alpha,
         beta=beta,
-        thresholds=np.array([median, median]),
+        thresholds=None if median is None else np.array([median, median]),
     )
 
 
@@ -146,6 +155,8 @@ def _sample_task_correlation(
     z = X.astype(np.float64) @ params.weights
     y = _nonlinear_target(z, params.alpha, params.beta)
     y += rng.normal(0.0, noise, size=y.shape)
+    if params.thresholds is None:
+        return X, y, y
     Y = (y > params.thresholds).astype(np.int64)
     return X, Y, y
 
@@ -158,14 +169,17 @@ def make_task_correlation(
     scale: float = 1.0,
     n_sin: int = 10,
     noise: float = 0.1,
+    target_type: str = "binary",
     return_regression: bool = False,
     random_state: int | np.random.RandomState | None = None,
 ) -> tuple[np.ndarray, ...] | list[tuple[np.ndarray, ...]]:
-    r"""Generate two binary tasks whose relatedness is set by ``correlation``.
+    r"""Generate two tasks whose relatedness is set by ``correlation``.
 
-    This is the synthetic data of Ma et al. (2018), section 3.2 [1]_, turned
-    into classification. Two orthonormal vectors :math:`u_1, u_2 \in
-    \mathbb{R}^d` are drawn at random and the task weights are
+    This is the synthetic data of Ma et al. (2018), section 3.2 [1]_: two
+    regression tasks (``target_type="continuous"``, as in the paper) or
+    their binary versions (``target_type="binary"``, the default). Two
+    orthonormal vectors :math:`u_1, u_2 \in \mathbb{R}^d` are drawn at
+    random and the task weights are
 
     .. math::
 
@@ -180,9 +194,10 @@ def make_task_correlation(
         y_k = w_k^\top x + \sum_{i=1}^{m} \sin(\alpha_i w_k^\top x + \beta_i)
         + \epsilon_k, \qquad \epsilon_k \sim \mathcal{N}(0, \sigma^2),
 
-    for :math:`k = 1, 2`, and the class labels are :math:`y_k` thresholded at
-    its median. The higher :math:`p`, the more related the two tasks; the
-    sinusoids make both tasks non-linear in :math:`x`.
+    for :math:`k = 1, 2`. These are the targets returned with
+    ``target_type="continuous"``; the binary labels are :math:`y_k`
+    thresholded at its median. The higher :math:`p`, the more related the
+    two tasks; the sinusoids make both tasks non-linear in :math:`x`.
 
     Parameters
     ----------
@@ -212,8 +227,20 @@ def make_task_correlation(
         continuous target. The paper's :math:`\mathcal{N}(0, 0.01)` is read as
         a variance of 0.01, i.e. a standard deviation of 0.1.
 
+    target_type : {"binary", "continuous"}, default="binary"
+        The kind of targets ``Y``:
+
+        - ``"binary"``: class labels 0 and 1, each continuous target
+          thresholded at its median;
+        - ``"continuous"``: the continuous targets :math:`y_1, y_2`
+          themselves, i.e. the paper's two regression tasks.
+
+        For the same ``random_state`` and other parameters, both give the
+        same tasks and the same ``X``.
+
     return_regression : bool, default=False
-        If True, also return the continuous targets.
+        If True, also return the continuous targets after the binary labels.
+        Only with ``target_type="binary"``.
 
     random_state : int, RandomState instance or None, default=None
         Determines the tasks and the samples. Pass an int for reproducible
@@ -224,8 +251,10 @@ def make_task_correlation(
     X : ndarray of shape (n_samples, n_features), dtype float32
         The input samples.
 
-    Y : ndarray of shape (n_samples, 2), dtype int64
-        The binary labels of the two tasks, one column per task.
+    Y : ndarray of shape (n_samples, 2), dtype int64 or float64
+        The targets of the two tasks, one column per task: binary labels
+        (int64) or, with ``target_type="continuous"``, the continuous
+        targets (float64).
 
     Y_continuous : ndarray of shape (n_samples, 2), dtype float64
         The continuous targets :math:`y_1, y_2` before thresholding. Only
@@ -243,8 +272,9 @@ def make_task_correlation(
     Notes
     -----
     The paper leaves :math:`c`, :math:`m`, :math:`\alpha_i`, :math:`\beta_i`
-    and the sample sizes open. The defaults here are :math:`d = 100`,
-    :math:`c = 1`, :math:`m = 10` and :math:`\sigma = 0.1`, and
+    and the sample sizes open. The defaults here, for both target types,
+    are :math:`d = 100`, :math:`c = 1`, :math:`m = 10` and
+    :math:`\sigma = 0.1`, and
     :math:`\alpha_i, \beta_i \sim \mathcal{N}(0, 1)`, drawn once per call
     and shared by the two tasks, as the paper's single set of
     :math:`\alpha_i, \beta_i` is. The values of :math:`d`, :math:`c` and
@@ -260,7 +290,9 @@ def make_task_correlation(
 
     Since :math:`\|w_k\| = c` and :math:`x \sim \mathcal{N}(0, I_d)`,
     :math:`w_k^\top x \sim \mathcal{N}(0, c^2)` exactly, so both continuous
-    targets have the same one-dimensional distribution. Its median is
+    targets have the same one-dimensional distribution, and the Pearson
+    correlation of the two linear parts :math:`w_1^\top x` and
+    :math:`w_2^\top x` is :math:`p`. The median of the targets is
     computed by numerical integration rather than taken from the drawn
     samples: each label is then a fixed function of its sample, the same for
     every split, and each class has probability 1/2 (the empirical class
@@ -290,6 +322,14 @@ def make_task_correlation(
     ... )
     >>> X_train.shape, X_val.shape, X_test.shape
     ((800, 100), (100, 100), (100, 100))
+
+    The paper's regression tasks:
+
+    >>> X, Y = make_task_correlation(
+    ...     1000, correlation=0.5, target_type="continuous", random_state=0
+    ... )
+    >>> Y.shape, Y.dtype
+    ((1000, 2), dtype('float64'))
     """
     sizes, is_sequence = _check_n_samples(n_samples)
     correlation = _check_real(correlation, "correlation", min_val=-1, max_val=1)
@@ -297,12 +337,22 @@ def make_task_correlation(
     scale = _check_real(scale, "scale", min_val=0, include_boundaries="neither")
     check_scalar(n_sin, "n_sin", numbers.Integral, min_val=0)
     noise = _check_real(noise, "noise", min_val=0)
+    if target_type not in ("binary", "continuous"):
+        raise ValueError(
+            f'target_type must be "binary" or "continuous", got {target_type!r}.'
+        )
+    binary = target_type == "binary"
+    if return_regression and not binary:
+        raise ValueError(
+            'return_regression=True is only for target_type="binary": with '
+            'target_type="continuous", Y already holds the continuous targets.'
+        )
 
     rng = check_random_state(random_state)
     # Task parameters first, then the splits in order: the first split does
     # not depend on how many splits follow.
     params = _make_task_correlation_params(
-        int(n_features), correlation, scale, int(n_sin), noise, rng
+        int(n_features), correlation, scale, int(n_sin), noise, rng, binary
     )
     splits = []
     for size in sizes:

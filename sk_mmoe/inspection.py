@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 from scipy.special import rel_entr
-from sklearn.utils._param_validation import StrOptions, validate_params
 from sklearn.utils.validation import check_is_fitted
 
+from ._compat import StrOptions, validate_params
 from ._composition import final_estimator_and_X
 
 __all__ = ["ExpertUtilizationDisplay", "expert_utilization", "gate_similarity"]

@@ -1,4 +1,4 @@
-"""The multi-task loss: a weighted sum of per-task cross-entropies."""
+"""The multi-task loss: per-task losses on labelled rows, then their weighting."""
 
 from __future__ import annotations
 
@@ -8,111 +8,165 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-__all__ = ["MultiTaskCrossEntropy"]
+from .weighting import FixedWeights, LossWeighting
+
+__all__ = ["REGRESSION_LOSSES", "MultiTaskLoss"]
+
+#: Names of the per-row losses of regression tasks.
+REGRESSION_LOSSES = ("squared_error", "huber")
 
 
-class MultiTaskCrossEntropy(nn.Module):
-    r"""Weighted sum of per-task cross-entropies that skips missing labels.
+class MultiTaskLoss(nn.Module):
+    r"""Per-task losses that skip missing targets, combined by a weighting.
 
-    The loss is :math:`\sum_k \lambda_k L_k`, where :math:`L_k` is the
-    cross-entropy of task :math:`k` averaged over the rows of the batch that
-    are labelled for task :math:`k`. A task with no labelled row in the batch
-    contributes 0.
+    The loss is ``weighting(L)``, by default :math:`\sum_k \lambda_k L_k`,
+    where :math:`L_k` is task :math:`k`'s loss averaged over the rows of the
+    batch that have a target for task :math:`k` (weighted by the sample
+    weights, if any). A task with no labelled row in the batch contributes 0.
+    Classification tasks use the cross-entropy (with optional class weights
+    that multiply the loss of each row by its class's weight), regression
+    tasks the squared error or the Huber loss of the first output column.
 
     Parameters
     ----------
-    n_classes : sequence of int
-        Number of classes of each task.
-    task_weights : sequence of float, default=None
-        :math:`\lambda_k` of each task; all ones by default.
-    class_weights : sequence of sequence of float, default=None
-        For each task, one weight per class that multiplies the loss of the
-        rows of that class (sample weights, so the average is still taken
-        over the labelled rows). All ones by default.
-    ignore_index : int, default=-1
-        Target value of an unlabelled entry.
+    task_losses : sequence of {"cross_entropy", "regression"}
+        The kind of loss of each task.
+    regression_loss : {"squared_error", "huber"}, default="squared_error"
+        The loss of the regression tasks (Huber with ``delta=1`` on the
+        standardised targets).
+    weighting : LossWeighting, default=None
+        How the per-task losses are combined; equal fixed weights by default.
+    class_weights : sequence of (sequence of float or None), default=None
+        For each task, one weight per class (classification tasks) or None.
 
     Examples
     --------
     >>> import torch
-    >>> from sk_mmoe.losses import MultiTaskCrossEntropy
-    >>> loss = MultiTaskCrossEntropy(n_classes=[2, 3], task_weights=[1.0, 0.5])
-    >>> logits = torch.zeros(4, 2, 3)
-    >>> logits[:, 0, 2] = float("-inf")  # task 0 has 2 classes
-    >>> target = torch.tensor([[0, 2], [1, -1], [-1, 0], [1, 1]])
-    >>> round(loss(logits, target).item(), 4)  # log(2) + 0.5 * log(3)
-    1.2425
+    >>> from sk_mmoe.losses import MultiTaskLoss
+    >>> loss = MultiTaskLoss(["cross_entropy", "regression"])
+    >>> outputs = torch.zeros(4, 2, 2)
+    >>> target = torch.tensor([[0, 1.0], [1, float("nan")], [1, 3.0], [0, -1.0]])
+    >>> round(loss(outputs, target).item(), 4)  # log(2) + (1 + 9 + 1) / 3
+    4.3598
     """
 
     def __init__(
         self,
-        n_classes: Sequence[int],
-        task_weights: Sequence[float] | None = None,
-        class_weights: Sequence[Sequence[float]] | None = None,
-        ignore_index: int = -1,
+        task_losses: Sequence[str],
+        regression_loss: str = "squared_error",
+        weighting: LossWeighting | None = None,
+        class_weights: Sequence[Sequence[float] | None] | None = None,
     ) -> None:
         super().__init__()
-        n_classes = [int(c) for c in n_classes]
-        n_tasks, max_classes = len(n_classes), max(n_classes)
-        self.n_classes = n_classes
-        self.ignore_index = ignore_index
-        self.register_buffer("task_weights", torch.ones(n_tasks))
-        self.register_buffer("class_weights", torch.ones(n_tasks, max_classes))
-        self.set_weights(task_weights, class_weights)
-
-    def set_weights(
-        self,
-        task_weights: Sequence[float] | None = None,
-        class_weights: Sequence[Sequence[float]] | None = None,
-    ) -> None:
-        """Replace the task weights and class weights (None: all ones)."""
-        with torch.no_grad():
-            self.task_weights.fill_(1.0)
-            if task_weights is not None:
-                self.task_weights.copy_(torch.as_tensor(task_weights))
-            self.class_weights.fill_(1.0)
-            if class_weights is not None:
-                for k, weights in enumerate(class_weights):
-                    self.class_weights[k, : len(weights)] = torch.as_tensor(
-                        weights, dtype=self.class_weights.dtype
+        task_losses = list(task_losses)
+        unknown = set(task_losses) - {"cross_entropy", "regression"}
+        if unknown:
+            raise ValueError(f"unknown task losses {sorted(unknown)}")
+        if regression_loss not in REGRESSION_LOSSES:
+            raise ValueError(
+                f"regression_loss must be one of {REGRESSION_LOSSES}, got "
+                f"{regression_loss!r}."
+            )
+        n_tasks = len(task_losses)
+        self.regression_loss = regression_loss
+        self.weighting = (
+            FixedWeights([1.0] * n_tasks) if weighting is None else weighting
+        )
+        classification = [
+            k for k, kind in enumerate(task_losses) if kind != "regression"
+        ]
+        regression = [k for k, kind in enumerate(task_losses) if kind == "regression"]
+        self.register_buffer(
+            "classification_tasks", torch.tensor(classification, dtype=torch.long)
+        )
+        self.register_buffer(
+            "regression_tasks", torch.tensor(regression, dtype=torch.long)
+        )
+        self._all_classification = len(classification) == n_tasks
+        self._all_regression = len(regression) == n_tasks
+        widths = [len(w) for w in class_weights or () if w is not None] or [1]
+        table = torch.ones(len(classification), max(widths))
+        if class_weights is not None:
+            for row, k in enumerate(classification):
+                if class_weights[k] is not None:
+                    table[row, : len(class_weights[k])] = torch.as_tensor(
+                        class_weights[k], dtype=table.dtype
                     )
+        self.register_buffer("class_weights", table)
+        self._has_class_weights = bool((table != 1).any())
+
+    def _select(self, tensor: torch.Tensor, tasks: torch.Tensor, every: bool):
+        return tensor if every else tensor.index_select(1, tasks)
 
     def task_losses(
-        self, logits: torch.Tensor, target: torch.Tensor
+        self,
+        outputs: torch.Tensor,
+        target: torch.Tensor,
+        sample_weight: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Loss of each task and number of labelled rows of each task.
+        """Loss of each task and total weight of its labelled rows.
 
         Parameters
         ----------
-        logits : Tensor of shape (batch, n_tasks, max_classes)
-            Class logits, ``-inf`` in the padding of tasks with fewer classes.
+        outputs : Tensor of shape (batch, n_tasks, width)
+            The network's outputs: class logits (``-inf`` in the padding of
+            tasks with fewer classes), or the prediction in column 0 for a
+            regression task.
         target : Tensor of shape (batch, n_tasks)
-            Class indices, ``ignore_index`` where a label is missing.
+            Float targets: class indices or standardised values, NaN where
+            missing.
+        sample_weight : Tensor of shape (batch,), default=None
+            Row weights.
 
         Returns
         -------
         losses : Tensor of shape (n_tasks,)
-            Mean (class-weighted) cross-entropy over each task's labelled rows.
+            Each task's mean loss over its labelled rows.
         counts : Tensor of shape (n_tasks,)
-            Number of labelled rows of each task.
+            Number (or total sample weight) of each task's labelled rows.
         """
-        target = target.long()
-        labelled = target != self.ignore_index
-        # Unlabelled entries read class 0 (finite for every task) and are
-        # then multiplied by 0: no -inf * 0 = NaN.
-        safe_target = torch.where(labelled, target, torch.zeros_like(target))
-        log_proba = F.log_softmax(logits, dim=-1)
-        nll = -log_proba.gather(-1, safe_target.unsqueeze(-1)).squeeze(-1)
-        task_index = torch.arange(target.shape[1], device=target.device)
-        weights = self.class_weights[task_index, safe_target] * labelled
-        counts = labelled.sum(dim=0)
-        losses = (nll * weights).sum(dim=0) / counts.clamp(min=1)
+        target = target.to(outputs.dtype)
+        labelled = ~torch.isnan(target)
+        # Missing entries read a finite stand-in and are then multiplied by 0.
+        safe = torch.where(labelled, target, torch.zeros_like(target))
+        row_weight = labelled.to(outputs.dtype)
+        if sample_weight is not None:
+            row_weight = row_weight * sample_weight.to(outputs.dtype).unsqueeze(1)
+        per_row = torch.empty_like(target)
+        if self.classification_tasks.numel():
+            every = self._all_classification
+            logits = self._select(outputs, self.classification_tasks, every)
+            codes = self._select(safe, self.classification_tasks, every).long()
+            log_proba = F.log_softmax(logits, dim=-1)
+            nll = -log_proba.gather(-1, codes.unsqueeze(-1)).squeeze(-1)
+            if self._has_class_weights:
+                rows = torch.arange(codes.shape[1], device=codes.device)
+                nll = nll * self.class_weights[rows, codes]
+            if every:
+                per_row = nll
+            else:
+                per_row[:, self.classification_tasks] = nll
+        if self.regression_tasks.numel():
+            every = self._all_regression
+            predicted = self._select(outputs[..., 0], self.regression_tasks, every)
+            true = self._select(safe, self.regression_tasks, every)
+            if self.regression_loss == "huber":
+                error = F.huber_loss(predicted, true, reduction="none")
+            else:
+                error = (predicted - true).square()
+            if every:
+                per_row = error
+            else:
+                per_row[:, self.regression_tasks] = error
+        counts = row_weight.sum(dim=0)
+        losses = (per_row * row_weight).sum(dim=0) / counts.clamp(min=1e-12)
         return losses, counts
 
-    def combine(self, losses: torch.Tensor) -> torch.Tensor:
-        """The weighted sum :math:`\\sum_k \\lambda_k L_k` of task losses."""
-        return (self.task_weights * losses).sum()
-
-    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self,
+        outputs: torch.Tensor,
+        target: torch.Tensor,
+        sample_weight: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """Total loss of a batch (see :meth:`task_losses` for the arguments)."""
-        return self.combine(self.task_losses(logits, target)[0])
+        return self.weighting(self.task_losses(outputs, target, sample_weight)[0])

@@ -1,24 +1,28 @@
-"""Scorers that evaluate one task of a multi-task classifier at a time.
+"""Scorers that evaluate one task of a multi-task model at a time.
 
 A multi-task model is judged task by task. :func:`task_scorer` builds a
 scikit-learn scorer ``scorer(estimator, X, Y) -> float`` for one task, and
-:func:`multitask_scoring` a dict of them (one per metric and task) to pass
-as ``scoring`` to :class:`~sklearn.model_selection.GridSearchCV` or
+:func:`multitask_scoring` the scorers of several metrics and tasks at once,
+to pass as ``scoring`` to :class:`~sklearn.model_selection.GridSearchCV` or
 :func:`~sklearn.model_selection.cross_validate`. Every scorer uses only the
 rows labelled for its task, and accepts a fitted
-:class:`~sk_mmoe.MultiTaskMMoEClassifier` or a fitted
-:class:`~sklearn.pipeline.Pipeline` that ends in one.
+:class:`~sk_mmoe.MultiTaskMMoEClassifier`, another multi-output classifier or
+regressor, or a fitted :class:`~sklearn.pipeline.Pipeline` that ends in one.
+Classification tasks are scored with classification metrics (from
+``predict`` or ``predict_proba``), regression tasks with regression metrics
+(from ``predict``).
 """
 
 from __future__ import annotations
 
 import numbers
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from sklearn.base import is_regressor
 from sklearn.exceptions import UndefinedMetricWarning
 from sklearn.metrics import (
     accuracy_score,
@@ -28,9 +32,13 @@ from sklearn.metrics import (
     f1_score,
     log_loss,
     matthews_corrcoef,
+    mean_absolute_error,
+    mean_squared_error,
     precision_score,
+    r2_score,
     recall_score,
     roc_auc_score,
+    root_mean_squared_error,
 )
 from sklearn.utils import check_consistent_length
 from sklearn.utils.validation import check_is_fitted
@@ -41,16 +49,19 @@ from ._targets import missing_mask, split_columns
 __all__ = ["multitask_scoring", "task_scorer"]
 
 _RESPONSE_METHODS = ("predict", "predict_proba")
+_REGRESSION = "regression"
 
 
 @dataclass(frozen=True)
 class _Metric:
-    """How to compute a named metric from one task's labels and predictions.
+    """How to compute a named metric from one task's targets and predictions.
 
     ``kind`` is ``"label"`` (compares ``predict`` with the labels),
     ``"ranking"`` (one-vs-rest on ``predict_proba``; undefined with fewer
-    than two classes among the labelled rows) or ``"probability"`` (the
-    whole ``predict_proba`` row, with every class of the task as labels).
+    than two classes among the labelled rows), ``"probability"`` (the whole
+    ``predict_proba`` row, with every class of the task as labels) or
+    ``"regression"`` (compares ``predict`` with the targets of a regression
+    task).
     """
 
     function: Callable[..., float]
@@ -61,7 +72,11 @@ class _Metric:
 
     @property
     def response_method(self) -> str:
-        return "predict" if self.kind == "label" else "predict_proba"
+        return "predict" if self.kind in ("label", _REGRESSION) else "predict_proba"
+
+    @property
+    def for_regression(self) -> bool:
+        return self.kind == _REGRESSION
 
 
 _METRICS: dict[str, _Metric] = {
@@ -78,6 +93,12 @@ _METRICS: dict[str, _Metric] = {
     "average_precision": _Metric(average_precision_score, "ranking"),
     "neg_log_loss": _Metric(log_loss, "probability", sign=-1.0),
     "neg_brier_score": _Metric(brier_score_loss, "probability", sign=-1.0),
+    "r2": _Metric(r2_score, _REGRESSION),
+    "neg_mean_squared_error": _Metric(mean_squared_error, _REGRESSION, sign=-1.0),
+    "neg_mean_absolute_error": _Metric(mean_absolute_error, _REGRESSION, sign=-1.0),
+    "neg_root_mean_squared_error": _Metric(
+        root_mean_squared_error, _REGRESSION, sign=-1.0
+    ),
 }
 for _average in ("macro", "micro", "weighted"):
     for _name, _function in (
@@ -97,6 +118,10 @@ def _metric_names() -> list[str]:
     return sorted([*_METRICS, *_ALIASES])
 
 
+def _family(regression: bool) -> str:
+    return "regression" if regression else "classification"
+
+
 # ---------------------------------------------------------------------------
 # What the scorers need to know about the fitted model
 # ---------------------------------------------------------------------------
@@ -104,30 +129,55 @@ def _metric_names() -> list[str]:
 
 @dataclass(frozen=True)
 class _Tasks:
-    """The tasks of a fitted model, as the scorers see them."""
+    """The tasks of a fitted model, as the scorers see them.
+
+    ``types`` holds ``"binary"``, ``"multiclass"`` or ``"regression"`` per
+    task, ``classes`` the classes of each classification task (None for a
+    regression task).
+    """
 
     names: list[str]
-    classes: list[np.ndarray]
-    missing_label: Any
-    single: bool  # 1-D predictions: predict_proba returns one array
+    types: list[str]
+    classes: list[np.ndarray | None]
+    missing: Any  # the model's marker of a missing entry (NaN/None always are)
 
     @classmethod
-    def of(cls, estimator: Any, Y_names: list[str] | None) -> _Tasks:
+    def of(cls, estimator: Any, n_columns: int, Y_names: list[str] | None) -> _Tasks:
         model = final_estimator(estimator)
         check_is_fitted(model)
+        types = getattr(model, "task_types_", None)
         classes = getattr(model, "classes_", None)
-        if classes is None:
+        if classes is not None and not isinstance(classes, list):
+            classes = [classes]  # a single-task classifier
+        if types is not None:
+            types = [types] if isinstance(types, str) else [str(t) for t in types]
+            if classes is None:
+                classes = [None] * len(types)
+        elif classes is not None:
+            types = ["binary" if len(c) <= 2 else "multiclass" for c in classes]
+        elif is_regressor(model):
+            n_outputs = getattr(model, "n_outputs_", None)
+            if not isinstance(n_outputs, numbers.Integral):
+                n_outputs = n_columns  # e.g. MultiOutputRegressor, Ridge
+            types = [_REGRESSION] * int(n_outputs)
+            classes = [None] * len(types)
+        else:
             raise TypeError(
-                f"estimator must be a fitted classifier, got "
-                f"{type(model).__name__}, which has no classes_."
+                f"estimator must be a fitted multi-task classifier or regressor, "
+                f"got {type(model).__name__}, which has neither task_types_ nor "
+                f"classes_ and is not a regressor."
             )
-        single = not isinstance(classes, list)
-        classes = [np.asarray(classes)] if single else [np.asarray(c) for c in classes]
-        names = getattr(model, "task_names_", None) or Y_names
-        if names is None or len(names) != len(classes):
-            names = [f"task{k}" for k in range(len(classes))]
-        # Models without missing_label know no marker: only NaN/None count.
-        return cls(list(names), classes, getattr(model, "missing_label", None), single)
+        classes = [None if c is None else np.asarray(c) for c in classes]
+        names = getattr(model, "task_names_", None)
+        if names is None or len(names) != len(types):
+            names = Y_names
+        if names is None or len(names) != len(types):
+            names = [f"task{k}" for k in range(len(types))]
+        # Models without a marker parameter know no marker: NaN/None only.
+        missing = getattr(model, "missing_label", None)
+        if missing is None:
+            missing = getattr(model, "missing_target", None)
+        return cls([str(n) for n in names], types, classes, missing)
 
     def index(self, task: int | str) -> int:
         if isinstance(task, str):
@@ -144,20 +194,59 @@ class _Tasks:
             )
         return int(task)
 
-
-def _task_labels(
-    columns: list[np.ndarray], names: list[str] | None, tasks: _Tasks, k: int
-) -> np.ndarray:
-    """The column of ``Y`` (split in ``columns``) with task ``k``'s labels."""
-    if names is not None and tasks.names[k] in names:
-        # A DataFrame: select by name, whatever the order of its columns.
-        return columns[names.index(tasks.names[k])]
-    if len(columns) != len(tasks.names):
-        raise ValueError(
-            f"Y has {len(columns)} column(s) but the model was fitted on "
-            f"{len(tasks.names)} task(s) {tasks.names}."
+    def describe(self) -> str:
+        return ", ".join(
+            f"{name!r} ({kind})"
+            for name, kind in zip(self.names, self.types, strict=True)
         )
-    return columns[k]
+
+
+class _Evaluation:
+    """One scoring call: ``Y`` split in columns, the model's tasks, and the
+    predictions made so far (each response method is called at most once).
+    """
+
+    def __init__(self, estimator: Any, X: Any, Y: Any, sample_weight: Any) -> None:
+        self.estimator = estimator
+        self.X = X
+        self.columns, self.Y_names, _ = split_columns(Y)
+        self.tasks = _Tasks.of(estimator, len(self.columns), self.Y_names)
+        self.sample_weight = (
+            None if sample_weight is None else np.asarray(sample_weight)
+        )
+        self._responses: dict[str, Any] = {}
+
+    def targets(self, k: int) -> np.ndarray:
+        """The column of ``Y`` with task ``k``'s targets."""
+        names, columns = self.tasks.names, self.columns
+        if self.Y_names is not None and names[k] in self.Y_names:
+            # A DataFrame: select by name, whatever the order of its columns.
+            y = columns[self.Y_names.index(names[k])]
+        elif len(columns) != len(names):
+            raise ValueError(
+                f"Y has {len(columns)} column(s) but the model was fitted on "
+                f"{len(names)} task(s) {names}."
+            )
+        else:
+            y = columns[k]
+        check_consistent_length(self.X, y)
+        if self.sample_weight is not None and self.sample_weight.shape != (len(y),):
+            raise ValueError(
+                f"sample_weight must have shape ({len(y)},), one weight per row "
+                f"of X and Y, got shape {self.sample_weight.shape}."
+            )
+        return y
+
+    def response(self, method: str, k: int) -> np.ndarray:
+        """Task ``k``'s part of ``estimator.<method>(X)``."""
+        if method not in self._responses:
+            self._responses[method] = getattr(self.estimator, method)(self.X)
+        response = self._responses[method]
+        if method == "predict_proba":
+            # A list with one array per task, or one array for a single task.
+            return response[k] if isinstance(response, list) else response
+        response = np.asarray(response)
+        return response if response.ndim == 1 else response[:, k]
 
 
 def _encode(y: np.ndarray, classes: np.ndarray, task_name: str) -> np.ndarray:
@@ -171,6 +260,17 @@ def _encode(y: np.ndarray, classes: np.ndarray, task_name: str) -> np.ndarray:
             f"not seen in fit; its classes are {classes.tolist()}."
         )
     return np.array([index[v] for v in labels], dtype=np.int64)
+
+
+def _as_float(values: np.ndarray, task_name: str, what: str) -> np.ndarray:
+    """The values of a regression task as float64."""
+    try:
+        return np.asarray(values.tolist(), dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"Task {task_name!r} is a regression task, but {what} has values "
+            f"that are not numbers."
+        ) from None
 
 
 def _undefined(message: str) -> float:
@@ -225,11 +325,11 @@ class _TaskScorer:
         Parameters
         ----------
         estimator : estimator
-            A fitted multi-task classifier, or a pipeline ending in one.
+            A fitted multi-task model, or a pipeline ending in one.
         X : array-like or DataFrame of shape (n_samples, n_features)
             Input of ``estimator``.
         Y : array-like or DataFrame of shape (n_samples, n_tasks) or (n_samples,)
-            True labels, with missing entries as in ``fit``.
+            True targets, with missing entries as in ``fit``.
         sample_weight : array-like of shape (n_samples,), default=None
             Sample weights, restricted to the task's labelled rows.
 
@@ -238,49 +338,35 @@ class _TaskScorer:
         score : float
             The score (greater is better), NaN if undefined on these rows.
         """
-        return self._score(estimator, X, Y, sample_weight, responses={})
+        return self._score(_Evaluation(estimator, X, Y, sample_weight))
 
-    def _score(
-        self,
-        estimator: Any,
-        X: Any,
-        Y: Any,
-        sample_weight: Any,
-        responses: dict[str, Any],
-    ) -> float:
-        """Score, reusing the predictions already in ``responses``."""
-        columns, Y_names, _ = split_columns(Y)
-        tasks = _Tasks.of(estimator, Y_names)
-        k = tasks.index(self.task)
-        name, classes = tasks.names[k], tasks.classes[k]
-        y = _task_labels(columns, Y_names, tasks, k)
-        check_consistent_length(X, y)
-        if sample_weight is not None:
-            sample_weight = np.asarray(sample_weight)
-            if sample_weight.shape != (len(y),):
-                raise ValueError(
-                    f"sample_weight must have shape ({len(y)},), one weight per "
-                    f"row of X and Y, got shape {sample_weight.shape}."
-                )
-        labelled = ~missing_mask(y, tasks.missing_label)
+    def _score(self, evaluation: _Evaluation, k: int | None = None) -> float:
+        """Score task ``k`` (default: the scorer's task) of ``evaluation``."""
+        tasks = evaluation.tasks
+        k = tasks.index(self.task) if k is None else k
+        name, kind, classes = tasks.names[k], tasks.types[k], tasks.classes[k]
+        self._check_task_type(name, kind)
+        y = evaluation.targets(k)
+        labelled = ~missing_mask(y, tasks.missing)
         if not labelled.any():
             return _undefined(
                 f"Task {name!r} has no labelled row to score {self.name} on."
             )
         method = self._response_method()
-        if method not in responses:
-            responses[method] = getattr(estimator, method)(X)
-        response = responses[method]
-        if not tasks.single:
-            response = response[k] if method == "predict_proba" else response[:, k]
+        response = evaluation.response(method, k)[labelled]
+        sample_weight = evaluation.sample_weight
         weights = None if sample_weight is None else sample_weight[labelled]
-        # Labels as plain arrays: an object column of a DataFrame (or of the
-        # predictions of tasks with different label types) becomes ints,
-        # bools or strings again, which scikit-learn's metrics recognise.
-        y_true = np.asarray(y[labelled].tolist())
-        response = response[labelled]
-        if method == "predict":
-            response = np.asarray(response.tolist())
+        if kind == _REGRESSION:
+            y_true = _as_float(y[labelled], name, "Y")
+            response = _as_float(response, name, "the prediction")
+        else:
+            # Labels as plain arrays: an object column of a DataFrame (or of
+            # the predictions of tasks with different label types) becomes
+            # ints, bools or strings again, which scikit-learn's metrics
+            # recognise.
+            y_true = np.asarray(y[labelled].tolist())
+            if method == "predict":
+                response = np.asarray(response.tolist())
         if isinstance(self.metric, str):
             value = self._named_metric(y_true, response, classes, name, weights)
         else:
@@ -300,16 +386,40 @@ class _TaskScorer:
             return _METRICS[self.metric].response_method
         return self.response_method
 
+    def _check_task_type(self, name: str, kind: str) -> None:
+        """A classification metric for a regression task is a mistake, and
+        vice versa."""
+        is_regression = kind == _REGRESSION
+        if isinstance(self.metric, str):
+            if _METRICS[self.metric].for_regression != is_regression:
+                task = "a regression" if is_regression else f"a {kind} classification"
+                raise ValueError(
+                    f"{self.metric!r} is a "
+                    f"{_family(not is_regression)} metric, but task {name!r} is "
+                    f"{task} task; score it with a {_family(is_regression)} "
+                    f"metric."
+                )
+        elif is_regression and self.response_method == "predict_proba":
+            raise ValueError(
+                f"response_method='predict_proba' is for classification tasks, "
+                f"but task {name!r} is a regression task; score it from "
+                f"'predict'."
+            )
+
     def _named_metric(
         self,
         y_true: np.ndarray,
         response: np.ndarray,
-        classes: np.ndarray,
+        classes: np.ndarray | None,
         name: str,
         weights: np.ndarray | None,
     ) -> float:
         metric = _METRICS[self.metric]
         kwargs = {**metric.kwargs, **self.metric_kwargs}
+        if metric.kind == _REGRESSION:
+            return metric.sign * metric.function(
+                y_true, response, sample_weight=weights, **kwargs
+            )
         if metric.kind == "label":
             if metric.binary_only:
                 if len(classes) != 2:
@@ -390,12 +500,107 @@ class _TaskMeanScorer:
     def __call__(
         self, estimator: Any, X: Any, Y: Any, sample_weight: Any = None
     ) -> float:
-        responses: dict[str, Any] = {}
-        scores = [
-            scorer._score(estimator, X, Y, sample_weight, responses)
-            for scorer in self.scorers
-        ]
-        return float(np.mean(scores))
+        evaluation = _Evaluation(estimator, X, Y, sample_weight)
+        return float(np.mean([scorer._score(evaluation) for scorer in self.scorers]))
+
+
+def _layout(
+    plan: Mapping[str, Sequence[Any]], suffixes: Mapping[Any, str], mean: bool
+) -> list[tuple[str, str, list[Any]]]:
+    """The keys of a multi-metric scoring, in order.
+
+    ``plan`` maps each metric to the tasks it scores, ``suffixes`` each task
+    to its name in the keys. Gives ``(key, metric, tasks)``: one entry per
+    metric and task, then (with ``mean``) one for the mean of each metric
+    that scores at least two tasks, whose ``tasks`` lists them all.
+    """
+    entries = []
+    for metric, tasks in plan.items():
+        entries.extend((f"{metric}_{suffixes[task]}", metric, [task]) for task in tasks)
+        if mean and len(tasks) > 1:
+            if any(suffixes[task] == "mean" for task in tasks):
+                raise ValueError(
+                    f"A task named 'mean' would clash with the mean of {metric!r} "
+                    f"over tasks; pass mean=False or score that task by index."
+                )
+            entries.append((f"{metric}_mean", metric, list(tasks)))
+    keys = [key for key, _, _ in entries]
+    duplicates = sorted({key for key in keys if keys.count(key) > 1})
+    if duplicates:
+        raise ValueError(
+            f"The scores would have duplicate keys {duplicates} (a metric name "
+            f"followed by a task name is ambiguous); rename the tasks."
+        )
+    return entries
+
+
+class _MultiTaskScorer:
+    """``scorer(estimator, X, Y) -> dict``: metrics on the fitted tasks.
+
+    Each metric scores every task of its kind (classification metrics the
+    classification tasks, regression metrics the regression tasks), found
+    at scoring time from the fitted model.
+    """
+
+    def __init__(self, metrics: list[str], mean: bool) -> None:
+        self.metrics = metrics
+        self.mean = mean
+
+    def __repr__(self) -> str:
+        mean = "" if self.mean else ", mean=False"
+        metrics = self.metrics[0] if len(self.metrics) == 1 else self.metrics
+        return f"multitask_scoring({metrics!r}{mean})"
+
+    def __call__(
+        self, estimator: Any, X: Any, Y: Any, sample_weight: Any = None
+    ) -> dict[str, float]:
+        """Score every fitted task of ``estimator`` on ``(X, Y)``.
+
+        Parameters
+        ----------
+        estimator : estimator
+            A fitted multi-task model, or a pipeline ending in one.
+        X : array-like or DataFrame of shape (n_samples, n_features)
+            Input of ``estimator``.
+        Y : array-like or DataFrame of shape (n_samples, n_tasks) or (n_samples,)
+            True targets, with missing entries as in ``fit``.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Sample weights, restricted to each task's labelled rows.
+
+        Returns
+        -------
+        scores : dict
+            ``{"<metric>_<task>": score}`` by the fitted task names, and
+            ``"<metric>_mean"`` for each metric that scores several tasks.
+        """
+        evaluation = _Evaluation(estimator, X, Y, sample_weight)
+        tasks = evaluation.tasks
+        plan = {}
+        for metric in self.metrics:
+            for_regression = _METRICS[metric].for_regression
+            plan[metric] = [
+                k
+                for k, kind in enumerate(tasks.types)
+                if (kind == _REGRESSION) == for_regression
+            ]
+            if not plan[metric]:
+                raise ValueError(
+                    f"{metric!r} is a {_family(for_regression)} metric, but the "
+                    f"model has no {_family(for_regression)} task: its tasks are "
+                    f"{tasks.describe()}. Choose metrics for these task types, or "
+                    f"give each task its metrics: multitask_scoring({{task: "
+                    f"metrics}})."
+                )
+        suffixes = dict(enumerate(tasks.names))
+        scores: dict[tuple[str, int], float] = {}
+        result = {}
+        for key, metric, ks in _layout(plan, suffixes, self.mean):
+            for k in ks:
+                if (metric, k) not in scores:
+                    scorer = _TaskScorer(metric, k, None, True, {})
+                    scores[metric, k] = scorer._score(evaluation, k)
+            result[key] = float(np.mean([scores[metric, k] for k in ks]))
+        return result
 
 
 def _check_task(task: Any) -> int | str:
@@ -422,6 +627,22 @@ def _check_metric_name(metric: Any) -> str:
     return name
 
 
+def _check_metric_names(metrics: Any, where: str = "metrics") -> list[str]:
+    if isinstance(metrics, str):
+        metrics = [metrics]
+    names = [_check_metric_name(metric) for metric in metrics]
+    if not names:
+        raise ValueError(f"{where} must name at least one metric.")
+    if len(set(names)) != len(names):
+        raise ValueError(f"{where} has duplicates: {list(metrics)}.")
+    return names
+
+
+def _suffix(task: int | str) -> str:
+    """A task's name in the keys: its name, or ``task<k>`` for an index."""
+    return task if isinstance(task, str) else f"task{task}"
+
+
 def task_scorer(
     metric: str | Callable[..., float],
     task: int | str,
@@ -430,18 +651,19 @@ def task_scorer(
     greater_is_better: bool = True,
     **metric_kwargs: Any,
 ) -> Callable[..., float]:
-    """Scorer that evaluates a single task of a multi-task classifier.
+    """Scorer that evaluates a single task of a multi-task model.
 
-    The scorer drops the rows whose label for ``task`` is missing (equal to
-    the model's ``missing_label``, NaN or None) and computes ``metric`` on
-    the others, from the task's column of ``predict_proba`` or ``predict``.
+    The scorer drops the rows whose target for ``task`` is missing (equal to
+    the model's ``missing_label`` or ``missing_target``, NaN or None) and
+    computes ``metric`` on the others, from the task's column of
+    ``predict_proba`` or ``predict``.
 
     Read more in the :ref:`User Guide <scoring>`.
 
     Parameters
     ----------
     metric : str or callable
-        A metric name:
+        A metric name. For a classification task (binary or multiclass):
 
         - from ``predict``: ``"accuracy"``, ``"balanced_accuracy"``,
           ``"matthews_corrcoef"``, ``"f1"``, ``"precision"``, ``"recall"``
@@ -455,12 +677,19 @@ def task_scorer(
           that greater is better; ``"log_loss"`` and ``"brier_score_loss"``
           are accepted for them).
 
+        For a regression task, from ``predict``: ``"r2"``,
+        ``"neg_mean_squared_error"``, ``"neg_mean_absolute_error"`` and
+        ``"neg_root_mean_squared_error"`` (errors, negated so that greater is
+        better). A classification metric on a regression task, or a
+        regression metric on a classification task, is a ``ValueError``.
+
         Or a callable ``metric(y_true, y_pred, **kwargs)`` that receives the
-        task's true labels on its labelled rows and, as chosen by
-        ``response_method``, the predicted labels or the probabilities (for a
+        task's true targets on its labelled rows and, as chosen by
+        ``response_method``, the predictions or the probabilities (for a
         binary task the positive class's column only, as in scikit-learn's
         scorers; for a multiclass task all of them); also ``sample_weight``
-        when the scorer is given one.
+        when the scorer is given one. A regression task's targets and
+        predictions are float arrays.
 
     task : int or str
         The task: a column index of ``Y``, or a task name (a column of the
@@ -468,8 +697,9 @@ def task_scorer(
 
     response_method : {"predict", "predict_proba"}, default=None
         For a callable ``metric``: which method of the estimator gives its
-        second argument; ``None`` means ``"predict"``. Named metrics know
-        their own, so it must be left to ``None`` for them.
+        second argument; ``None`` means ``"predict"`` (the only one for a
+        regression task). Named metrics know their own, so it must be left
+        to ``None`` for them.
 
     greater_is_better : bool, default=True
         For a callable ``metric``: whether it is a score (``True``) or a loss
@@ -484,10 +714,13 @@ def task_scorer(
     -------
     scorer : callable
         ``scorer(estimator, X, Y, sample_weight=None) -> float``, where
-        ``estimator`` is a fitted :class:`~sk_mmoe.MultiTaskMMoEClassifier`
-        (a single-task one too) or a pipeline that ends in one. The score is
-        NaN, with an :class:`~sklearn.exceptions.UndefinedMetricWarning`, if
-        the task has no labelled row in ``Y`` or if a ranking metric
+        ``estimator`` is a fitted multi-task model of ``sk_mmoe`` (a
+        single-task one too), another fitted multi-output classifier or
+        regressor, or a pipeline that ends in one. The model's tasks are its
+        ``task_types_`` where it has them; otherwise a model with ``classes_``
+        has classification tasks and a regressor regression tasks. The score
+        is NaN, with an :class:`~sklearn.exceptions.UndefinedMetricWarning`,
+        if the task has no labelled row in ``Y`` or if a ranking metric
         (``"roc_auc"``, ``"average_precision"``) sees a single class among
         them; in a cross-validation this fold's score is then NaN, as with
         scikit-learn's ``error_score=np.nan``. For a multiclass task, the
@@ -537,48 +770,69 @@ def task_scorer(
 
 
 def multitask_scoring(
-    metrics: str | Sequence[str],
+    metrics: str | Sequence[str] | Mapping[int | str, str | Sequence[str]],
     tasks: Sequence[int | str] | None = None,
     *,
     n_tasks: int | None = None,
     mean: bool = True,
-) -> dict[str, Callable[..., float]]:
-    """Per-task scorers for multi-metric evaluation and model selection.
+) -> Callable[..., dict[str, float]] | dict[str, Callable[..., float]]:
+    """Per-task scores for multi-metric evaluation and model selection.
 
-    Builds a dict of :func:`task_scorer` for every metric and task, to pass as
-    ``scoring`` to :class:`~sklearn.model_selection.GridSearchCV`,
-    :func:`~sklearn.model_selection.cross_validate` and friends, whose keys
-    can be given to ``refit``.
+    Scores every metric on every task it is asked for, to pass as ``scoring``
+    to :class:`~sklearn.model_selection.GridSearchCV`,
+    :func:`~sklearn.model_selection.cross_validate` and friends. Every key
+    ``"<metric>_<task>"`` (and ``"<metric>_mean"``) can be given to
+    ``refit``. Three forms:
+
+    - ``multitask_scoring(metrics)``: the tasks are those of the fitted
+      model, found at scoring time. Returns one callable
+      ``scorer(estimator, X, Y) -> dict``, which scikit-learn accepts as a
+      multi-metric ``scoring``. Each metric scores every task of its kind:
+      a classification metric the classification tasks, a regression
+      metric the regression tasks (an error if the model has none).
+    - ``multitask_scoring(metrics, tasks)`` (or ``n_tasks=K``): every metric
+      on every task listed. Returns a dict of :func:`task_scorer`.
+    - ``multitask_scoring({task: metrics, ...})``: different metrics for
+      different tasks, e.g. ``{"click": ["roc_auc", "accuracy"],
+      "watch_time": "r2"}``. Returns a dict of :func:`task_scorer`.
 
     Read more in the :ref:`User Guide <scoring>`.
 
     Parameters
     ----------
-    metrics : str or list of str
-        Metric names, as in :func:`task_scorer`.
+    metrics : str, list of str or dict
+        Metric names, as in :func:`task_scorer`; or a dict that maps each
+        task (a name or a column index) to its metric name(s).
 
     tasks : list of str or int, default=None
         The tasks to score, by name (the columns of a DataFrame ``Y``) or by
-        column index. The dict is built before any fit, when the task names
-        are not known yet, so they must be given here (or ``n_tasks``).
+        column index. ``None`` (and ``n_tasks=None``): the tasks of the
+        fitted model. Not allowed with a dict ``metrics``.
 
     n_tasks : int, default=None
         Instead of ``tasks``: score the tasks ``0 .. n_tasks - 1`` by index.
 
     mean : bool, default=True
-        Add, for each metric, the mean of its scores over the tasks, under
-        the key ``"<metric>_mean"`` (when there are at least two tasks). It is
-        NaN when a task's score is.
+        Add, for each metric that scores at least two tasks, the mean of its
+        scores over those tasks, under the key ``"<metric>_mean"``. It is
+        NaN when a task's score is. It is a plain mean: for regression
+        tasks in different units, prefer ``"r2_mean"`` to a mean of errors.
 
     Returns
     -------
-    scoring : dict
-        ``{"<metric>_<task>": scorer}``. ``<metric>`` is the metric's name as
-        listed in :func:`task_scorer` (``"log_loss"`` gives
-        ``"neg_log_loss_<task>"``, since the scorer returns the negated
-        loss); ``<task>`` is the task's name, or ``"task<k>"`` for a task
-        given by index ``k`` (the name the model gives column ``k`` of a
-        ``Y`` without column names). The keys are ordered metric by metric.
+    scoring : callable or dict
+        Without ``tasks`` and ``n_tasks`` and with a list ``metrics``: a
+        callable ``scorer(estimator, X, Y, sample_weight=None)`` that returns
+        the dict ``{"<metric>_<task>": score}`` by the fitted task names
+        (``task_names_``), the model predicting once per response method.
+        Otherwise the dict ``{"<metric>_<task>": scorer}``, where ``<task>``
+        is the task's name, or ``"task<k>"`` for a task given by index ``k``
+        (the name the model gives column ``k`` of a ``Y`` without column
+        names). ``<metric>`` is the metric's name as listed in
+        :func:`task_scorer` (``"log_loss"`` gives ``"neg_log_loss_<task>"``,
+        since the scorer returns the negated loss). The keys are ordered
+        metric by metric (in order of first mention), each metric's tasks in
+        the model's (or the given) order followed by its mean.
 
     See Also
     --------
@@ -591,29 +845,43 @@ def multitask_scoring(
     >>> from sk_mmoe.datasets import make_task_correlation
     >>> from sk_mmoe.metrics import multitask_scoring
     >>> X, Y = make_task_correlation(300, 0.5, n_features=5, random_state=0)
+    >>> clf = MultiTaskMMoEClassifier(max_epochs=3, random_state=0)
+    >>> scoring = multitask_scoring(["roc_auc", "accuracy"])
+    >>> cv = cross_validate(clf, X, Y, scoring=scoring, cv=3)
+    >>> sorted(key for key in cv if key.startswith("test_roc_auc"))
+    ['test_roc_auc_mean', 'test_roc_auc_task0', 'test_roc_auc_task1']
+
+    Tasks named in advance give a dict of scorers:
+
     >>> scoring = multitask_scoring(["roc_auc", "accuracy"], n_tasks=2)
     >>> list(scoring)  # doctest: +NORMALIZE_WHITESPACE
     ['roc_auc_task0', 'roc_auc_task1', 'roc_auc_mean',
      'accuracy_task0', 'accuracy_task1', 'accuracy_mean']
-    >>> clf = MultiTaskMMoEClassifier(max_epochs=3, random_state=0)
-    >>> cv = cross_validate(clf, X, Y, scoring=scoring, cv=3)
-    >>> cv["test_roc_auc_task1"].shape
-    (3,)
+    >>> list(multitask_scoring({0: ["roc_auc", "accuracy"], 1: "roc_auc"}))
+    ['roc_auc_task0', 'roc_auc_task1', 'roc_auc_mean', 'accuracy_task0']
     """
-    if isinstance(metrics, str):
-        metrics = [metrics]
-    names = [_check_metric_name(metric) for metric in metrics]
-    if not names:
-        raise ValueError("metrics must name at least one metric.")
-    if len(set(names)) != len(names):
-        raise ValueError(f"metrics has duplicates: {list(metrics)}.")
-    if (tasks is None) == (n_tasks is None):
+    if isinstance(metrics, Mapping):
+        if tasks is not None or n_tasks is not None:
+            raise ValueError(
+                "metrics is a dict that names the tasks: pass neither tasks nor "
+                "n_tasks with it."
+            )
+        plan = _plan_by_task(metrics)
+        return _scoring_dict(plan, mean)
+    names = _check_metric_names(metrics)
+    if tasks is not None and n_tasks is not None:
         raise ValueError(
-            "Pass exactly one of tasks and n_tasks: the keys of the scoring dict "
-            "are needed before fit, when the model's task names are unknown."
+            "Pass at most one of tasks and n_tasks (neither: the tasks of the "
+            "fitted model)."
         )
+    if tasks is None and n_tasks is None:
+        return _MultiTaskScorer(names, bool(mean))
     if n_tasks is not None:
-        if not isinstance(n_tasks, numbers.Integral) or n_tasks < 1:
+        if (
+            not isinstance(n_tasks, numbers.Integral)
+            or isinstance(n_tasks, bool | np.bool_)
+            or n_tasks < 1
+        ):
             raise ValueError(f"n_tasks must be a positive int, got {n_tasks!r}.")
         tasks = range(n_tasks)
     if isinstance(tasks, str):
@@ -621,21 +889,39 @@ def multitask_scoring(
     tasks = [_check_task(task) for task in tasks]
     if not tasks:
         raise ValueError("tasks must name at least one task.")
-    suffixes = [task if isinstance(task, str) else f"task{task}" for task in tasks]
+    suffixes = [_suffix(task) for task in tasks]
     if len(set(suffixes)) != len(suffixes):
         raise ValueError(f"tasks has duplicates: {suffixes}.")
-    with_mean = mean and len(tasks) > 1
-    if with_mean and "mean" in suffixes:
-        raise ValueError(
-            "A task named 'mean' would clash with the mean over tasks; pass "
-            "mean=False or score that task by index."
-        )
+    return _scoring_dict({name: tasks for name in names}, mean)
 
+
+def _plan_by_task(metrics: Mapping[Any, Any]) -> dict[str, list[int | str]]:
+    """``{task: metrics}`` turned into ``{metric: tasks}``, in order."""
+    if not metrics:
+        raise ValueError("metrics must name at least one task.")
+    plan: dict[str, list[int | str]] = {}
+    seen: dict[str, Any] = {}
+    for task, names in metrics.items():
+        task = _check_task(task)
+        suffix = _suffix(task)
+        if suffix in seen:
+            raise ValueError(
+                f"metrics names the task {suffix!r} twice ({seen[suffix]!r} and "
+                f"{task!r})."
+            )
+        seen[suffix] = task
+        for name in _check_metric_names(names, where=f"metrics[{task!r}]"):
+            plan.setdefault(name, []).append(task)
+    return plan
+
+
+def _scoring_dict(
+    plan: Mapping[str, Sequence[int | str]], mean: bool
+) -> dict[str, Callable[..., float]]:
+    suffixes = {task: _suffix(task) for tasks in plan.values() for task in tasks}
     scoring: dict[str, Callable[..., float]] = {}
-    for name in names:
-        scorers = [_TaskScorer(name, task, None, True, {}) for task in tasks]
-        for suffix, scorer in zip(suffixes, scorers, strict=True):
-            scoring[f"{name}_{suffix}"] = scorer
-        if with_mean:
-            scoring[f"{name}_mean"] = _TaskMeanScorer(scorers)
+    for key, metric, tasks in _layout(plan, suffixes, bool(mean)):
+        scorers = [_TaskScorer(metric, task, None, True, {}) for task in tasks]
+        is_mean = len(tasks) > 1
+        scoring[key] = _TaskMeanScorer(scorers) if is_mean else scorers[0]
     return scoring

@@ -1,8 +1,9 @@
 """The Multi-gate Mixture-of-Experts network as a plain :class:`torch.nn.Module`.
 
 The module is independent of the scikit-learn estimator: build it with the
-number of input features and the number of classes of each task, and call it
-on a float tensor of shape ``(batch, n_features)``.
+number of input features and the output width of each task (its number of
+classes, or 1 for a regression task), and call it on a float tensor of shape
+``(batch, n_features)``.
 
 All experts of a layer are computed by one batched matrix product over stacked
 weights (``torch.baddbmm``), and so are the gates and the towers, instead of a
@@ -239,19 +240,21 @@ def _drop_experts(weights: torch.Tensor, p: float) -> torch.Tensor:
 
 
 class MMoENetwork(nn.Module):
-    """Multi-gate Mixture-of-Experts network for several classification tasks.
+    """Multi-gate Mixture-of-Experts network for several tasks.
 
     ``n_experts`` experts (ReLU MLPs of equal shape) read the input; each task
     ``k`` has a softmax gate ``w_k = softmax(W_k x)`` that mixes the experts
     into ``z_k = sum_i w_ki f_i(x)``, which the task's tower ``h_k`` (a ReLU MLP
-    with a linear output layer) turns into class logits.
+    with a linear output layer) turns into the task's outputs: class logits
+    for a classification task, a single value for a regression task.
 
     Parameters
     ----------
     n_features : int
         Number of input features.
-    n_classes : sequence of int
-        Number of classes of each task (at least 2 each).
+    output_sizes : sequence of int
+        Output width of each task: its number of classes for a classification
+        task, 1 for a regression task.
     n_experts : int, default=4
         Number of shared experts. ``n_experts=1`` (with no task experts) is
         the Shared-Bottom model: the single gate is then constant.
@@ -279,7 +282,7 @@ class MMoENetwork(nn.Module):
     --------
     >>> import torch
     >>> from sk_mmoe.network import MMoENetwork
-    >>> net = MMoENetwork(n_features=10, n_classes=[2, 3], n_experts=4)
+    >>> net = MMoENetwork(n_features=10, output_sizes=[2, 3], n_experts=4)
     >>> logits = net(torch.randn(5, 10))
     >>> tuple(logits.shape)
     (5, 2, 3)
@@ -291,7 +294,7 @@ class MMoENetwork(nn.Module):
     def __init__(
         self,
         n_features: int,
-        n_classes: Sequence[int],
+        output_sizes: Sequence[int],
         n_experts: int = 4,
         expert_hidden_layer_sizes: Sequence[int] = (32,),
         tower_hidden_layer_sizes: Sequence[int] = (16,),
@@ -302,10 +305,10 @@ class MMoENetwork(nn.Module):
         dropout: float = 0.0,
     ) -> None:
         super().__init__()
-        n_classes = [int(c) for c in n_classes]
-        if not n_classes or min(n_classes) < 2:
+        output_sizes = [int(c) for c in output_sizes]
+        if not output_sizes or min(output_sizes) < 1:
             raise ValueError(
-                f"n_classes must list at least 2 classes per task, got {n_classes}."
+                f"output_sizes must give a positive width per task, got {output_sizes}."
             )
         if n_experts < 1:
             raise ValueError(f"n_experts must be >= 1, got {n_experts}.")
@@ -319,8 +322,8 @@ class MMoENetwork(nn.Module):
                 f"n_task_experts={n_task_experts}: task experts need per-task gates."
             )
         self.n_features = n_features
-        self.n_classes = n_classes
-        self.n_tasks = len(n_classes)
+        self.output_sizes = output_sizes
+        self.n_tasks = len(output_sizes)
         self.gate_dropout = gate_dropout
 
         levels = []
@@ -344,18 +347,18 @@ class MMoENetwork(nn.Module):
         self.towers = _BatchedMLP(
             self.n_tasks, in_features, tower_hidden_layer_sizes, dropout
         )
-        max_classes = max(n_classes)
+        width = max(output_sizes)
         self.tower_outputs = BatchedLinear(
-            self.n_tasks, self.towers.out_features, max_classes
+            self.n_tasks, self.towers.out_features, width
         )
-        # Tasks with fewer classes than the largest get -inf logits in the
-        # padding, so that one (batch, n_tasks, max_classes) tensor holds all
-        # tasks and a softmax over it gives each task's own distribution.
-        padding = torch.arange(max_classes).unsqueeze(0) >= torch.tensor(
-            n_classes
+        # Tasks narrower than the widest get -inf in the padding, so that one
+        # (batch, n_tasks, width) tensor holds all tasks and a softmax over it
+        # gives each classification task its own distribution.
+        padding = torch.arange(width).unsqueeze(0) >= torch.tensor(
+            output_sizes
         ).unsqueeze(1)
         self.register_buffer("class_padding", padding, persistent=False)
-        self._has_class_padding = bool(padding.any())
+        self._has_class_padding = min(output_sizes) < width
 
     @property
     def n_gate_experts(self) -> int:
@@ -365,7 +368,7 @@ class MMoENetwork(nn.Module):
     def forward(
         self, x: torch.Tensor, return_gates: bool = False
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-        """Class logits of every task.
+        """Outputs of every task.
 
         Parameters
         ----------
@@ -376,8 +379,9 @@ class MMoENetwork(nn.Module):
 
         Returns
         -------
-        logits : Tensor of shape (batch, n_tasks, max(n_classes))
-            Logits, ``-inf`` in the padding of tasks with fewer classes.
+        outputs : Tensor of shape (batch, n_tasks, max(output_sizes))
+            Class logits of classification tasks, the prediction in column 0
+            of regression tasks; ``-inf`` in the padding of narrower tasks.
         gates : Tensor of shape (batch, n_tasks, n_gate_experts)
             Softmax gate weights (only if ``return_gates``).
         """

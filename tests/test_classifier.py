@@ -1,6 +1,7 @@
 """Tests for MultiTaskMMoEClassifier (sk_mmoe._classifier)."""
 
 import pickle
+import sys
 import warnings
 
 import numpy as np
@@ -421,11 +422,34 @@ def test_verbose_prints_per_task_losses(data, capsys):
     for word in ("train_loss", "train_loss_task0", "train_loss_task1", "dur"):
         assert word in out
     assert len(out.strip().splitlines()) == 2 + 3  # header, rule, 3 epochs
-    # Long epochs (here 75 batches) also get a progress bar over the batches.
+
+
+def test_verbose_log_is_plain_when_not_a_terminal(data, capsys):
+    # capsys' stdout is not a terminal, as a log file or a pipe: one plain
+    # line per epoch, no progress bar redraws, no colour codes, even for long
+    # epochs (here 75 batches).
+    X, Y = data
+    MultiTaskMMoEClassifier(**dict(SMALL, verbose=1, batch_size=4, max_epochs=2)).fit(
+        X, Y
+    )
+    captured = capsys.readouterr()
+    for text in (captured.out, captured.err):
+        assert "\r" not in text and "\x1b[" not in text
+    assert "/75 [" not in captured.err
+    assert len(captured.out.strip().splitlines()) == 2 + 2
+
+
+def test_verbose_on_a_terminal_has_a_progress_bar(data, capsys, monkeypatch):
+    X, Y = data
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
+    # Long epochs (here 75 batches) get a progress bar over the batches, and
+    # the log is coloured.
     MultiTaskMMoEClassifier(**dict(SMALL, verbose=1, batch_size=4, max_epochs=1)).fit(
         X, Y
     )
-    assert "/75 [" in capsys.readouterr().err
+    captured = capsys.readouterr()
+    assert "/75 [" in captured.err
+    assert "\x1b[" in captured.out
 
 
 def test_pickle_clone_and_params(fitted, data):
@@ -700,3 +724,85 @@ def test_training_and_validation_batches_run_in_their_modes(data):
     ).fit(X, Y)
     recorder = dict(clf.net_.callbacks_)["_RecordModes"]
     assert recorder.modes == {True: {True}, False: {False}}
+
+
+# ---------------------------------------------------------------------------
+# Refused inputs of issue 12, and classes absent from a chunk
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "class_weight",
+    [[{0: 0, 1: 0}, None], [None, {0: 0.0, 1: 0.0}], [{0: 0}, {1: 0, 0: 0}]],
+)
+def test_all_zero_class_weights_are_refused(data, class_weight):
+    X, Y = data
+    with pytest.raises(ValueError, match="every class weight 0"):
+        MultiTaskMMoEClassifier(**SMALL, class_weight=class_weight).fit(X, Y)
+    # A zero weight on some classes only is fine.
+    MultiTaskMMoEClassifier(**SMALL, class_weight=[{0: 0}, None]).fit(X, Y)
+
+
+def test_single_task_class_weight_dict(data):
+    X, Y = data
+    clf = MultiTaskMMoEClassifier(**SMALL, class_weight={0: 1.0, 1: 4.0})
+    clf.fit(X, Y[:, 0])
+    np.testing.assert_array_equal(clf.net_.criterion_.class_weights[0], [1.0, 4.0])
+    with pytest.raises(ValueError, match="every class weight 0"):
+        clf.set_params(class_weight={0: 0, 1: 0}).fit(X, Y[:, 0])
+
+
+@pytest.mark.parametrize(
+    "labels, marker",
+    [
+        (lambda Y: np.where(Y == 1, "1", np.where(Y == 0, "0", "-1")), -1),
+        (lambda Y: Y, "-1"),
+        (lambda Y: Y.astype(object), "-1"),
+    ],
+)
+def test_marker_and_labels_of_other_types_are_refused(data, labels, marker):
+    X, Y = data
+    Y_marked = Y.copy()
+    Y_marked[::4, 1] = -1
+    with pytest.raises(ValueError, match="differ only in type"):
+        MultiTaskMMoEClassifier(**SMALL, missing_label=marker).fit(X, labels(Y_marked))
+
+
+def test_string_marker_with_string_labels(data):
+    X, Y = data
+    Y_str = np.where(Y == 1, "1", "0").astype("<U2")
+    Y_str[::4, 1] = "-1"
+    clf = MultiTaskMMoEClassifier(**SMALL, missing_label="-1").fit(X, Y_str)
+    assert clf.classes_[1].tolist() == ["0", "1"]
+
+
+def test_duplicate_task_names_are_refused(data):
+    X, Y = data
+    Y_df = pd.DataFrame(Y, columns=["click", "click"])
+    with pytest.raises(ValueError, match="duplicate task names"):
+        MultiTaskMMoEClassifier(**SMALL).fit(X, Y_df)
+
+
+def test_multiclass_chunks_may_lack_classes(data):
+    # The classes declared in the first partial_fit (or learned by fit) make
+    # a task multiclass even when a chunk holds only two of them.
+    X, _ = data
+    y = np.arange(300) % 3
+    clf = MultiTaskMMoEClassifier(**SMALL)
+    clf.partial_fit(X[y < 2], y[y < 2], classes=[0, 1, 2])
+    assert clf.task_types_ == ["multiclass"]
+    assert clf.classes_.tolist() == [0, 1, 2]
+    assert clf.predict_proba(X).shape == (300, 3)
+    clf.partial_fit(X[y > 0], y[y > 0])
+    clf.partial_fit(X[y == 1], y[y == 1])
+    assert clf.n_iter_ == 3
+    warm = MultiTaskMMoEClassifier(**SMALL, warm_start=True).fit(X, y)
+    warm.fit(X[y < 2], y[y < 2])
+    assert warm.n_iter_ == 6 and warm.task_types_ == ["multiclass"]
+    # Declared classes that do not hold a chunk's labels are refused.
+    with pytest.raises(ValueError, match=r"labels \[2\] that are not in"):
+        MultiTaskMMoEClassifier(**SMALL).partial_fit(X, y, classes=[0, 1])
+    with pytest.raises(ValueError, match="one entry per task"):
+        MultiTaskMMoEClassifier(**SMALL).partial_fit(
+            X, np.column_stack([y, y]), classes=[[0, 1, 2]]
+        )

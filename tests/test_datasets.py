@@ -145,6 +145,116 @@ def test_make_task_correlation_is_deterministic():
     assert not np.array_equal(a[0], d[0])
 
 
+def test_continuous_targets_shapes_and_dtypes():
+    X, Y = make_task_correlation(
+        500, 0.3, n_features=7, target_type="continuous", random_state=0
+    )
+    assert X.shape == (500, 7) and X.dtype == np.float32
+    assert Y.shape == (500, 2) and Y.dtype == np.float64
+    assert np.all(np.isfinite(Y))
+    # Continuous values, not labels.
+    assert len(np.unique(Y[:, 0])) == 500
+
+    splits = make_task_correlation(
+        (300, 50), 0.3, n_features=7, target_type="continuous", random_state=0
+    )
+    assert [(X.shape, Y.shape) for X, Y in splits] == [
+        ((300, 7), (300, 2)),
+        ((50, 7), (50, 2)),
+    ]
+    assert all(Y.dtype == np.float64 for _, Y in splits)
+
+
+def test_continuous_targets_are_those_behind_the_binary_labels():
+    kwargs = dict(n_features=7, random_state=0)
+    Xb, Yb, Yc = make_task_correlation(
+        (400, 100), 0.6, return_regression=True, **kwargs
+    )[1]
+    X, Y = make_task_correlation((400, 100), 0.6, target_type="continuous", **kwargs)[1]
+    np.testing.assert_array_equal(X, Xb)
+    np.testing.assert_array_equal(Y, Yc)
+    # The binary default is unchanged by the new parameter.
+    X2, Y2 = make_task_correlation((400, 100), 0.6, target_type="binary", **kwargs)[1]
+    np.testing.assert_array_equal(X2, Xb)
+    np.testing.assert_array_equal(Y2, Yb)
+    assert Y2.dtype == np.int64 and set(np.unique(Y2)) == {0, 1}
+
+
+def test_continuous_targets_follow_the_papers_formula():
+    X, Y = make_task_correlation(
+        1000, 0.4, n_features=6, n_sin=3, target_type="continuous", random_state=5
+    )
+    params = datasets._make_task_correlation_params(
+        n_features=6,
+        correlation=0.4,
+        scale=1.0,
+        n_sin=3,
+        noise=0.1,
+        rng=check_random_state(5),
+        thresholds=False,
+    )
+    z = X.astype(np.float64) @ params.weights
+    expected = z + sum(
+        np.sin(a * z + b) for a, b in zip(params.alpha, params.beta, strict=True)
+    )
+    residual = Y - expected
+    # Only the noise is left: N(0, 0.1**2), independent between tasks.
+    assert residual.mean() == pytest.approx(0.0, abs=0.01)
+    assert residual.std() == pytest.approx(0.1, rel=0.05)
+    assert abs(np.corrcoef(residual.T)[0, 1]) < 0.1
+
+
+def test_continuous_targets_are_reproducible():
+    a = make_task_correlation(200, 0.5, target_type="continuous", random_state=1)
+    b = make_task_correlation(200, 0.5, target_type="continuous", random_state=1)
+    c = make_task_correlation(200, 0.5, target_type="continuous", random_state=2)
+    for x, y in zip(a, b, strict=True):
+        np.testing.assert_array_equal(x, y)
+    assert not np.array_equal(a[1], c[1])
+
+
+@pytest.mark.parametrize("correlation", [0.0, 0.5, 0.8, 0.9, 1.0])
+def test_continuous_linear_parts_are_correlated_as_requested(correlation):
+    # With the default sinusoids and noise, the noise-free linear parts
+    # w_k . x of the two tasks have Pearson correlation cos(w1, w2).
+    X, _ = make_task_correlation(
+        20000, correlation, target_type="continuous", random_state=0
+    )
+    params = datasets._make_task_correlation_params(
+        n_features=100,
+        correlation=correlation,
+        scale=1.0,
+        n_sin=10,
+        noise=0.1,
+        rng=check_random_state(0),
+        thresholds=False,
+    )
+    linear = X.astype(np.float64) @ params.weights
+    assert np.corrcoef(linear.T)[0, 1] == pytest.approx(correlation, abs=0.02)
+
+
+@pytest.mark.parametrize("correlation", [0.0, 0.5, 1.0])
+def test_continuous_tasks_least_squares_directions(correlation):
+    # Public-API check of the same property: by Stein's lemma the least
+    # squares coefficients of y_k on x are proportional to w_k, with the
+    # same factor for both tasks, so their cosine is the correlation.
+    X, Y = make_task_correlation(
+        20000, correlation, n_features=10, target_type="continuous", random_state=0
+    )
+    X = np.column_stack([np.ones(len(X)), X.astype(np.float64)])
+    coef = np.linalg.lstsq(X, Y, rcond=None)[0][1:]
+    b1, b2 = coef.T
+    cosine = b1 @ b2 / (np.linalg.norm(b1) * np.linalg.norm(b2))
+    assert cosine == pytest.approx(correlation, abs=0.1)
+
+
+def test_continuous_targets_invalid_options():
+    with pytest.raises(ValueError, match="target_type"):
+        make_task_correlation(10, target_type="regression")
+    with pytest.raises(ValueError, match="return_regression"):
+        make_task_correlation(10, target_type="continuous", return_regression=True)
+
+
 @pytest.mark.parametrize(
     "kwargs, name",
     [

@@ -4,8 +4,9 @@ import warnings
 
 import numpy as np
 import pytest
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.exceptions import UndefinedMetricWarning
-from sklearn.linear_model import LogisticRegression
+from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.metrics import (
     accuracy_score,
     average_precision_score,
@@ -15,16 +16,21 @@ from sklearn.metrics import (
     fbeta_score,
     log_loss,
     matthews_corrcoef,
+    mean_absolute_error,
+    mean_squared_error,
+    median_absolute_error,
     precision_score,
+    r2_score,
     recall_score,
     roc_auc_score,
+    root_mean_squared_error,
 )
-from sklearn.model_selection import KFold, cross_validate
-from sklearn.multioutput import MultiOutputClassifier
+from sklearn.model_selection import GridSearchCV, KFold, cross_validate
+from sklearn.multioutput import MultiOutputClassifier, MultiOutputRegressor
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from sk_mmoe import MultiTaskMMoEClassifier
+from sk_mmoe import MultiTaskMMoE, MultiTaskMMoEClassifier, MultiTaskMMoERegressor
 from sk_mmoe.datasets import make_task_correlation
 from sk_mmoe.metrics import multitask_scoring, task_scorer
 
@@ -376,9 +382,21 @@ def test_multitask_scoring_mean_is_nan_if_a_task_is_undefined(binary):
 @pytest.mark.parametrize(
     "args, kwargs, match",
     [
-        (("roc_auc",), {}, "exactly one of tasks and n_tasks"),
-        (("roc_auc", [0]), dict(n_tasks=1), "exactly one of tasks and n_tasks"),
+        (("roc_auc", [0]), dict(n_tasks=1), "at most one of tasks and n_tasks"),
         (("roc_auc",), dict(n_tasks=0), "positive int"),
+        (("roc_auc",), dict(n_tasks=True), "positive int"),
+        (([],), {}, "at least one metric"),
+        (("auc",), {}, "Unknown metric"),
+        (({"click": "roc_auc"}, ["click"]), {}, "neither tasks nor n_tasks"),
+        (({"click": "roc_auc"},), dict(n_tasks=1), "neither tasks nor n_tasks"),
+        (({},), {}, "at least one task"),
+        (({"click": []},), {}, r"metrics\['click'\] must name at least one"),
+        (({"click": ["r2", "r2"]},), {}, "duplicates"),
+        (({"click": "auc"},), {}, "Unknown metric 'auc'"),
+        (({0: "r2", "task0": "r2"},), {}, "task 'task0' twice"),
+        (({-1: "r2"},), {}, "non-negative"),
+        (({"mean": "r2", "x": "r2"},), {}, "clash"),
+        (({"x": "f1_macro", "macro_x": "f1"},), {}, "duplicate keys"),
         (("roc_auc", []), {}, "at least one task"),
         (([],), dict(n_tasks=2), "at least one metric"),
         (("auc", [0]), {}, "Unknown metric"),
@@ -419,3 +437,495 @@ def test_cross_validate_with_a_mostly_unlabelled_task():
         assert cv["test_accuracy_mean"][fold] == pytest.approx(
             clf.score(X[test], Y[test])
         )
+
+
+# ---------------------------------------------------------------------------
+# Regression tasks and models with tasks of different types
+# ---------------------------------------------------------------------------
+
+REGRESSION_METRICS = {
+    "r2": r2_score,
+    "neg_mean_squared_error": lambda y, p, **kw: -mean_squared_error(y, p, **kw),
+    "neg_mean_absolute_error": lambda y, p, **kw: -mean_absolute_error(y, p, **kw),
+    "neg_root_mean_squared_error": (
+        lambda y, p, **kw: -root_mean_squared_error(y, p, **kw)
+    ),
+}
+
+
+class FakeRegressor(RegressorMixin, BaseEstimator):
+    """The fitted interface of a multi-task regressor of sk_mmoe, in numpy.
+
+    ``task_types_``, ``task_names_`` and ``missing_target`` as the
+    estimators have them; ``predict`` is a least-squares fit of each task on
+    its labelled rows, 1-D for a 1-D ``y``; ``calls_`` counts predictions.
+    """
+
+    def __init__(self, missing_target=None):
+        self.missing_target = missing_target
+
+    def fit(self, X, Y):
+        names = list(Y.columns) if hasattr(Y, "columns") else None
+        Y = np.asarray(Y, dtype=float)
+        self.single_ = Y.ndim == 1
+        Y = Y.reshape(len(Y), -1)
+        K = Y.shape[1]
+        self.task_names_ = names or [f"task{k}" for k in range(K)]
+        self.task_types_ = ["regression"] * K
+        self.n_outputs_ = K
+        A = np.column_stack([X, np.ones(len(X))])
+        self.coef_ = np.column_stack(
+            [
+                np.linalg.lstsq(A[_known(Y[:, k], self)], Y[_known(Y[:, k], self), k])[
+                    0
+                ]
+                for k in range(K)
+            ]
+        )
+        self.calls_ = {"predict": 0}
+        return self
+
+    def predict(self, X):
+        self.calls_["predict"] += 1
+        pred = np.column_stack([X, np.ones(len(X))]) @ self.coef_
+        return pred[:, 0] if self.single_ else pred
+
+
+def _known(y, model):
+    marker = getattr(model, "missing_target", None)
+    return ~np.isnan(y) & (y != marker if marker is not None else True)
+
+
+class FakeMixed(ClassifierMixin, BaseEstimator):
+    """The fitted interface of MultiTaskMMoE on a binary and a regression task.
+
+    ``classes_`` has None for the regression task, ``predict`` returns an
+    object array and ``predict_proba`` a list with None for that task.
+    """
+
+    missing_label = None
+
+    def fit(self, X, Y):
+        self.task_names_ = list(Y.columns)
+        self.task_types_ = ["binary", "regression"]
+        self.classes_ = [np.array([0, 1]), None]
+        self.calls_ = {"predict": 0, "predict_proba": 0}
+        return self
+
+    def predict_proba(self, X):
+        self.calls_["predict_proba"] += 1
+        p = 1 / (1 + np.exp(-X[:, 0]))
+        return [np.column_stack([1 - p, p]), None]
+
+    def predict(self, X):
+        self.calls_["predict"] += 1
+        pred = np.empty((len(X), 2), dtype=object)
+        pred[:, 0] = (X[:, 0] > 0).astype(int).tolist()
+        pred[:, 1] = (3 * X[:, 1] + 1).tolist()
+        return pred
+
+
+def _regression_data(n=200, seed=0):
+    """Two regression tasks in different units; a third of task 1 is NaN."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, 4))
+    Y = np.column_stack(
+        [
+            3 * X[:, 1] + 1 + rng.normal(size=n),
+            100 * np.sin(X[:, 2]) + rng.normal(scale=10, size=n),
+        ]
+    )
+    Y[::3, 1] = np.nan
+    return X, Y
+
+
+def _mixed_data(n=200, seed=0):
+    """click (binary) and watch_time (known for clicked rows only)."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, 4))
+    click = (X[:, 0] + rng.normal(size=n) > 0).astype(int)
+    watch = np.where(click == 1, 3 * X[:, 1] + 1 + rng.normal(size=n), np.nan)
+    return X, pd.DataFrame({"click": click, "watch_time": watch})
+
+
+@pytest.fixture(scope="module")
+def regression_models():
+    """Regression models by name, each with its X and Y."""
+    X, Y = _regression_data()
+    Y_full = np.column_stack([Y[:, 0], X[:, 0] - Y[:, 0]])  # no missing target
+    Y_marker = np.where(np.isnan(Y), -999.0, Y)
+    return {
+        "fake": (FakeRegressor().fit(X, Y), X, Y),
+        "marker": (FakeRegressor(missing_target=-999.0).fit(X, Y_marker), X, Y_marker),
+        # No task_types_, no classes_: a regressor's tasks are regression.
+        "multioutput": (MultiOutputRegressor(Ridge()).fit(X, Y_full), X, Y_full),
+    }
+
+
+@pytest.mark.parametrize("name", ["fake", "marker", "multioutput"])
+@pytest.mark.parametrize("metric", list(REGRESSION_METRICS))
+def test_regression_metric_equals_sklearn_on_labelled_rows(
+    regression_models, name, metric
+):
+    model, X, Y = regression_models[name]
+    pred = model.predict(X)
+    w = np.linspace(0.5, 2.0, len(X))
+    for k in range(2):
+        known = _known(Y[:, k], model)
+        function = REGRESSION_METRICS[metric]
+        expected = function(Y[known, k], pred[known, k])
+        assert task_scorer(metric, k)(model, X, Y) == pytest.approx(expected)
+        expected = function(Y[known, k], pred[known, k], sample_weight=w[known])
+        score = task_scorer(metric, f"task{k}")(model, X, Y, sample_weight=w)
+        assert score == pytest.approx(expected)
+
+
+def test_regression_missing_targets_are_left_out(regression_models):
+    model, X, Y = regression_models["marker"]
+    scorer = task_scorer("r2", 1)
+    # NaN is missing too, whatever missing_target is.
+    assert scorer(model, X, np.where(Y == -999.0, np.nan, Y)) == scorer(model, X, Y)
+    # Had the scorer used the marker as a target, the score would collapse.
+    assert scorer(model, X, Y) > 0.5
+    with pytest.warns(UndefinedMetricWarning, match="no labelled row"):
+        assert np.isnan(scorer(model, X[::3], Y[::3]))
+
+
+def test_single_task_regressor_and_callable_regression_metric():
+    X, Y = _regression_data()
+    y = Y[:, 0]
+    model = FakeRegressor().fit(X, y)
+    assert model.predict(X).ndim == 1
+    assert task_scorer("r2", 0)(model, X, y) == pytest.approx(model.score(X, y))
+    ridge = Ridge().fit(X, y)  # a plain scikit-learn regressor
+    assert task_scorer("neg_mean_absolute_error", 0)(ridge, X, y) == pytest.approx(
+        -mean_absolute_error(y, ridge.predict(X))
+    )
+    scorer = task_scorer(median_absolute_error, 0, greater_is_better=False)
+    assert scorer(model, X, y) == pytest.approx(
+        -median_absolute_error(y, model.predict(X))
+    )
+    scores = multitask_scoring("r2")(model, X, y)
+    assert scores == {"r2_task0": pytest.approx(model.score(X, y))}
+
+
+def test_mixed_model_scores_each_task_with_its_kind():
+    X, Y = _mixed_data()
+    model = FakeMixed().fit(X, Y)
+    known = Y["watch_time"].notna().to_numpy()
+    pred = model.predict(X)
+    expected = r2_score(Y["watch_time"][known], pred[known, 1].astype(float))
+    assert task_scorer("r2", "watch_time")(model, X, Y) == pytest.approx(expected)
+    p = model.predict_proba(X)[0][:, 1]
+    assert task_scorer("roc_auc", "click")(model, X, Y) == pytest.approx(
+        roc_auc_score(Y["click"], p)
+    )
+    assert task_scorer("accuracy", 0)(model, X, Y) == pytest.approx(
+        accuracy_score(Y["click"], pred[:, 0].astype(int))
+    )
+
+
+def test_metric_of_the_wrong_kind_is_a_clear_error(binary):
+    X, Y = _mixed_data()
+    model = FakeMixed().fit(X, Y)
+    with pytest.raises(
+        ValueError,
+        match="'roc_auc' is a classification metric, but task 'watch_time' is a "
+        "regression task",
+    ):
+        task_scorer("roc_auc", "watch_time")(model, X, Y)
+    with pytest.raises(
+        ValueError,
+        match="'r2' is a regression metric, but task 'click' is a binary "
+        "classification task",
+    ):
+        task_scorer("r2", "click")(model, X, Y)
+    with pytest.raises(ValueError, match="predict_proba.*'watch_time' is a regr"):
+        task_scorer(roc_auc_score, 1, response_method="predict_proba")(model, X, Y)
+    with pytest.raises(ValueError, match="'accuracy' is a classification metric"):
+        multitask_scoring({"watch_time": "accuracy"})["accuracy_watch_time"](
+            model, X, Y
+        )
+    # The error comes before any prediction.
+    assert model.calls_ == {"predict": 0, "predict_proba": 0}
+    with pytest.raises(ValueError, match="'watch_time' is a regression task, but Y"):
+        task_scorer("r2", "watch_time")(model, X, Y.assign(watch_time="long"))
+    clf, X_binary, Y_binary = binary
+    with pytest.raises(ValueError, match="task 'task1' is a binary classification"):
+        task_scorer("neg_mean_squared_error", 1)(clf, X_binary, Y_binary)
+
+
+def test_not_a_classifier_nor_a_regressor_is_refused():
+    X, Y = _regression_data()
+    from sklearn.decomposition import PCA
+
+    with pytest.raises(TypeError, match="PCA.*not a regressor"):
+        task_scorer("r2", 0)(PCA(2).fit(X), X, Y)
+
+
+# ---------------------------------------------------------------------------
+# multitask_scoring: metrics by task, and the tasks of the fitted model
+# ---------------------------------------------------------------------------
+
+
+def test_metrics_by_task_keys_and_mean():
+    scoring = multitask_scoring(
+        {
+            "click": ["roc_auc", "accuracy"],
+            "like": "roc_auc",
+            "watch_time": ["r2", "neg_mean_absolute_error"],
+        }
+    )
+    # A metric's mean only where it scores >= 2 tasks.
+    assert list(scoring) == [
+        "roc_auc_click",
+        "roc_auc_like",
+        "roc_auc_mean",
+        "accuracy_click",
+        "r2_watch_time",
+        "neg_mean_absolute_error_watch_time",
+    ]
+    assert repr(scoring["r2_watch_time"]) == "task_scorer('r2', task='watch_time')"
+    assert list(multitask_scoring({0: "r2", 1: "r2"}, mean=False)) == [
+        "r2_task0",
+        "r2_task1",
+    ]
+    X, Y = _mixed_data()
+    model = FakeMixed().fit(X, Y)
+    scoring = multitask_scoring({"click": "log_loss", "watch_time": "r2"})
+    assert list(scoring) == ["neg_log_loss_click", "r2_watch_time"]
+    assert scoring["r2_watch_time"](model, X, Y) == task_scorer("r2", 1)(model, X, Y)
+
+
+def test_multitask_scoring_over_regression_tasks(regression_models):
+    model, X, Y = regression_models["fake"]
+    scoring = multitask_scoring(["r2", "neg_mean_squared_error"], n_tasks=2)
+    scores = {key: scorer(model, X, Y) for key, scorer in scoring.items()}
+    assert scores["r2_mean"] == pytest.approx(
+        (scores["r2_task0"] + scores["r2_task1"]) / 2
+    )
+    assert scores["r2_task1"] == task_scorer("r2", 1)(model, X, Y)
+    assert scores["neg_mean_squared_error_task1"] < -1  # task 1 is in hundreds
+
+
+def test_scorer_of_the_fitted_tasks(mixed):
+    clf, X, Y = mixed
+    scorer = multitask_scoring(["roc_auc", "log_loss", "accuracy"])
+    assert repr(scorer) == "multitask_scoring(['roc_auc', 'neg_log_loss', 'accuracy'])"
+    scores = scorer(clf, X, Y)
+    assert list(scores) == [
+        "roc_auc_click",
+        "roc_auc_colour",
+        "roc_auc_mean",
+        "neg_log_loss_click",
+        "neg_log_loss_colour",
+        "neg_log_loss_mean",
+        "accuracy_click",
+        "accuracy_colour",
+        "accuracy_mean",
+    ]
+    explicit = multitask_scoring(
+        ["roc_auc", "neg_log_loss", "accuracy"], tasks=["click", "colour"]
+    )
+    for key, value in scores.items():
+        assert isinstance(value, float)
+        assert value == pytest.approx(explicit[key](clf, X, Y), abs=1e-12)
+    # One task: no mean; mean=False: none either.
+    assert list(multitask_scoring("accuracy", mean=False)(clf, X, Y)) == [
+        "accuracy_click",
+        "accuracy_colour",
+    ]
+    assert repr(multitask_scoring("r2", mean=False)) == (
+        "multitask_scoring('r2', mean=False)"
+    )
+
+
+def test_scorer_of_the_fitted_tasks_names_tasks_of_an_array_y(binary):
+    clf, X, Y = binary
+    w = np.random.default_rng(0).uniform(0.1, 2.0, len(X))
+    scores = multitask_scoring("roc_auc")(clf, X, Y, sample_weight=w)
+    assert list(scores) == ["roc_auc_task0", "roc_auc_task1", "roc_auc_mean"]
+    assert scores["roc_auc_task1"] == task_scorer("roc_auc", 1)(
+        clf, X, Y, sample_weight=w
+    )
+
+
+def test_scorer_of_the_fitted_tasks_applies_each_metric_to_its_kind():
+    X, Y = _mixed_data()
+    model = FakeMixed().fit(X, Y)
+    scores = multitask_scoring(["roc_auc", "accuracy", "r2", "neg_mean_squared_error"])(
+        model, X, Y
+    )
+    assert list(scores) == [
+        "roc_auc_click",
+        "accuracy_click",
+        "r2_watch_time",
+        "neg_mean_squared_error_watch_time",
+    ]
+    # Each response method once for the whole dict.
+    assert model.calls_ == {"predict": 1, "predict_proba": 1}
+    assert scores["r2_watch_time"] == task_scorer("r2", "watch_time")(model, X, Y)
+    with pytest.raises(
+        ValueError,
+        match=r"'f1_macro' is a classification metric, "
+        r"but the model has no classification task.*'task0' \(regr",
+    ):
+        multitask_scoring(["r2", "f1_macro"])(
+            FakeRegressor().fit(X, Y["click"]), X, Y["click"]
+        )
+    clf = FakeRegressor().fit(X, pd.DataFrame({"mean": X[:, 0], "b": X[:, 1]}))
+    with pytest.raises(ValueError, match="named 'mean' would clash"):
+        multitask_scoring("r2")(clf, X, pd.DataFrame({"mean": X[:, 0], "b": X[:, 1]}))
+
+
+def test_scorer_of_the_fitted_tasks_predicts_once(binary, monkeypatch):
+    clf, X, Y = binary
+    calls = {"predict": 0, "predict_proba": 0}
+    for method in calls:
+        original = getattr(clf, method)
+
+        def counted(X, _method=method, _original=original):
+            calls[_method] += 1
+            return _original(X)
+
+        monkeypatch.setattr(clf, method, counted)
+    scores = multitask_scoring(["roc_auc", "neg_log_loss", "accuracy", "f1"])(clf, X, Y)
+    assert len(scores) == 12
+    assert calls == {"predict": 1, "predict_proba": 1}
+
+
+def test_scorer_of_the_fitted_tasks_in_grid_search_with_refit(binary):
+    _, X, Y = binary
+    scoring = multitask_scoring(["roc_auc", "accuracy"])
+    search = GridSearchCV(
+        MultiTaskMMoEClassifier(**SMALL),
+        {"n_experts": [1, 2]},
+        scoring=scoring,
+        refit="roc_auc_task1",
+        cv=KFold(2, shuffle=True, random_state=0),
+        error_score="raise",
+    ).fit(X, Y)
+    results = search.cv_results_
+    assert {"mean_test_accuracy_task0", "mean_test_roc_auc_mean"} <= set(results)
+    assert search.best_index_ == np.argmax(results["mean_test_roc_auc_task1"])
+    assert search.score(X, Y) == pytest.approx(
+        task_scorer("roc_auc", 1)(search.best_estimator_, X, Y)
+    )
+
+
+def test_scorer_of_the_fitted_tasks_with_a_pipeline_in_cross_validate(mixed):
+    _, X, Y = mixed
+    pipe = make_pipeline(StandardScaler(), MultiTaskMMoEClassifier(**SMALL))
+    cv = cross_validate(
+        pipe,
+        X,
+        Y,
+        scoring=multitask_scoring(["roc_auc", "accuracy"]),
+        cv=KFold(2, shuffle=True, random_state=0),
+        return_estimator=True,
+        return_indices=True,
+        error_score="raise",
+    )
+    assert {"test_roc_auc_click", "test_roc_auc_colour", "test_accuracy_mean"} <= set(
+        cv
+    )
+    fitted, test = cv["estimator"][1], cv["indices"]["test"][1]
+    expected = task_scorer("roc_auc", "colour")(fitted, X[test], Y.iloc[test])
+    assert cv["test_roc_auc_colour"][1] == pytest.approx(expected)
+
+
+# ---------------------------------------------------------------------------
+# The regressor and the model of mixed task types
+# ---------------------------------------------------------------------------
+
+
+def test_regressor_scores_in_grid_search_with_refit_on_a_task():
+    X, Y = _regression_data(150)
+    search = GridSearchCV(
+        MultiTaskMMoERegressor(**SMALL),
+        {"n_experts": [1, 2]},
+        scoring=multitask_scoring(["r2", "neg_mean_absolute_error"]),
+        refit="r2_task1",
+        cv=KFold(2, shuffle=True, random_state=0),
+        error_score="raise",
+    ).fit(X, Y)
+    results = search.cv_results_
+    assert {"mean_test_r2_mean", "mean_test_neg_mean_absolute_error_task0"} <= set(
+        results
+    )
+    assert search.best_index_ == np.argmax(results["mean_test_r2_task1"])
+    model = search.best_estimator_
+    known = ~np.isnan(Y[:, 1])
+    expected = r2_score(Y[known, 1], model.predict(X)[known, 1])
+    assert search.score(X, Y) == pytest.approx(expected)
+    # The regressor's score is the mean R^2 over its tasks.
+    scores = multitask_scoring("r2")(model, X, Y)
+    assert scores["r2_mean"] == pytest.approx(model.score(X, Y))
+
+
+def test_regressor_missing_target_and_single_task():
+    X, Y = _regression_data(150)
+    Y_marker = np.where(np.isnan(Y), -999.0, Y)
+    model = MultiTaskMMoERegressor(missing_target=-999.0, **SMALL).fit(X, Y_marker)
+    pred = model.predict(X)
+    known = ~np.isnan(Y[:, 1])
+    for metric, function in REGRESSION_METRICS.items():
+        score = task_scorer(metric, 1)(model, X, Y_marker)
+        assert score == pytest.approx(function(Y[known, 1], pred[known, 1]))
+        assert task_scorer(metric, 1)(model, X, Y) == score
+    single = MultiTaskMMoERegressor(**SMALL).fit(X, Y[:, 0])
+    assert task_scorer("r2", 0)(single, X, Y[:, 0]) == pytest.approx(
+        single.score(X, Y[:, 0])
+    )
+    with pytest.raises(ValueError, match="'roc_auc' is a classification metric"):
+        multitask_scoring("roc_auc")(single, X, Y[:, 0])
+
+
+def test_mixed_model_scores_each_task_with_its_kind_of_metric():
+    X, Y = _mixed_data(150)
+    model = MultiTaskMMoE(**SMALL).fit(X, Y)
+    assert list(model.task_types_) == ["binary", "regression"]
+    scores = multitask_scoring(["roc_auc", "accuracy", "r2"])(model, X, Y)
+    assert list(scores) == ["roc_auc_click", "accuracy_click", "r2_watch_time"]
+    # The model's score is the mean of accuracy and R^2.
+    assert (scores["accuracy_click"] + scores["r2_watch_time"]) / 2 == pytest.approx(
+        model.score(X, Y)
+    )
+    known = Y["watch_time"].notna().to_numpy()
+    pred = model.predict(X)
+    assert scores["r2_watch_time"] == pytest.approx(
+        r2_score(Y["watch_time"][known], pred[known, 1].astype(float))
+    )
+    assert scores["roc_auc_click"] == pytest.approx(
+        roc_auc_score(Y["click"], model.predict_proba(X)[0][:, 1])
+    )
+    with pytest.raises(ValueError, match="'watch_time' is a regression task"):
+        task_scorer("neg_log_loss", "watch_time")(model, X, Y)
+    with pytest.raises(ValueError, match="'click' is a binary classification task"):
+        task_scorer("neg_mean_squared_error", "click")(model, X, Y)
+
+
+def test_mixed_model_in_a_pipeline_with_metrics_by_task():
+    X, Y = _mixed_data(150)
+    scoring = multitask_scoring(
+        {"click": ["roc_auc", "accuracy"], "watch_time": "neg_mean_squared_error"}
+    )
+    cv = cross_validate(
+        make_pipeline(StandardScaler(), MultiTaskMMoE(**SMALL)),
+        X,
+        Y,
+        scoring=scoring,
+        cv=KFold(2, shuffle=True, random_state=0),
+        return_estimator=True,
+        return_indices=True,
+        error_score="raise",
+    )
+    fitted, test = cv["estimator"][0], cv["indices"]["test"][0]
+    scores = multitask_scoring(["accuracy", "neg_mean_squared_error"])(
+        fitted, X[test], Y.iloc[test]
+    )
+    assert cv["test_accuracy_click"][0] == pytest.approx(scores["accuracy_click"])
+    assert cv["test_neg_mean_squared_error_watch_time"][0] == pytest.approx(
+        scores["neg_mean_squared_error_watch_time"]
+    )
+    assert scores["neg_mean_squared_error_watch_time"] < 0

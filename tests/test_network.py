@@ -77,6 +77,21 @@ def test_shapes_and_class_padding():
     torch.testing.assert_close(gates.sum(-1), torch.ones(6, 3))
 
 
+def test_regression_width_one_next_to_classes():
+    # A regression task has one output (column 0); the rest of its row is
+    # padding, as for a classification task with fewer classes.
+    net = MMoENetwork(4, [1, 3], n_experts=2)
+    assert net.output_sizes == [1, 3]
+    outputs = net(torch.randn(6, 4))
+    assert outputs.shape == (6, 2, 3)
+    assert torch.isfinite(outputs[:, 0, 0]).all()
+    assert torch.isinf(outputs[:, 0, 1:]).all()
+    assert torch.isfinite(outputs[:, 1]).all()
+    # Every task of width one: no padding at all.
+    outputs = MMoENetwork(4, [1, 1], n_experts=2)(torch.randn(6, 4))
+    assert outputs.shape == (6, 2, 1) and torch.isfinite(outputs).all()
+
+
 def test_shared_bottom_and_one_gate():
     x = torch.randn(5, 4)
     _, gates = MMoENetwork(4, [2, 2], n_experts=1)(x, return_gates=True)
@@ -134,8 +149,8 @@ def test_drop_experts_renormalises_and_never_drops_everything():
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        ({"n_classes": [2, 1]}, "n_classes"),
-        ({"n_classes": []}, "n_classes"),
+        ({"output_sizes": [2, 0]}, "output_sizes"),
+        ({"output_sizes": []}, "output_sizes"),
         ({"n_experts": 0}, "n_experts"),
         ({"n_levels": 0}, "n_levels"),
         ({"expert_hidden_layer_sizes": ()}, "expert_hidden_layer_sizes"),
@@ -143,7 +158,7 @@ def test_drop_experts_renormalises_and_never_drops_everything():
     ],
 )
 def test_invalid_arguments(kwargs, match):
-    params = {"n_features": 3, "n_classes": [2, 2], **kwargs}
+    params = {"n_features": 3, "output_sizes": [2, 2], **kwargs}
     with pytest.raises(ValueError, match=match):
         MMoENetwork(**params)
 

@@ -1,7 +1,9 @@
 """Tests for save_model and load_model."""
 
+import hashlib
 import io
 import pickle
+import time
 
 import numpy as np
 import pytest
@@ -11,7 +13,13 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from skorch.callbacks import GradientNormClipping
 
-from sk_mmoe import MultiTaskMMoEClassifier, load_model, save_model
+from sk_mmoe import (
+    MultiTaskMMoE,
+    MultiTaskMMoEClassifier,
+    MultiTaskMMoERegressor,
+    load_model,
+    save_model,
+)
 from sk_mmoe.datasets import make_task_correlation
 
 SMALL = dict(
@@ -26,6 +34,26 @@ SMALL = dict(
 
 def _data(n=200):
     return make_task_correlation(n, 0.5, n_features=5, random_state=0)
+
+
+def _rewrite(path, edit=None, edit_outer=None):
+    """Edit a saved file as a crafted one would be: content, then checksum.
+
+    ``edit`` changes the inner content (a dict) in place, ``edit_outer`` the
+    outer record; the SHA-256 of the rewritten content is stored, so that the
+    file passes the checksum and reaches the checks after it.
+    """
+    outer = torch.load(path, weights_only=True)
+    if edit is not None:
+        content = torch.load(io.BytesIO(outer["content"]), weights_only=True)
+        edit(content)
+        buffer = io.BytesIO()
+        torch.save(content, buffer)
+        outer["content"] = buffer.getvalue()
+        outer["sha256"] = hashlib.sha256(outer["content"]).hexdigest()
+    if edit_outer is not None:
+        edit_outer(outer)
+    torch.save(outer, path)
 
 
 def _round_trip(clf, **load_kwargs):
@@ -168,11 +196,15 @@ def test_files_with_python_objects_are_refused(tmp_path):
     clf = MultiTaskMMoEClassifier(**SMALL).fit(X, Y)
     path = tmp_path / "model.pt"
     save_model(clf, path)
-    payload = torch.load(path, weights_only=True)
-    payload["history"] = _RunsCodeWhenUnpickled()
-    torch.save(payload, path)
-    with pytest.raises(ValueError, match="refused it.*_record_unpickling"):
-        load_model(path)
+    # In the content (with a valid checksum) and in the outer record.
+    for where in ("content", "outer"):
+        save_model(clf, path)
+        if where == "content":
+            _rewrite(path, lambda c: c.update(history=_RunsCodeWhenUnpickled()))
+        else:
+            _rewrite(path, edit_outer=lambda o: o.update(note=_RunsCodeWhenUnpickled()))
+        with pytest.raises(ValueError, match="refused it.*_record_unpickling"):
+            load_model(path)
     assert _unpickled == []  # the loader did not run it
 
     pickled = tmp_path / "model.pkl"
@@ -187,9 +219,7 @@ def test_device_override(tmp_path):
     path = tmp_path / "model.pt"
     save_model(clf, path)
     # Pretend the model was trained on a GPU.
-    payload = torch.load(path, weights_only=True)
-    payload["params"]["device"] = "cuda"
-    torch.save(payload, path)
+    _rewrite(path, lambda content: content["params"].update(device="cuda"))
 
     loaded = load_model(path, device=torch.device("cpu"))
     assert loaded.device == "cpu"
@@ -259,13 +289,254 @@ def test_load_errors(tmp_path):
     X, Y = _data()
     path = tmp_path / "model.pt"
     save_model(MultiTaskMMoEClassifier(**SMALL).fit(X, Y), path)
-    payload = torch.load(path, weights_only=True)
-    payload["format_version"] = 99
-    torch.save(payload, path)
+    _rewrite(path, edit_outer=lambda outer: outer.update(format_version=99))
     with pytest.raises(ValueError, match="cannot read"):
         load_model(path)
-    payload["format_version"] = 1
-    payload["module_state"].popitem()
-    torch.save(payload, path)
+    _rewrite(path, edit_outer=lambda outer: outer.update(format_version=1))
+    with pytest.raises(ValueError, match="cannot read"):
+        load_model(path)
+    _rewrite(path, edit_outer=lambda outer: outer.update(format_version=2))
+    load_model(path)
+    _rewrite(path, lambda content: content["module_state"].popitem())
     with pytest.raises(ValueError, match="do not match"):
         load_model(path)
+
+
+# ---------------------------------------------------------------------------
+# Damaged and crafted files
+# ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def saved_bytes():
+    X, Y = _data()
+    buffer = io.BytesIO()
+    save_model(MultiTaskMMoEClassifier(**SMALL).fit(X, Y), buffer)
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def saved(tmp_path, saved_bytes):
+    path = tmp_path / "model.pt"
+    path.write_bytes(saved_bytes)
+    return path
+
+
+@pytest.mark.parametrize("step", [8, 997])
+def test_corrupted_content_is_refused(saved, step):
+    outer = torch.load(saved, weights_only=True)
+    data = bytearray(outer["content"])
+    # Flip bytes in the second half: the tensor records.
+    for i in range(len(data) // 2, len(data), step):
+        data[i] ^= 0xFF
+    outer["content"] = bytes(data)
+    torch.save(outer, saved)
+    with pytest.raises(ValueError, match=r"model\.pt.*corrupted"):
+        load_model(saved)
+
+
+def test_damaged_outer_file_is_refused(saved):
+    data = bytearray(saved.read_bytes())
+    del data[len(data) // 2 :]
+    saved.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match="not a file written by save_model"):
+        load_model(saved)
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        pytest.param(lambda c: c.update(n_features_in=10**9), id="n_features_in"),
+        pytest.param(lambda c: c["params"].update(n_experts=10**7), id="n_experts"),
+        pytest.param(
+            lambda c: c["params"].update(expert_hidden_layer_sizes=[10**9]),
+            id="hidden_layer",
+        ),
+        pytest.param(
+            lambda c: c["tasks"][0].update(classes=list(range(10**6))),
+            id="n_classes",
+        ),
+    ],
+)
+def test_huge_sizes_are_refused_before_allocating(saved, edit):
+    # Built as stored, these networks would need from 4 GB to many TB.
+    _rewrite(saved, edit)
+    start = time.perf_counter()
+    with pytest.raises(ValueError, match="do not match"):
+        load_model(saved)
+    assert time.perf_counter() - start < 5
+
+
+def _set_task(k, **entries):
+    return lambda c: c["tasks"][k].update(entries)
+
+
+@pytest.mark.parametrize(
+    "edit, match",
+    [
+        (lambda c: c.pop("tasks"), "no 'tasks' entry"),
+        (lambda c: c.pop("module_state"), "no 'module_state' entry"),
+        (lambda c: c.update(n_features_in="5"), "'n_features_in' entry is a str"),
+        (lambda c: c.update(n_features_in=True), "'n_features_in' entry is a bool"),
+        (lambda c: c.update(n_features_in=0), "no tasks or no features"),
+        (lambda c: c.update(single_task=1), "'single_task' entry is a int"),
+        (lambda c: c.update(params=[1, 2]), "'params' entry is a list"),
+        (lambda c: c.update(tasks=[]), "no tasks"),
+        (lambda c: c.update(estimator="Evil"), "unknown estimator 'Evil'"),
+        (lambda c: c.update(history=[1, 2]), "history"),
+        (lambda c: c.update(feature_names_in=["a"]), "feature names"),
+        (lambda c: c["params"].update(n_experts="many"), "invalid parameters"),
+        (lambda c: c["params"].update(n_experts=True), "invalid parameters"),
+        (lambda c: c["params"].update(colour="red"), "malformed"),
+        (lambda c: c.update(random_state={"name": "MT19937"}), "malformed"),
+        (lambda c: c["tasks"].__setitem__(0, "binary"), "malformed"),
+        (_set_task(0, kind="ordinal"), "unknown task type 'ordinal'"),
+        (lambda c: c["tasks"][0].pop("classes"), "malformed"),
+        (_set_task(0, dtype="not a dtype"), "malformed"),
+        (lambda c: c["tasks"].pop(), "do not match"),
+        (_set_task(1, kind="regression", mean=0.0, scale=1.0), "do not match"),
+        (lambda c: c["module_state"].update(extra=torch.zeros(2)), "unexpected"),
+        (
+            lambda c: c["module_state"].update(
+                {next(iter(c["module_state"])): "weights"}
+            ),
+            "do not match",
+        ),
+        (lambda c: c.update(criterion_state={}), "loss state"),
+        (lambda c: c.update(optimizer_state={}), "state in .* does not match"),
+        (
+            lambda c: c.update(optimizer_state={"state": {}, "param_groups": [{}]}),
+            "state in .* does not match",
+        ),
+    ],
+)
+def test_malformed_content_is_a_value_error(saved, edit, match):
+    _rewrite(saved, edit)
+    with pytest.raises(ValueError, match=match):
+        load_model(saved)
+
+
+@pytest.mark.parametrize(
+    "edit_outer, match",
+    [
+        (lambda o: o.pop("content"), "content or checksum is missing"),
+        (lambda o: o.update(sha256=None), "content or checksum is missing"),
+        (lambda o: o.update(content="text"), "content or checksum is missing"),
+        (lambda o: o.update(format_version="2"), "cannot read"),
+        (lambda o: o.update(format="other"), "not a file written by save_model"),
+    ],
+)
+def test_malformed_outer_record_is_a_value_error(saved, edit_outer, match):
+    _rewrite(saved, edit_outer=edit_outer)
+    with pytest.raises(ValueError, match=match):
+        load_model(saved)
+
+
+def test_content_that_is_not_a_dict_is_refused(saved):
+    outer = torch.load(saved, weights_only=True)
+    buffer = io.BytesIO()
+    torch.save([1, 2, 3], buffer)
+    outer["content"] = buffer.getvalue()
+    outer["sha256"] = hashlib.sha256(outer["content"]).hexdigest()
+    torch.save(outer, saved)
+    with pytest.raises(ValueError, match="not a dict"):
+        load_model(saved)
+
+
+@pytest.mark.parametrize("device", ["meta", "mps", "tpu:x"])
+def test_load_on_an_unusable_device_is_refused(saved, device):
+    with pytest.raises(ValueError, match="device"):
+        load_model(saved, device=device)
+
+
+# ---------------------------------------------------------------------------
+# Every estimator
+# ---------------------------------------------------------------------------
+
+
+def _estimator_and_data(kind, **params):
+    X, Y = _data()
+    rng = np.random.default_rng(0)
+    if kind == "classifier":
+        Y = Y.copy()
+        Y[::3, 1] = -1
+        return MultiTaskMMoEClassifier(**SMALL, **params), X, Y
+    continuous = 100 * X[:, 0] + rng.normal(0, 5, len(X)) + 1000
+    if kind == "regressor":
+        Y = np.column_stack([continuous, X[:, 1] - X[:, 2]])
+        Y[::4, 0] = np.nan
+        return MultiTaskMMoERegressor(**SMALL, **params), X, Y
+    Y = np.column_stack([Y[:, 0], continuous]).astype(object)
+    Y[::4, 1] = None
+    return MultiTaskMMoE(**SMALL, **params), X, Y
+
+
+def _assert_same_model(a, b, X):
+    np.testing.assert_array_equal(a.predict(X), b.predict(X))
+    assert a.predict(X).dtype == b.predict(X).dtype
+    np.testing.assert_array_equal(a.gate_weights(X), b.gate_weights(X))
+    if hasattr(a, "predict_proba"):
+        for pa, pb in zip(a.predict_proba(X), b.predict_proba(X), strict=True):
+            if pa is None:
+                assert pb is None
+            else:
+                np.testing.assert_array_equal(pa, pb)
+    for name in ("task_names_", "task_types_", "n_outputs_", "n_iter_"):
+        assert getattr(a, name) == getattr(b, name), name
+    np.testing.assert_array_equal(a.task_weights_, b.task_weights_)
+    for name in ("target_mean_", "target_scale_"):
+        if hasattr(a, name):
+            np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
+    if hasattr(a, "classes_"):
+        for ca, cb in zip(a.classes_, b.classes_, strict=True):
+            np.testing.assert_array_equal(ca, cb)
+    # Epoch durations differ between two runs of the same training.
+    assert [{k: v for k, v in e.items() if k != "dur"} for e in a.history_] == [
+        {k: v for k, v in e.items() if k != "dur"} for e in b.history_
+    ]
+
+
+KINDS = ["classifier", "regressor", "mixed"]
+
+
+@pytest.mark.parametrize("task_weights", [None, "uncertainty"])
+@pytest.mark.parametrize("kind", KINDS)
+def test_every_estimator_round_trips_and_continues_training(kind, task_weights):
+    clf, X, Y = _estimator_and_data(kind, warm_start=True, task_weights=task_weights)
+    clf.fit(X, Y)
+    loaded = _round_trip(clf)
+    assert type(loaded) is type(clf)
+    assert loaded.get_params() == clf.get_params()
+    _assert_same_model(clf, loaded, X)
+    assert loaded.score(X, Y) == clf.score(X, Y)
+    if task_weights == "uncertainty":
+        torch.testing.assert_close(
+            loaded.net_.criterion_.weighting.log_variance,
+            clf.net_.criterion_.weighting.log_variance,
+            rtol=0,
+            atol=0,
+        )
+        assert "task_weight_task0" in loaded.history_[-1]
+    # One more warm-start fit of each gives the same model.
+    clf.fit(X, Y)
+    loaded.fit(X, Y)
+    assert loaded.n_iter_ == 4
+    _assert_same_model(clf, loaded, X)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_every_estimator_partial_fit_after_loading(kind):
+    clf, X, Y = _estimator_and_data(kind)
+    clf.fit(X, Y)
+    loaded = _round_trip(clf)
+    clf.partial_fit(X, Y)
+    loaded.partial_fit(X, Y)
+    _assert_same_model(clf, loaded, X)
+
+
+def test_single_task_regressor_round_trip():
+    X, Y = _data()
+    reg = MultiTaskMMoERegressor(**SMALL).fit(X, X[:, 0] * 50.0)
+    loaded = _round_trip(reg)
+    assert loaded.predict(X).shape == (len(X),)
+    _assert_same_model(reg, loaded, X)

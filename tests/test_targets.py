@@ -4,7 +4,26 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sk_mmoe._targets import MISSING_CODE, encode_targets, missing_mask
+from sk_mmoe._targets import (
+    default_task_names,
+    encode_targets,
+    missing_mask,
+    read_targets,
+)
+from sk_mmoe._tasks import infer_task_type, make_task
+
+
+def _encode(Y, missing_label=None, classes=None, n_samples=None):
+    """Read ``Y``, fit a task per column (type inferred), encode."""
+    targets = read_targets(Y, missing_label, n_samples=n_samples)
+    tasks = []
+    for k, name in enumerate(targets.names):
+        values = targets.labelled_values(k)
+        known = None if classes is None else classes[k]
+        # As the estimators do: the declared classes decide binary/multiclass.
+        kind = infer_task_type(values if known is None else np.asarray(known), name)
+        tasks.append(make_task(kind, name).fit(values, known))
+    return targets, tasks, encode_targets(targets, tasks)
 
 
 @pytest.mark.parametrize(
@@ -32,20 +51,23 @@ def test_encode_mixed_dataframe():
             "liked": [True, False, True, True, False],
         }
     )
-    enc = encode_targets(Y, -1, n_samples=5)
-    assert enc.task_names == ["click", "rating", "liked"]
-    assert not enc.is_single_task
-    np.testing.assert_array_equal(enc.classes[0], [0, 1])
-    np.testing.assert_array_equal(enc.classes[1], ["high", "low", "mid"])
-    np.testing.assert_array_equal(enc.classes[2], [False, True])
+    targets, tasks, encoded = _encode(Y, -1, n_samples=5)
+    assert targets.names == ["click", "rating", "liked"]
+    assert not targets.is_single_task
+    np.testing.assert_array_equal(tasks[0].classes, [0, 1])
+    np.testing.assert_array_equal(tasks[1].classes, ["high", "low", "mid"])
+    np.testing.assert_array_equal(tasks[2].classes, [False, True])
+    assert [t.kind for t in tasks] == ["binary", "multiclass", "binary"]
     expected = [
         [1, 1, 1],
         [0, 0, 0],
-        [MISSING_CODE, 2, 1],
-        [1, MISSING_CODE, 1],
+        [np.nan, 2, 1],
+        [1, np.nan, 1],
         [0, 1, 0],
     ]
-    np.testing.assert_array_equal(enc.codes, expected)
+    assert encoded.dtype == np.float32
+    np.testing.assert_array_equal(encoded, expected)
+    np.testing.assert_array_equal(targets.labelled[0], [1, 1, 0, 1, 1])
 
 
 def test_nullable_and_categorical_columns():
@@ -55,28 +77,43 @@ def test_nullable_and_categorical_columns():
             "b": pd.Categorical(["x", "y", None, "x"]),
         }
     )
-    enc = encode_targets(Y)
-    np.testing.assert_array_equal(enc.codes[:, 0], [1, MISSING_CODE, 0, 1])
-    np.testing.assert_array_equal(enc.codes[:, 1], [0, 1, MISSING_CODE, 0])
+    _, _, encoded = _encode(Y)
+    np.testing.assert_array_equal(encoded[:, 0], [1, np.nan, 0, 1])
+    np.testing.assert_array_equal(encoded[:, 1], [0, 1, np.nan, 0])
+
+
+def test_regression_column_is_standardised():
+    Y = np.array([[0, 10.5], [1, np.nan], [1, 20.5], [0, 30.5]])
+    _, tasks, encoded = _encode(Y)
+    assert [t.kind for t in tasks] == ["binary", "regression"]
+    assert tasks[1].mean == pytest.approx(20.5)
+    scale = np.std([10.5, 20.5, 30.5])
+    assert tasks[1].scale == pytest.approx(scale)
+    np.testing.assert_allclose(
+        encoded[:, 1], [-10 / scale, np.nan, 0, 10 / scale], rtol=1e-6
+    )
 
 
 def test_one_dimensional_y_is_one_task():
-    enc = encode_targets(np.array(["b", "a", "b"]))
-    assert enc.is_single_task and enc.task_names == ["task0"]
-    np.testing.assert_array_equal(enc.codes[:, 0], [1, 0, 1])
-    enc = encode_targets(np.array([[0], [1]]))
-    assert not enc.is_single_task
+    targets, tasks, encoded = _encode(np.array(["b", "a", "b"]))
+    assert targets.is_single_task and targets.names == ["task0"]
+    np.testing.assert_array_equal(encoded[:, 0], [1, 0, 1])
+    targets = read_targets(np.array([[0], [1]]))
+    assert not targets.is_single_task
+
+
+def test_default_task_names():
+    assert default_task_names(3) == ["task0", "task1", "task2"]
+    assert read_targets(np.zeros((2, 2)) + [[0, 1]]).names == ["task0", "task1"]
 
 
 def test_given_classes_allow_absent_classes():
-    enc = encode_targets(np.array([[0, 2], [0, 1]]), classes=[[0, 1], [0, 1, 2]])
-    np.testing.assert_array_equal(enc.codes, [[0, 2], [0, 1]])
-    enc = encode_targets(np.array([0, 0]), classes=[0, 1, 2])
-    assert enc.is_single_task and len(enc.classes[0]) == 3
+    _, _, encoded = _encode(np.array([[0, 2], [0, 1]]), classes=[[0, 1], [0, 1, 2]])
+    np.testing.assert_array_equal(encoded, [[0, 2], [0, 1]])
+    _, tasks, _ = _encode(np.array([0, 0]), classes=[[0, 1, 2]])
+    assert len(tasks[0].classes) == 3
     with pytest.raises(ValueError, match=r"labels \[3\]"):
-        encode_targets(np.array([[0, 3]]), classes=[[0, 1], [0, 1, 2]])
-    with pytest.raises(ValueError, match="one array of labels per task"):
-        encode_targets(np.array([[0, 1]]), classes=[[0, 1]])
+        _encode(np.array([[0, 3]]), classes=[[0, 1], [0, 1, 2]])
 
 
 @pytest.mark.parametrize(
@@ -84,22 +121,74 @@ def test_given_classes_allow_absent_classes():
     [
         (None, "requires y to be passed"),
         (np.array([[0, -1], [1, -1]]), "'task1'.*no labelled rows"),
-        (np.array([[0, 1], [1, 1], [0, -1]]), "'task1'.*only one class"),
-        (np.array([[0.5, 1], [1.25, 0]]), "Unknown label type.*'task0'.*continuous"),
         (np.zeros((2, 2, 2)), "1-D .* or 2-D"),
-        (np.array([["a", 1], [2, "b"]], dtype=object), "mixes label types"),
+        (np.zeros((3, 0)), "at least one column"),
     ],
 )
 def test_invalid_targets(Y, match):
+    with pytest.raises(ValueError, match=match):
+        read_targets(Y, -1)
+
+
+@pytest.mark.parametrize(
+    "Y, match",
+    [
+        (np.array([[0, 1], [1, 1], [0, -1]]), "'task1'.*only one class"),
+        (np.array([["a", 1], [2, "b"]], dtype=object), "mixes label types"),
+    ],
+)
+def test_invalid_labels(Y, match):
     with pytest.raises((ValueError, TypeError), match=match):
-        encode_targets(Y, -1)
+        _encode(Y, -1)
+
+
+def test_sparse_targets_are_refused():
+    sp = pytest.importorskip("scipy.sparse")
+    with pytest.raises(TypeError, match="sparse targets"):
+        read_targets(sp.csr_matrix(np.eye(3)))
 
 
 def test_length_must_match_X():
     with pytest.raises(ValueError, match="inconsistent numbers of samples"):
-        encode_targets(np.array([0, 1, 0]), n_samples=4)
+        read_targets(np.array([0, 1, 0]), n_samples=4)
 
 
 def test_dataframe_task_name_in_errors():
     with pytest.raises(ValueError, match="'share'"):
-        encode_targets(pd.DataFrame({"click": [0, 1], "share": [1, 1]}))
+        _encode(pd.DataFrame({"click": [0, 1], "share": [1, 1]}))
+
+
+def test_duplicate_task_names_are_refused():
+    Y = pd.DataFrame([[0, 1], [1, 0]], columns=["click", "click"])
+    with pytest.raises(ValueError, match=r"duplicate task names \['click'\]"):
+        read_targets(Y)
+    # Names that only become equal as strings are duplicates too.
+    Y = pd.DataFrame([[0, 1], [1, 0]], columns=[1, "1"])
+    with pytest.raises(ValueError, match="duplicate task names"):
+        read_targets(Y)
+
+
+@pytest.mark.parametrize(
+    "column, marker",
+    [
+        (np.array(["0", "1", "-1"]), -1),  # string labels, numeric marker
+        (np.array(["0", "1", " -1"], dtype=object), -1),
+        (np.array([0, 1, -1]), "-1"),  # numeric labels, string marker
+        (np.array([0, 1, -1], dtype=object), "-1"),
+    ],
+)
+def test_marker_that_differs_from_labels_only_in_type_is_refused(column, marker):
+    with pytest.raises(ValueError, match="differ only in type"):
+        read_targets(column, marker)
+
+
+def test_marker_of_the_labels_type_is_fine():
+    targets = read_targets(np.array(["0", "1", "-1"]), "-1")
+    np.testing.assert_array_equal(targets.labelled[0], [True, True, False])
+    targets = read_targets(np.array([0, 1, -1]), -1)
+    np.testing.assert_array_equal(targets.labelled[0], [True, True, False])
+
+
+def test_require_labels_false_accepts_empty_tasks():
+    targets = read_targets(np.array([[0, np.nan], [1, np.nan]]), require_labels=False)
+    assert not targets.labelled[1].any()

@@ -1,0 +1,167 @@
+"""Docstring pieces shared by the estimators, written once.
+
+Each estimator's docstring is its own text with these blocks filled in, so
+that a parameter they share is documented the same way everywhere.
+"""
+
+ARCHITECTURE_PARAMETERS = """\
+n_experts : int, default=4
+    Number of shared experts :math:`M`. ``n_experts=1`` (with
+    ``n_task_experts=0``) is the Shared-Bottom model.
+
+expert_hidden_layer_sizes : sequence of int, default=(32,)
+    Units of each layer of an expert (ReLU MLP); the last entry is the
+    size of the representation that the gates mix.
+
+tower_hidden_layer_sizes : sequence of int, default=(16,)
+    Hidden units of each task tower, before its linear output layer (one
+    unit per class, or one unit for a regression task). ``()`` gives
+    linear towers.
+
+n_task_experts : int, default=0
+    Experts private to each task, beside the shared ones (Customized Gate
+    Control). Task :math:`k`'s gate mixes the shared experts and its own.
+
+n_levels : int, default=1
+    Number of stacked extraction levels; ``> 1`` gives Progressive
+    Layered Extraction (PLE).
+
+shared_gate : bool, default=False
+    Use one gate for all tasks: the One-gate MoE baseline. Cannot be
+    combined with ``n_task_experts > 0``.
+
+gate_dropout : float, default=0.0
+    During training, zero each expert's gate weight with this probability
+    and renormalise the others (Zhao et al., 2019, against gate
+    polarisation). Not applied at prediction time.
+
+dropout : float, default=0.0
+    Dropout probability after every hidden layer of experts and towers.
+
+task_weights : array-like of shape (n_tasks,), dict or "uncertainty", \
+default=None
+    Weight :math:`\\lambda_k` of each task's loss, in the order of the
+    columns of ``Y``, or a dict from task name to weight (tasks not named
+    get 1). Non-negative, not all zero. ``None`` gives equal weights.
+    ``"uncertainty"`` learns the weights with the network (Kendall, Gal and
+    Cipolla, 2018; see :class:`~sk_mmoe.weighting.UncertaintyWeights`): the
+    fitted weights are in ``task_weights_`` and per epoch in ``history_``."""
+
+TRAINING_PARAMETERS = """\
+optimizer : {"adam", "adamw", "sgd", "rmsprop", "adagrad"} or \
+torch optimizer class, default="adam"
+    Optimizer of the network's parameters.
+
+lr : float, default=1e-3
+    Learning rate.
+
+weight_decay : float, default=0.0
+    L2 penalty (the optimizer's ``weight_decay``); not applied to learned
+    task weights.
+
+batch_size : int, default=256
+    Rows per mini-batch.
+
+max_epochs : int, default=50
+    Number of passes over the training data (the maximum, with early
+    stopping). With ``warm_start``, the number of further epochs per call.
+
+early_stopping : bool, default=False
+    Hold out ``validation_fraction`` of the rows and stop when the total
+    validation loss has not improved by ``tol`` for ``n_iter_no_change``
+    epochs; the weights of the best epoch are restored.
+
+validation_fraction : float, default=0.1
+    Fraction of the rows held out for early stopping.
+
+n_iter_no_change : int, default=10
+    Epochs without improvement before early stopping.
+
+tol : float, default=1e-4
+    Minimum decrease of the validation loss that counts as improvement.
+
+warm_start : bool, default=False
+    If True, ``fit`` continues training the current network instead of
+    starting anew, with the current ``lr``, ``weight_decay``,
+    ``batch_size`` and ``optimizer`` (a new optimizer class starts with a
+    fresh state). The tasks, their types and classes and the architecture
+    parameters must be unchanged.
+
+callbacks : list of skorch callbacks, default=None
+    Extra `skorch callbacks
+    <https://skorch.readthedocs.io/en/stable/callbacks.html>`_ added to
+    the training loop (learning-rate schedules, gradient clipping...):
+    instances or classes of ``skorch.callbacks.Callback``, or
+    ``(name, callback)`` pairs.
+
+device : str or torch.device, default="cpu"
+    Device that trains and runs the network, e.g. ``"cuda"``. A device that
+    is not available on the machine is refused with a ValueError.
+
+random_state : int, RandomState instance or None, default=None
+    Seeds the initialisation, the batch order, dropout and the
+    validation split. With an int, two fits on the same data give
+    identical models on CPU.
+
+verbose : int, default=0
+    ``0`` is silent; ``> 0`` prints, after every epoch, the total and
+    per-task losses and the epoch's duration, with a progress bar over
+    the batches of long epochs on a terminal (plain lines in a log file)."""
+
+COMMON_ATTRIBUTES = """\
+n_outputs_ : int
+    Number of tasks.
+
+task_names_ : list of str
+    Names of the tasks: the columns of a DataFrame ``Y``, else
+    ``"task0"``, ``"task1"``...
+
+task_types_ : list of str
+    Type of each task: ``"binary"``, ``"multiclass"`` or ``"regression"``.
+
+task_weights_ : ndarray of shape (n_tasks,)
+    The weight each task's loss has at the end of training: the fixed
+    ``task_weights``, or the learned ones with ``"uncertainty"``.
+
+n_features_in_ : int
+    Number of features seen during :term:`fit`.
+
+feature_names_in_ : ndarray of shape (`n_features_in_`,)
+    Names of features seen during :term:`fit`. Defined only when `X`
+    has feature names that are all strings.
+
+module_ : MMoENetwork
+    The trained :class:`torch.nn.Module`.
+
+net_ : skorch.NeuralNet
+    The skorch wrapper that trained ``module_``.
+
+history_ : list of dict
+    One dict per epoch: ``epoch``, ``train_loss`` (the weighted total),
+    ``train_loss_<task>`` for every task, ``dur`` (seconds),
+    ``train_batch_count`` and ``train_loss_best`` (whether the epoch
+    improved on the best loss so far), with ``"uncertainty"`` weights
+    ``task_weight_<task>``, and, with early stopping, the same ``valid_``
+    entries. Callbacks may add more.
+
+n_iter_ : int
+    Number of epochs run."""
+
+
+def indent(text: str, spaces: int = 4) -> str:
+    """``text`` with every non-empty line indented by ``spaces``."""
+    pad = " " * spaces
+    return "\n".join(pad + line if line else line for line in text.splitlines())
+
+
+def fill(template: str, **blocks: str) -> str:
+    """``template`` with ``{name}`` replaced by the indented ``blocks``.
+
+    The template's other braces must be doubled, as in :meth:`str.format`.
+    """
+    return template.format(
+        architecture=indent(ARCHITECTURE_PARAMETERS),
+        training=indent(TRAINING_PARAMETERS),
+        attributes=indent(COMMON_ATTRIBUTES),
+        **{name: indent(text) for name, text in blocks.items()},
+    )

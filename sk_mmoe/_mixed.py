@@ -1,0 +1,323 @@
+"""MultiTaskMMoE: columns of ``Y`` of different types in one model."""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from . import _docs
+from ._base import BaseMultiTaskMMoE, store_params
+from ._classifier import CLASS_WEIGHT_PARAMETER
+from ._compat import StrOptions, fit_context
+from ._regressor import LOSS_PARAMETER
+from ._targets import TargetColumns
+from ._tasks import (
+    TASK_TYPES,
+    ClassificationTask,
+    RegressionTask,
+    Task,
+    infer_task_type,
+)
+from .losses import REGRESSION_LOSSES
+
+__all__ = ["MultiTaskMMoE"]
+
+
+class MultiTaskMMoE(BaseMultiTaskMMoE):
+    __doc__ = _docs.fill(
+        """Multi-gate Mixture-of-Experts model for tasks of different types.
+
+    One network learns classification and regression tasks together, as
+    YouTube's ranker learns clicks (binary), watch time (regression) and
+    ratings (Zhao et al., 2019): shared experts, a softmax gate and a tower
+    per task, each task trained with its own loss (cross-entropy or squared
+    error / Huber on the standardised target) on the rows that have its
+    target. Mixing a squared error in seconds with a cross-entropy is what
+    ``task_weights="uncertainty"`` is for.
+
+    Read more in the :ref:`User Guide <user_guide>`.
+
+    Parameters
+    ----------
+{architecture}
+
+    task_types : "auto", list of str or dict, default="auto"
+        The type of each task: ``"binary"``, ``"multiclass"`` or
+        ``"regression"``. ``"auto"`` infers it from each column's labelled
+        entries as :func:`~sklearn.utils.multiclass.type_of_target` does:
+        floats that are not all whole numbers are a regression task, other
+        values (ints, bools, strings, whole floats) classes. A list gives one
+        type per column, a dict a type per task name (tasks not named are
+        inferred).
+
+{class_weight}
+
+{loss}
+
+    missing_label : int, float, str or None, default=None
+        Value of ``Y`` that marks a missing entry, besides NaN and None
+        (always missing). A missing entry is left out of its task's loss
+        only.
+
+{training}
+
+    Attributes
+    ----------
+    classes_ : list of (ndarray or None)
+        The labels of each classification task; None for a regression task.
+
+    target_mean_ : ndarray of shape (n_tasks,)
+        Mean used to standardise each regression task's target (NaN for a
+        classification task).
+
+    target_scale_ : ndarray of shape (n_tasks,)
+        Scale used to standardise each regression task's target (NaN for a
+        classification task).
+
+{attributes}
+
+    See Also
+    --------
+    MultiTaskMMoEClassifier : Every task a classification task.
+    MultiTaskMMoERegressor : Every task a regression task.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sk_mmoe import MultiTaskMMoE
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(400, 5))
+    >>> click = (X[:, 0] > 0).astype(int)
+    >>> watch_time = np.where(click == 1, 30 + 10 * X[:, 1], np.nan)
+    >>> Y = np.column_stack([click, watch_time])
+    >>> model = MultiTaskMMoE(max_epochs=5, random_state=0).fit(X, Y)
+    >>> model.task_types_
+    ['binary', 'regression']
+    >>> proba = model.predict_proba(X[:2])
+    >>> proba[0].shape, proba[1]
+    ((2, 2), None)
+    """,
+        class_weight=CLASS_WEIGHT_PARAMETER,
+        loss=LOSS_PARAMETER,
+    )
+
+    _parameter_constraints: dict = {
+        **BaseMultiTaskMMoE._parameter_constraints,
+        "task_types": [StrOptions({"auto"}), list, tuple, dict],
+        "class_weight": [StrOptions({"balanced"}), dict, list, None],
+        "loss": [StrOptions(set(REGRESSION_LOSSES))],
+        "missing_label": [numbers.Real, str, None],
+    }
+
+    def __init__(
+        self,
+        n_experts: int = 4,
+        *,
+        expert_hidden_layer_sizes: Sequence[int] = (32,),
+        tower_hidden_layer_sizes: Sequence[int] = (16,),
+        n_task_experts: int = 0,
+        n_levels: int = 1,
+        shared_gate: bool = False,
+        gate_dropout: float = 0.0,
+        dropout: float = 0.0,
+        task_weights: Sequence[float] | Mapping[str, float] | str | None = None,
+        task_types: str | Sequence[str] | Mapping[str, str] = "auto",
+        class_weight: str | dict | list | None = None,
+        loss: str = "squared_error",
+        missing_label: int | float | str | None = None,
+        optimizer: str | type = "adam",
+        lr: float = 1e-3,
+        weight_decay: float = 0.0,
+        batch_size: int = 256,
+        max_epochs: int = 50,
+        early_stopping: bool = False,
+        validation_fraction: float = 0.1,
+        n_iter_no_change: int = 10,
+        tol: float = 1e-4,
+        warm_start: bool = False,
+        callbacks: list | None = None,
+        device: str | torch.device = "cpu",
+        random_state: int | np.random.RandomState | None = None,
+        verbose: int = 0,
+    ) -> None:
+        store_params(self, locals())
+
+    def _missing_marker(self) -> Any:
+        return self.missing_label
+
+    def _class_weight_param(self) -> Any:
+        return self.class_weight
+
+    def _regression_loss(self) -> str:
+        return self.loss
+
+    def _task_kinds(self, targets: TargetColumns) -> list[str]:
+        names = targets.names
+        declared: list[str | None]
+        if isinstance(self.task_types, str):  # "auto"
+            declared = [None] * len(names)
+        elif isinstance(self.task_types, Mapping):
+            unknown = sorted(set(map(str, self.task_types)) - set(names))
+            if unknown:
+                raise ValueError(
+                    f"task_types names unknown tasks {unknown}; the tasks are {names}."
+                )
+            named = {str(k): v for k, v in self.task_types.items()}
+            declared = [named.get(name) for name in names]
+        else:
+            declared = list(self.task_types)
+            if len(declared) != len(names):
+                raise ValueError(
+                    f"task_types must give one type per task: y has "
+                    f"{len(names)} task(s), task_types has {len(declared)}."
+                )
+        kinds = []
+        for k, (kind, name) in enumerate(zip(declared, names, strict=True)):
+            if kind is None or kind == "auto":
+                kind = infer_task_type(targets.labelled_values(k), name)
+            elif kind not in TASK_TYPES:
+                raise ValueError(
+                    f"task_types for task {name!r} must be one of "
+                    f"{sorted(TASK_TYPES)} or 'auto', got {kind!r}."
+                )
+            kinds.append(kind)
+        return kinds
+
+    def _set_task_attributes(self, tasks: list[Task], single_task: bool) -> None:
+        self.classes_ = [
+            task.classes if isinstance(task, ClassificationTask) else None
+            for task in tasks
+        ]
+        regression = [isinstance(task, RegressionTask) for task in tasks]
+        self.target_mean_ = np.array(
+            [t.mean if r else np.nan for t, r in zip(tasks, regression, strict=True)]
+        )
+        self.target_scale_ = np.array(
+            [t.scale if r else np.nan for t, r in zip(tasks, regression, strict=True)]
+        )
+
+    @fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> MultiTaskMMoE:
+        """Fit the network to every task of ``Y``.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix, DataFrame} of shape (n_samples, n_features)
+            Input features. Converted to float32; a sparse matrix stays sparse
+            and is densified one mini-batch at a time.
+
+        y : array-like or DataFrame of shape (n_samples, n_tasks) or (n_samples,)
+            Targets ``Y``: one column per task, labels or numbers as the
+            task's type requires. NaN, None (or ``missing_label``) marks a
+            missing entry for that task only. A 1-D ``y`` is a single task.
+
+        sample_weight : array-like of shape (n_samples,), default=None
+            Row weights, applied to every task's loss: each task's loss is
+            the weighted mean over its labelled rows.
+
+        Returns
+        -------
+        self : object
+            The fitted estimator.
+        """
+        return self._fit_entry(X, y, sample_weight, partial=False)
+
+    @fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(
+        self,
+        X: Any,
+        y: Any,
+        classes: Sequence[Any] | None = None,
+        sample_weight: Any = None,
+    ) -> MultiTaskMMoE:
+        """Run one epoch of training on ``(X, Y)``.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix, DataFrame} of shape (n_samples, n_features)
+            Input features.
+
+        y : array-like or DataFrame of shape (n_samples, n_tasks) or (n_samples,)
+            Targets, one column per task, as in :meth:`fit`.
+
+        classes : list, default=None
+            One entry per task: the labels of a classification task, None for
+            a regression task. Required in the first call when there are
+            classification tasks; ignored (but checked) afterwards. The first
+            call also fixes each regression task's standardisation.
+
+        sample_weight : array-like of shape (n_samples,), default=None
+            Row weights, as in :meth:`fit`.
+
+        Returns
+        -------
+        self : object
+            The updated estimator.
+        """
+        return self._fit_entry(X, y, sample_weight, partial=True, classes=classes)
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Prediction of every task: its most probable label, or its value.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix, DataFrame} of shape (n_samples, n_features)
+            Input features.
+
+        Returns
+        -------
+        Y_pred : ndarray of shape (n_samples, n_tasks) or (n_samples,)
+            Labels of classification tasks in their own types, values of
+            regression tasks in their original units; an object array when
+            the tasks' types differ. 1-D if fitted on a 1-D ``y``.
+        """
+        return self._predict(X)
+
+    def predict_proba(self, X: Any) -> list[np.ndarray | None] | np.ndarray | None:
+        """Class probabilities of every classification task.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix, DataFrame} of shape (n_samples, n_features)
+            Input features.
+
+        Returns
+        -------
+        proba : list of (ndarray of shape (n_samples, n_classes_k) or None)
+            One array per classification task, with columns in the order of
+            ``classes_[k]`` and rows summing to 1; None for a regression
+            task. A single entry if fitted on a 1-D ``y``.
+        """
+        return self._predict_proba(X)
+
+    def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
+        """Mean over tasks of each task's accuracy or R^2 on its labelled rows.
+
+        For every task, the rows whose entry in ``Y`` is missing are dropped;
+        a classification task is scored by the accuracy of :meth:`predict`,
+        a regression task by the coefficient of determination :math:`R^2`
+        (weighted by ``sample_weight`` if given). The result is the unweighted
+        mean of these scores over the tasks. Since the two scales differ,
+        prefer per-task scorers (:mod:`sk_mmoe.metrics`) for model selection.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix, DataFrame} of shape (n_samples, n_features)
+            Input features.
+
+        y : array-like or DataFrame of shape (n_samples, n_tasks) or (n_samples,)
+            True targets, with missing entries as in :meth:`fit`.
+
+        sample_weight : array-like of shape (n_samples,), default=None
+            Sample weights.
+
+        Returns
+        -------
+        score : float
+            Mean of the per-task scores.
+        """
+        return self._score(X, y, sample_weight)

@@ -1,0 +1,550 @@
+"""Behaviour shared by the three estimators (sk_mmoe._base).
+
+Every test runs on MultiTaskMMoEClassifier, MultiTaskMMoERegressor and
+MultiTaskMMoE, each on data of its kind.
+"""
+
+import copy
+import pickle
+import signal
+
+import numpy as np
+import pandas as pd
+import pytest
+import sklearn
+import torch
+from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
+from sklearn.model_selection import GridSearchCV
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.utils.validation import check_is_fitted
+from skorch.callbacks import Callback, EarlyStopping
+
+from sk_mmoe import MultiTaskMMoE, MultiTaskMMoEClassifier, MultiTaskMMoERegressor
+
+SMALL = dict(
+    n_experts=2,
+    expert_hidden_layer_sizes=(8,),
+    tower_hidden_layer_sizes=(4,),
+    batch_size=32,
+    max_epochs=2,
+    lr=0.01,
+    random_state=0,
+)
+
+KINDS = ["classifier", "regressor", "mixed"]
+ESTIMATORS = {
+    "classifier": MultiTaskMMoEClassifier,
+    "regressor": MultiTaskMMoERegressor,
+    "mixed": MultiTaskMMoE,
+}
+
+
+def _make_data(kind, n=120, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, 5)).astype(np.float32)
+    click = (X[:, 0] + 0.3 * rng.normal(size=n) > 0).astype(int)
+    like = (X[:, 1] - X[:, 2] > 0).astype(int)
+    watch = 30 + 10 * X[:, 0] + 5 * X[:, 3] + rng.normal(size=n)
+    if kind == "classifier":
+        Y = np.column_stack([click, like])
+    elif kind == "regressor":
+        Y = np.column_stack([watch, X[:, 1] * X[:, 2]])
+    else:
+        Y = np.column_stack([click, watch])
+    return X, Y
+
+
+def _make(kind, **params):
+    return ESTIMATORS[kind](**{**SMALL, **params})
+
+
+@pytest.fixture(params=KINDS)
+def kind(request):
+    return request.param
+
+
+@pytest.fixture
+def data(kind):
+    return _make_data(kind)
+
+
+def _fitted_attributes(est):
+    return sorted(k for k in vars(est) if k.endswith("_") and not k.startswith("_"))
+
+
+def _state(est):
+    """Everything a fitted model is: learned attributes, weights, optimizer."""
+    state = {
+        k: copy.deepcopy(getattr(est, k))
+        for k in _fitted_attributes(est)
+        if k not in ("net_", "module_")
+    }
+    state["weights"] = {k: v.clone() for k, v in est.module_.state_dict().items()}
+    state["criterion"] = {
+        k: v.clone() for k, v in est.net_.criterion_.state_dict().items()
+    }
+    state["optimizer"] = copy.deepcopy(est.net_.optimizer_.state_dict())
+    state["net"] = est.net_
+    return state
+
+
+def _assert_same_state(a, b):
+    assert a.keys() == b.keys()
+    assert a["net"] is b["net"]
+    for key in a:
+        if key in ("weights", "criterion"):
+            assert a[key].keys() == b[key].keys()
+            for name in a[key]:
+                assert torch.equal(a[key][name], b[key][name]), name
+        elif key == "optimizer":
+            torch.testing.assert_close(a[key], b[key], rtol=0, atol=0)
+        elif key == "history_":
+            assert len(a[key]) == len(b[key])
+        elif key != "net":
+            np.testing.assert_equal(a[key], b[key])
+
+
+def _assert_unfitted(est):
+    assert _fitted_attributes(est) == []
+    with pytest.raises(NotFittedError):
+        check_is_fitted(est)
+
+
+def _outputs(est, X):
+    """All of a model's predictions as one float array."""
+    parts = [np.asarray(est.predict(X), dtype=np.float64).ravel()]
+    if hasattr(est, "predict_proba"):
+        proba = est.predict_proba(X)
+        for p in proba if isinstance(proba, list) else [proba]:
+            if p is not None:
+                parts.append(p.ravel())
+    return np.concatenate(parts)
+
+
+# ---------------------------------------------------------------------------
+# The common contract
+# ---------------------------------------------------------------------------
+
+
+def test_fit_predict_and_fitted_attributes(kind, data):
+    X, Y = data
+    est = _make(kind).fit(X, Y)
+    assert est.n_features_in_ == 5 and est.n_outputs_ == 2
+    assert est.task_names_ == ["task0", "task1"]
+    assert len(est.task_types_) == 2 and est.n_iter_ == len(est.history_) == 2
+    assert est.task_weights_.shape == (2,) and est.task_weights_.dtype == np.float64
+    np.testing.assert_array_equal(est.task_weights_, [1.0, 1.0])
+    assert est.predict(X).shape == (120, 2)
+    gates = est.gate_weights(X[:7])
+    assert gates.shape == (7, 2, 2)
+    np.testing.assert_allclose(gates.sum(-1), 1.0, atol=1e-6)
+    for epoch in est.history_:
+        for key in ("train_loss", "train_loss_task0", "train_loss_task1"):
+            assert np.isfinite(epoch[key])
+    assert np.isfinite(est.score(X, Y))
+
+
+def test_not_fitted(kind):
+    est = _make(kind)
+    for method in ("predict", "gate_weights"):
+        with pytest.raises(NotFittedError):
+            getattr(est, method)(np.zeros((2, 5)))
+
+
+def test_clone_and_pickle(kind, data):
+    X, Y = data
+    est = _make(kind).fit(X, Y)
+    restored = pickle.loads(pickle.dumps(est))
+    np.testing.assert_array_equal(_outputs(est, X), _outputs(restored, X))
+    fresh = clone(est)
+    _assert_unfitted(fresh)
+    assert fresh.get_params() == est.get_params()
+
+
+def test_reproducible_with_random_state(kind, data):
+    X, Y = data
+    a = _make(kind, dropout=0.2).fit(X, Y)
+    b = _make(kind, dropout=0.2).fit(X, Y)
+    np.testing.assert_array_equal(_outputs(a, X), _outputs(b, X))
+    c = _make(kind, dropout=0.2, random_state=1).fit(X, Y)
+    assert not np.array_equal(_outputs(a, X), _outputs(c, X))
+
+
+def test_sparse_input_gives_the_dense_model(kind, data):
+    sp = pytest.importorskip("scipy.sparse")
+    X, Y = data
+    X = np.where(np.abs(X) < 0.5, 0, X).astype(np.float32)
+    dense = _make(kind).fit(X, Y)
+    sparse = _make(kind).fit(sp.csr_matrix(X), Y)
+    np.testing.assert_array_equal(
+        _outputs(dense, X), _outputs(sparse, sp.csr_matrix(X))
+    )
+
+
+def test_warm_start_and_partial_fit_continue(kind, data):
+    X, Y = data
+    est = _make(kind, warm_start=True).fit(X, Y)
+    weights = {k: v.clone() for k, v in est.module_.state_dict().items()}
+    est.fit(X, Y)
+    assert est.n_iter_ == 4
+    assert any(
+        not torch.equal(v, est.module_.state_dict()[k]) for k, v in weights.items()
+    )
+    classes = None
+    if kind != "regressor":
+        classes = [np.unique(Y[:, 0]), np.unique(Y[:, 1]) if kind != "mixed" else None]
+    kwargs = {} if classes is None else {"classes": classes}
+    est = _make(kind).partial_fit(X, Y, **kwargs)
+    assert est.n_iter_ == 1
+    est.partial_fit(X, Y)
+    assert est.n_iter_ == 2
+
+
+# ---------------------------------------------------------------------------
+# sample_weight
+# ---------------------------------------------------------------------------
+
+
+def test_zero_sample_weight_is_dropping_the_row(kind, data):
+    X, Y = data
+    drop = np.zeros(len(X), dtype=bool)
+    drop[::5] = True
+    weights = np.where(drop, 0.0, 1.0)
+    # One batch per epoch (batch_size >= n): the same optimisation steps with
+    # and without the dropped rows. Both fits draw the same seed from
+    # random_state, hence the same initial weights. The batch's rows are
+    # shuffled in another order (another permutation of n or n - 24 rows), so
+    # the float32 sums of the loss and its gradients are taken in another
+    # order: equal up to rounding, not bit for bit.
+    full_batch = dict(batch_size=1024, max_epochs=5)
+    weighted = _make(kind, **full_batch).fit(X, Y, sample_weight=weights)
+    dropped = _make(kind, **full_batch).fit(X[~drop], Y[~drop])
+    np.testing.assert_allclose(
+        _outputs(weighted, X), _outputs(dropped, X), rtol=1e-5, atol=1e-5
+    )
+    assert weighted.history_[-1]["train_loss"] == pytest.approx(
+        dropped.history_[-1]["train_loss"], rel=1e-5
+    )
+    for name in ("target_mean_", "target_scale_"):
+        if hasattr(weighted, name):
+            np.testing.assert_allclose(
+                getattr(weighted, name), getattr(dropped, name), rtol=1e-12
+            )
+    # The tolerance is far below the effect of those rows: training on them
+    # gives another model.
+    unweighted = _make(kind, **full_batch).fit(X, Y)
+    assert np.abs(_outputs(unweighted, X) - _outputs(dropped, X)).max() > 1e-3
+
+
+def test_sample_weight_changes_the_fit(kind, data):
+    X, Y = data
+    weights = np.linspace(0.1, 3.0, len(X))
+    plain = _make(kind).fit(X, Y)
+    weighted = _make(kind).fit(X, Y, sample_weight=weights)
+    ones = _make(kind).fit(X, Y, sample_weight=np.ones(len(X)))
+    assert not np.array_equal(_outputs(plain, X), _outputs(weighted, X))
+    np.testing.assert_allclose(_outputs(plain, X), _outputs(ones, X), atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "make_weights, match",
+    [
+        (lambda n: np.ones(n - 1), r"shape \(120,\)"),
+        (lambda n: np.ones((n, 2)), r"shape \(120,\)"),
+        (lambda n: -np.ones(n), "non-negative"),
+        (lambda n: np.r_[np.ones(n - 1), np.nan], "finite"),
+        (lambda n: np.r_[np.ones(n - 1), np.inf], "finite"),
+        (lambda n: np.zeros(n), "not all be zero"),
+        (lambda n: np.array(["a"] * n), "numbers"),
+    ],
+)
+def test_bad_sample_weight_is_refused(kind, data, make_weights, match):
+    X, Y = data
+    est = _make(kind, warm_start=True)
+    with pytest.raises(ValueError, match=match):
+        est.fit(X, Y, sample_weight=make_weights(len(X)))
+    _assert_unfitted(est)
+    est.fit(X, Y)
+    before = _state(est)
+    with pytest.raises(ValueError, match=match):
+        est.fit(X, Y, sample_weight=make_weights(len(X)))
+    with pytest.raises(ValueError, match=match):
+        est.partial_fit(X, Y, sample_weight=make_weights(len(X)))
+    _assert_same_state(before, _state(est))
+
+
+def test_sample_weight_in_partial_fit(kind, data):
+    X, Y = data
+    kwargs = {}
+    if kind == "classifier":
+        kwargs["classes"] = [[0, 1], [0, 1]]
+    elif kind == "mixed":
+        kwargs["classes"] = [[0, 1], None]
+    weights = np.linspace(0.1, 3.0, len(X))
+    a = _make(kind).partial_fit(X, Y, sample_weight=weights, **kwargs)
+    b = _make(kind).partial_fit(X, Y, **kwargs)
+    assert not np.array_equal(_outputs(a, X), _outputs(b, X))
+
+
+def test_sample_weight_is_routed_through_a_pipeline(kind, data):
+    X, Y = data
+    weights = np.linspace(0.1, 3.0, len(X))
+    with sklearn.config_context(enable_metadata_routing=True):
+        pipe = make_pipeline(
+            StandardScaler().set_fit_request(sample_weight=False),
+            _make(kind).set_fit_request(sample_weight=True),
+        )
+        pipe.fit(X, Y, sample_weight=weights)
+        X_scaled = StandardScaler().fit_transform(X)
+        direct = _make(kind).fit(X_scaled, Y, sample_weight=weights)
+        np.testing.assert_array_equal(
+            _outputs(pipe[-1], X_scaled), _outputs(direct, X_scaled)
+        )
+
+        # And through a search, into every fit.
+        search = GridSearchCV(
+            _make(kind)
+            .set_fit_request(sample_weight=True)
+            .set_score_request(sample_weight=True),
+            {"lr": [0.01]},
+            cv=2,
+        )
+        search.fit(X, Y, sample_weight=weights)
+        direct = _make(kind).fit(X, Y, sample_weight=weights)
+        np.testing.assert_array_equal(
+            _outputs(search.best_estimator_, X), _outputs(direct, X)
+        )
+
+
+# ---------------------------------------------------------------------------
+# Interrupts and failures leave the estimator as it was
+# ---------------------------------------------------------------------------
+
+
+class _Interrupt(Callback):
+    """Interrupts training at its ``at``-th batch.
+
+    ``how``: "sigint" sends a real SIGINT (as Ctrl-C does) to this process,
+    "raise" raises KeyboardInterrupt from code, "error" a RuntimeError.
+    """
+
+    def __init__(self, how="sigint", at=3):
+        self.how = how
+        self.at = at
+
+    def initialize(self):
+        self.batches_ = 0
+        return self
+
+    def on_batch_end(self, net, **kwargs):
+        self.batches_ += 1
+        if self.batches_ == self.at:
+            if self.how == "sigint":
+                signal.raise_signal(signal.SIGINT)
+            elif self.how == "raise":
+                raise KeyboardInterrupt
+            else:
+                raise RuntimeError("callback failed")
+
+
+_PROPAGATED = {"sigint": KeyboardInterrupt, "error": RuntimeError}
+
+
+def _partial_fit_kwargs(kind, Y):
+    if kind == "classifier":
+        return {"classes": [[0, 1], [0, 1]]}
+    if kind == "mixed":
+        return {"classes": [[0, 1], None]}
+    return {}
+
+
+@pytest.mark.parametrize("how", ["sigint", "error"])
+def test_interrupted_first_fit_leaves_the_estimator_unfitted(kind, data, how):
+    X, Y = data
+    handler = signal.getsignal(signal.SIGINT)
+    est = _make(kind, max_epochs=5, callbacks=[_Interrupt(how)])
+    with pytest.raises(_PROPAGATED[how]):
+        est.fit(X, Y)
+    _assert_unfitted(est)
+    with pytest.raises(_PROPAGATED[how]):
+        est.partial_fit(X, Y, **_partial_fit_kwargs(kind, Y))
+    _assert_unfitted(est)
+    assert signal.getsignal(signal.SIGINT) is handler
+
+
+@pytest.mark.parametrize("how", ["sigint", "error"])
+def test_interrupted_refit_keeps_the_previous_model(kind, data, how):
+    X, Y = data
+    est = _make(kind, max_epochs=3).fit(X, Y)
+    expected = _outputs(est, X)
+    before = _state(est)
+    callbacks = [_Interrupt(how, at=3)]
+    for warm_start in (False, True):
+        est.set_params(warm_start=warm_start, callbacks=callbacks)
+        with pytest.raises(_PROPAGATED[how]):
+            est.fit(X, Y)
+        _assert_same_state(before, _state(est))
+    with pytest.raises(_PROPAGATED[how]):
+        est.partial_fit(X, Y)
+    _assert_same_state(before, _state(est))
+    np.testing.assert_array_equal(_outputs(est, X), expected)
+    # And it still trains normally.
+    est.set_params(callbacks=None, warm_start=True).fit(X, Y)
+    assert est.n_iter_ == 6  # the 3 epochs kept, 3 more
+
+
+def test_keyboard_interrupt_raised_by_a_callback_stops_training(kind, data):
+    # Without a SIGINT, a KeyboardInterrupt raised by code is a callback
+    # asking training to stop (skorch's convention, as EarlyStopping does):
+    # the fit ends early and the model is kept.
+    X, Y = data
+    est = _make(kind, max_epochs=5, callbacks=[_Interrupt("raise", at=5)])
+    est.fit(X, Y)
+    assert est.n_iter_ == 2  # 4 batches per epoch: stopped in epoch 2
+
+
+def test_early_stopping_callback_just_stops_training(kind, data):
+    X, Y = data
+    stop = EarlyStopping(monitor="train_loss", patience=1, threshold=0.99)
+    est = _make(kind, max_epochs=10, callbacks=[stop]).fit(X, Y)
+    assert est.n_iter_ == 2
+    assert np.isfinite(_outputs(est, X)).all()
+    # Also in continued training.
+    est.set_params(warm_start=True).fit(X, Y)
+    assert est.n_iter_ == 4
+
+
+# ---------------------------------------------------------------------------
+# Parameters and inputs that are refused
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "params, match",
+    [
+        (dict(n_experts=True), "'n_experts'.*boolean"),
+        (dict(n_experts=np.True_), "'n_experts'"),
+        (dict(batch_size=True), "'batch_size'.*boolean"),
+        (dict(max_epochs=True), "'max_epochs'.*boolean"),
+        (dict(n_levels=True), "'n_levels'.*boolean"),
+        (dict(n_task_experts=False), "'n_task_experts'.*boolean"),
+        (dict(n_iter_no_change=True), "'n_iter_no_change'.*boolean"),
+        (dict(callbacks=[1]), "callbacks must hold skorch callbacks"),
+        (dict(callbacks=["print_log"]), "callbacks must hold skorch callbacks"),
+        (dict(callbacks=[("clip", 3)]), "callbacks must hold skorch callbacks"),
+        (dict(callbacks=[(1, EarlyStopping())]), "callbacks must hold skorch"),
+        (dict(callbacks=[dict]), "callbacks must hold skorch callbacks"),
+        (dict(callbacks="print_log"), "callbacks"),
+        (dict(device="meta"), "device='meta'"),
+        (dict(device=torch.device("meta")), "device='meta'"),
+        (dict(device="mps"), "device='mps'"),
+        (dict(device="tpu:x"), "device='tpu:x'"),
+        (dict(expert_hidden_layer_sizes=(8, 0)), "expert_hidden_layer_sizes"),
+        (dict(task_weights=[1.0, -1.0]), "task_weights"),
+        (dict(task_weights="gradnorm"), "task_weights"),
+    ],
+)
+def test_invalid_parameters_leave_the_model_unchanged(kind, data, params, match):
+    X, Y = data
+    est = _make(kind, **params)
+    with pytest.raises(ValueError, match=match):
+        est.fit(X, Y)
+    _assert_unfitted(est)
+    est = _make(kind).fit(X, Y)
+    before = _state(est)
+    est.set_params(**params)
+    with pytest.raises(ValueError, match=match):
+        est.fit(X, Y)
+    _assert_same_state(before, _state(est))
+
+
+class _CountBatches(Callback):
+    def initialize(self):
+        self.batches_ = 0
+        return self
+
+    def on_batch_end(self, net, **kwargs):
+        self.batches_ += 1
+
+
+def test_callback_classes_and_named_pairs_are_accepted(kind, data):
+    X, Y = data
+    stop = EarlyStopping(monitor="train_loss", patience=1, threshold=0.99)
+    est = _make(kind, max_epochs=5, callbacks=[("stop", stop), _CountBatches])
+    est.fit(X, Y)
+    assert est.n_iter_ == 2
+    assert dict(est.net_.callbacks_)["_CountBatches"].batches_ == 2 * 4
+
+
+def test_duplicate_task_names_are_refused(kind, data):
+    X, Y = data
+    Y_df = pd.DataFrame(Y, columns=["a", "a"])
+    with pytest.raises(ValueError, match=r"duplicate task names \['a'\]"):
+        _make(kind).fit(X, Y_df)
+
+
+# scikit-learn's finiteness check sums X first: +3e38 - 3e38 rows overflow.
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
+def test_huge_inputs_at_predict_are_an_error_not_nan(kind, data):
+    X, Y = data
+    est = _make(kind).fit(X, Y)
+    X_huge = np.full((4, 5), 3e38, dtype=np.float32)
+    X_alternating = X_huge.copy()
+    X_alternating[:, 1::2] = -3e38
+    # Whether rows near float32's limit overflow depends on the weights: the
+    # result is either refused or finite and well-formed, never NaN.
+    for rows in (X_huge, X_alternating):
+        try:
+            outputs = _outputs(est, rows)
+        except ValueError as exc:
+            assert "not finite" in str(exc)
+        else:
+            assert np.isfinite(outputs).all()
+    # With every weight positive, the first layer overflows to inf for sure.
+    with torch.no_grad():
+        for param in est.module_.parameters():
+            param.fill_(1.0)
+    calls = [est.predict, est.gate_weights, lambda X: est.score(X, Y[:4])]
+    if hasattr(est, "predict_proba"):
+        calls.append(est.predict_proba)
+    for call in calls:
+        with pytest.raises(ValueError, match="not finite"):
+            call(X_huge)
+    # Finite inputs of ordinary size still predict.
+    assert np.isfinite(_outputs(est, X)).all()
+
+
+def test_verbose_log_to_a_file_is_plain(kind, data, capsys):
+    X, Y = data
+    # 120 rows in batches of 2: 60 batches, a progress bar on a terminal.
+    _make(kind, verbose=1, batch_size=2).fit(X, Y)
+    captured = capsys.readouterr()
+    assert "train_loss_task1" in captured.out
+    assert len(captured.out.strip().splitlines()) == 2 + 2  # header, rule, epochs
+    for text in (captured.out, captured.err):
+        assert "\r" not in text and "\x1b[" not in text
+
+
+def test_failed_fit_on_bad_input_keeps_the_model(kind, data):
+    X, Y = data
+    est = _make(kind).fit(X, Y)
+    before = _state(est)
+    X_nan = X.copy()
+    X_nan[0, 0] = np.nan
+    Y_unlabelled = Y.astype(object)
+    Y_unlabelled[:, 1] = None
+    for X_bad, Y_bad, match in (
+        (X_nan, Y, "NaN"),
+        (X[:-1], Y, "inconsistent numbers of samples"),
+        (X, Y_unlabelled, "no labelled rows"),
+        (X[:0], Y[:0], "0 sample"),
+    ):
+        for warm_start in (False, True):
+            with pytest.raises(ValueError, match=match):
+                est.set_params(warm_start=warm_start).fit(X_bad, Y_bad)
+    _assert_same_state(before, _state(est))
+    for method in ("predict", "gate_weights"):
+        with pytest.raises(ValueError, match="expecting 5 features"):
+            getattr(est, method)(X[:, :4])
