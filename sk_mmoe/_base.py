@@ -11,6 +11,7 @@ which task types they accept and how they present predictions.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import numbers
 from abc import abstractmethod
@@ -26,9 +27,16 @@ from sklearn.utils.validation import check_array, check_is_fitted
 from skorch.callbacks import Callback, EarlyStopping
 
 from ._batches import ArrayBatches, BatchIterator
-from ._compat import Interval, StrOptions, get_feature_names, validate_data
+from ._compat import (
+    Interval,
+    StrOptions,
+    fit_context,
+    get_feature_names,
+    validate_data,
+)
 from ._targets import TargetColumns, default_task_names, encode_targets, read_targets
 from ._tasks import ClassificationTask, Task, make_task
+from ._threads import resolve_threads, torch_threads
 from ._training import (
     OPTIMIZERS,
     HoldOut,
@@ -76,6 +84,7 @@ _INTEGER_PARAMS = (
     "batch_size",
     "max_epochs",
     "n_iter_no_change",
+    "n_threads",
 )
 
 
@@ -115,6 +124,7 @@ class BaseMultiTaskMMoE(BaseEstimator):
         "warm_start": ["boolean"],
         "callbacks": [list, None],
         "device": [str, torch.device],
+        "n_threads": [Interval(numbers.Integral, 1, None, closed="left"), None],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
     }
@@ -170,8 +180,42 @@ class BaseMultiTaskMMoE(BaseEstimator):
                     f"got {entry!r}."
                 )
 
+    @fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> BaseMultiTaskMMoE:
+        """Fit the network to every task of ``Y``.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix, DataFrame} of shape (n_samples, n_features)
+            Input features. Converted to float32; a sparse matrix stays sparse
+            and is densified one mini-batch at a time.
+
+        y : array-like or DataFrame of shape (n_samples, n_tasks) or (n_samples,)
+            Targets ``Y``: one column per task, with labels (ints, bools,
+            strings...) for a classification task and numbers for a
+            regression task. NaN, None and the estimator's missing marker
+            (``missing_label`` or ``missing_target``) mark an entry without
+            target, left out of that task's loss only. A 1-D ``y`` is a
+            single task.
+
+        sample_weight : array-like of shape (n_samples,), default=None
+            Row weights, applied to every task's loss: each task's loss is
+            the weighted mean over its labelled rows (and a regression task
+            is standardised with the weighted mean and deviation).
+
+        Returns
+        -------
+        self : object
+            The fitted estimator.
+        """
+        return self._fit_entry(X, y, sample_weight, partial=False)
+
     def _fit_entry(self, X, y, sample_weight, *, partial: bool, classes=None):
         """The fit flow of ``fit`` and ``partial_fit`` (parameters validated)."""
+        with torch_threads(resolve_threads(self.n_threads)):
+            return self._fit_flow(X, y, sample_weight, partial=partial, classes=classes)
+
+    def _fit_flow(self, X, y, sample_weight, *, partial: bool, classes=None):
         if not partial:
             incremental = self.warm_start and hasattr(self, "net_")
             return self._fit(X, y, sample_weight, incremental=incremental)
@@ -733,7 +777,15 @@ class BaseMultiTaskMMoE(BaseEstimator):
             module.eval()
         dataset = ArrayBatches(X)
         chunks = []
-        with torch.inference_mode():
+        # Large predictions choose their threads as fit does; small ones keep
+        # the current count (sampling the load would cost more than them).
+        n_threads = self.n_threads
+        if n_threads is None and X.shape[0] >= _PREDICT_CHUNK:
+            n_threads = resolve_threads(None)
+        threads = (
+            contextlib.nullcontext() if n_threads is None else torch_threads(n_threads)
+        )
+        with threads, torch.inference_mode():
             for start in range(0, X.shape[0], _PREDICT_CHUNK):
                 Xb, _ = dataset.batch(slice(start, start + _PREDICT_CHUNK))
                 n_rows = Xb.shape[0]

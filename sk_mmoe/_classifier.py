@@ -139,6 +139,7 @@ class MultiTaskMMoEClassifier(ClassifierMixin, BaseMultiTaskMMoE):
         warm_start: bool = False,
         callbacks: list | None = None,
         device: str | torch.device = "cpu",
+        n_threads: int | None = None,
         random_state: int | np.random.RandomState | None = None,
         verbose: int = 0,
     ) -> None:
@@ -168,32 +169,6 @@ class MultiTaskMMoEClassifier(ClassifierMixin, BaseMultiTaskMMoE):
     def _set_task_attributes(self, tasks: list[Task], single_task: bool) -> None:
         classes = [task.classes for task in tasks]
         self.classes_ = classes[0] if single_task else classes
-
-    @fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> MultiTaskMMoEClassifier:
-        """Fit the network to every task of ``Y``.
-
-        Parameters
-        ----------
-        X : {array-like, sparse matrix, DataFrame} of shape (n_samples, n_features)
-            Input features. Converted to float32; a sparse matrix stays sparse
-            and is densified one mini-batch at a time.
-
-        y : array-like or DataFrame of shape (n_samples, n_tasks) or (n_samples,)
-            Targets ``Y``: one column per task, each with its own labels (ints,
-            bools, strings...). Entries equal to ``missing_label``, NaN or None
-            are unlabelled for that task only. A 1-D ``y`` is a single task.
-
-        sample_weight : array-like of shape (n_samples,), default=None
-            Row weights, applied to every task's loss: each task's loss is
-            the weighted mean over its labelled rows.
-
-        Returns
-        -------
-        self : object
-            The fitted estimator.
-        """
-        return self._fit_entry(X, y, sample_weight, partial=False)
 
     @fit_context(prefer_skip_nested_validation=True)
     def partial_fit(

@@ -98,6 +98,15 @@ device : str or torch.device, default="cpu"
     Device that trains and runs the network, e.g. ``"cuda"``. A device that
     is not available on the machine is refused with a ValueError.
 
+n_threads : int or None, default=None
+    PyTorch CPU threads used while training and predicting (restored
+    afterwards). ``None`` starts from PyTorch's own count (which follows
+    ``OMP_NUM_THREADS`` and the limits joblib sets in the workers of
+    ``GridSearchCV(n_jobs=...)``) and lowers it to the number of cores that
+    are idle when ``fit`` starts, since PyTorch's threads wait for each other
+    and a core busy with another process slows every operation down. Set it
+    for reproducible timings; the count is process-wide while a call runs.
+
 random_state : int, RandomState instance or None, default=None
     Seeds the initialisation, the batch order, dropout and the
     validation split. With an int, two fits on the same data give

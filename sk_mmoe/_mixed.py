@@ -141,6 +141,7 @@ class MultiTaskMMoE(BaseMultiTaskMMoE):
         warm_start: bool = False,
         callbacks: list | None = None,
         device: str | torch.device = "cpu",
+        n_threads: int | None = None,
         random_state: int | np.random.RandomState | None = None,
         verbose: int = 0,
     ) -> None:
@@ -199,32 +200,6 @@ class MultiTaskMMoE(BaseMultiTaskMMoE):
         self.target_scale_ = np.array(
             [t.scale if r else np.nan for t, r in zip(tasks, regression, strict=True)]
         )
-
-    @fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> MultiTaskMMoE:
-        """Fit the network to every task of ``Y``.
-
-        Parameters
-        ----------
-        X : {array-like, sparse matrix, DataFrame} of shape (n_samples, n_features)
-            Input features. Converted to float32; a sparse matrix stays sparse
-            and is densified one mini-batch at a time.
-
-        y : array-like or DataFrame of shape (n_samples, n_tasks) or (n_samples,)
-            Targets ``Y``: one column per task, labels or numbers as the
-            task's type requires. NaN, None (or ``missing_label``) marks a
-            missing entry for that task only. A 1-D ``y`` is a single task.
-
-        sample_weight : array-like of shape (n_samples,), default=None
-            Row weights, applied to every task's loss: each task's loss is
-            the weighted mean over its labelled rows.
-
-        Returns
-        -------
-        self : object
-            The fitted estimator.
-        """
-        return self._fit_entry(X, y, sample_weight, partial=False)
 
     @fit_context(prefer_skip_nested_validation=True)
     def partial_fit(

@@ -270,8 +270,8 @@ def _torch_load(source: Any, name: str) -> Any:
         raise
     except Exception as exc:  # torch raises RuntimeError, EOFError...
         raise ValueError(
-            f"{name} is not a file written by save_model: torch.load failed "
-            f"with {type(exc).__name__}: {exc}"
+            f"{name} is not a file written by save_model, or it is corrupted: "
+            f"torch.load failed with {type(exc).__name__}: {exc}"
         ) from None
 
 

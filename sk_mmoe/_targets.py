@@ -18,6 +18,7 @@ import numpy as np
 
 __all__ = [
     "TargetColumns",
+    "default_task_name",
     "default_task_names",
     "encode_targets",
     "missing_mask",
@@ -114,9 +115,14 @@ def _column_values(series: Any) -> np.ndarray:
     return series.to_numpy(dtype=object, na_value=None)
 
 
+def default_task_name(k: int) -> str:
+    """The name of column ``k`` of a ``Y`` without column names."""
+    return f"task{k}"
+
+
 def default_task_names(n_tasks: int) -> list[str]:
     """The names of the tasks of a ``Y`` without column names."""
-    return [f"task{k}" for k in range(n_tasks)]
+    return [default_task_name(k) for k in range(n_tasks)]
 
 
 class TargetColumns(NamedTuple):

@@ -20,6 +20,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from ._compat import StrOptions, validate_params
 from ._composition import final_estimator_and_X
+from ._targets import default_task_names
 
 __all__ = ["ExpertUtilizationDisplay", "expert_utilization", "gate_similarity"]
 
@@ -48,7 +49,7 @@ def _gates(estimator: Any, X: Any) -> tuple[np.ndarray, Any]:
     model, X = final_estimator_and_X(estimator, X)
     if not callable(getattr(model, "gate_weights", None)):
         raise TypeError(
-            "estimator must be a fitted MultiTaskMMoEClassifier, or a Pipeline "
+            "estimator must be a fitted sk_mmoe estimator, or a Pipeline "
             f"or fitted search ending in one, got {type(model).__name__}, which "
             "has no gate_weights method."
         )
@@ -408,7 +409,7 @@ class ExpertUtilizationDisplay:
         values = self.utilization
         n_tasks, n_experts = values.shape
         task_names = (
-            [f"task{k}" for k in range(n_tasks)]
+            default_task_names(n_tasks)
             if self.task_names is None
             else list(self.task_names)
         )

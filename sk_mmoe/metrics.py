@@ -44,7 +44,12 @@ from sklearn.utils import check_consistent_length
 from sklearn.utils.validation import check_is_fitted
 
 from ._composition import final_estimator
-from ._targets import missing_mask, split_columns
+from ._targets import (
+    default_task_name,
+    default_task_names,
+    missing_mask,
+    split_columns,
+)
 
 __all__ = ["multitask_scoring", "task_scorer"]
 
@@ -172,7 +177,7 @@ class _Tasks:
         if names is None or len(names) != len(types):
             names = Y_names
         if names is None or len(names) != len(types):
-            names = [f"task{k}" for k in range(len(types))]
+            names = default_task_names(len(types))
         # Models without a marker parameter know no marker: NaN/None only.
         missing = getattr(model, "missing_label", None)
         if missing is None:
@@ -640,7 +645,7 @@ def _check_metric_names(metrics: Any, where: str = "metrics") -> list[str]:
 
 def _suffix(task: int | str) -> str:
     """A task's name in the keys: its name, or ``task<k>`` for an index."""
-    return task if isinstance(task, str) else f"task{task}"
+    return task if isinstance(task, str) else default_task_name(task)
 
 
 def task_scorer(
