@@ -4,6 +4,7 @@ from ._classifier import MultiTaskMMoEClassifier
 from ._mixed import MultiTaskMMoE
 from ._persistence import load_model, save_model
 from ._regressor import MultiTaskMMoERegressor
+from .export import export_onnx
 
 __version__ = "0.2.0.dev0"
 
@@ -12,6 +13,7 @@ __all__ = [
     "MultiTaskMMoEClassifier",
     "MultiTaskMMoERegressor",
     "__version__",
+    "export_onnx",
     "load_model",
     "save_model",
 ]

@@ -19,6 +19,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 from sklearn.base import BaseEstimator
 from sklearn.utils import assert_all_finite, check_consistent_length, check_random_state
@@ -34,6 +35,8 @@ from ._compat import (
     get_feature_names,
     validate_data,
 )
+from ._distributed import agree_seed, local_device
+from ._features import CategoricalEncoder, categorical_mask
 from ._targets import TargetColumns, default_task_names, encode_targets, read_targets
 from ._tasks import ClassificationTask, Task, make_task
 from ._threads import resolve_threads, torch_threads
@@ -49,7 +52,7 @@ from ._training import (
     silent,
 )
 from .losses import MultiTaskLoss
-from .network import MMoENetwork, _softmax_last_dim
+from .network import MMoENetwork, _softmax_last_dim, embedding_params
 from .weighting import WEIGHTING_STRATEGIES, FixedWeights, LossWeighting
 
 __all__ = ["BaseMultiTaskMMoE"]
@@ -76,6 +79,18 @@ ARCHITECTURE_PARAMS = (
     "dropout",
 )
 
+# early_stopping="auto" holds out validation rows above this many rows, as
+# scikit-learn's HistGradientBoosting estimators do.
+_AUTO_EARLY_STOPPING_ROWS = 10_000
+
+# A sparse input at least this wide is read through a sparse projection
+# (cost set by the non-zeros) rather than densified batch by batch.
+_SPARSE_PROJECTION_MIN_FEATURES = 1024
+
+# Values of a categorical column seen fewer times in fit share the code of
+# unknown values, which the network thus learns from rare values.
+_MIN_CATEGORY_FREQUENCY = 2
+
 # Parameters validated as Integral that must not be booleans (True == 1).
 _INTEGER_PARAMS = (
     "n_experts",
@@ -85,6 +100,7 @@ _INTEGER_PARAMS = (
     "max_epochs",
     "n_iter_no_change",
     "n_threads",
+    "max_categories",
 )
 
 
@@ -117,12 +133,19 @@ class BaseMultiTaskMMoE(BaseEstimator):
         "weight_decay": [Interval(numbers.Real, 0, None, closed="left")],
         "batch_size": [Interval(numbers.Integral, 1, None, closed="left")],
         "max_epochs": [Interval(numbers.Integral, 1, None, closed="left")],
-        "early_stopping": ["boolean"],
+        "early_stopping": ["boolean", StrOptions({"auto"})],
         "validation_fraction": [Interval(numbers.Real, 0, 1, closed="neither")],
         "n_iter_no_change": [Interval(numbers.Integral, 1, None, closed="left")],
         "tol": [Interval(numbers.Real, 0, None, closed="left")],
         "warm_start": ["boolean"],
         "callbacks": [list, None],
+        "categorical_features": [
+            StrOptions({"from_dtype"}),
+            "array-like",
+            None,
+        ],
+        "max_categories": [Interval(numbers.Integral, 3, None, closed="left")],
+        "numeric_scaling": [StrOptions({"robust"}), None],
         "device": [str, torch.device],
         "n_threads": [Interval(numbers.Integral, 1, None, closed="left"), None],
         "random_state": ["random_state"],
@@ -255,21 +278,21 @@ class BaseMultiTaskMMoE(BaseEstimator):
         epochs: int | None = None,
         early: bool | None = None,
     ) -> BaseMultiTaskMMoE:
-        early = self.early_stopping if early is None else early
-        device = self._check_device()
+        device = local_device(self._check_device())
         # Validate everything before touching the fitted state, so that a
         # failed call leaves a fitted model as it was.
         if incremental:
-            X = validate_data(
-                self, X, reset=False, accept_sparse="csr", dtype=np.float32
-            )
+            X = self._validate_X(X, fitted=False)
             feature_names = getattr(self, "feature_names_in_", None)
+            encoder = self._encoder
             self._check_task_columns(y)
         else:
             feature_names = get_feature_names(X)
-            X = check_array(
-                X, accept_sparse="csr", dtype=np.float32, input_name="X", estimator=self
-            )
+            X, encoder = self._encode_new_X(X)
+        if early is None:
+            early = self.early_stopping
+            if early == "auto":
+                early = X.shape[0] > _AUTO_EARLY_STOPPING_ROWS
         targets = read_targets(y, self._missing_marker(), n_samples=X.shape[0])
         sample_weight = _check_sample_weight(sample_weight, X.shape[0])
         tasks = self._fit_tasks(
@@ -297,6 +320,7 @@ class BaseMultiTaskMMoE(BaseEstimator):
 
         rng = check_random_state(self.random_state)
         seed = int(rng.randint(np.iinfo(np.int32).max))
+        seed = agree_seed(seed)  # rank 0's, in a data-parallel fit
         if incremental:
             # Train a copy, published only if training succeeds: a failed or
             # interrupted call leaves the fitted network as it was.
@@ -314,9 +338,23 @@ class BaseMultiTaskMMoE(BaseEstimator):
                     tasks,
                     self._make_criterion(tasks, *criterion_parts),
                     device,
+                    encoder,
+                    # Scaling would densify a sparse input: not for those.
+                    numeric_scaling=self.numeric_scaling == "robust"
+                    and not sp.issparse(X),
+                    sparse_projection=self._projection_width(X, len(tasks)),
                 )
+                if net.module.scaling is not None:
+                    # Rows of weight 0 are as good as absent.
+                    rows = X if sample_weight is None else X[sample_weight > 0]
+                    net.module.scaling.set_statistics(*_robust_statistics(rows, seed))
 
-        dataset = ArrayBatches(X, encoded, sample_weight)
+        dataset = ArrayBatches(
+            X,
+            encoded,
+            sample_weight,
+            sparse_batches=net.module.projection is not None,
+        )
         net.train_split = HoldOut(self.validation_fraction, seed) if early else None
         net.callbacks = self._training_callbacks(early, X.shape[0] - n_valid)
         net.iterator_train__seed = seed
@@ -345,8 +383,40 @@ class BaseMultiTaskMMoE(BaseEstimator):
                 n_features=X.shape[1],
                 feature_names=feature_names,
                 single_task=targets.is_single_task,
+                encoder=encoder,
             )
         return self
+
+    def _encode_new_X(self, X: Any) -> tuple[Any, CategoricalEncoder | None]:
+        """``X`` of a new fit as float32, with its categorical encoder if any."""
+        if self.categorical_features is None or (
+            isinstance(self.categorical_features, str) and not hasattr(X, "dtypes")
+        ):
+            mask = None  # nothing categorical: the usual array path
+        else:
+            if not hasattr(X, "shape") or getattr(X, "ndim", 2) != 2:
+                X = np.asarray(X, dtype=object)
+            if X.ndim != 2:
+                raise ValueError(f"X must be 2-D, got shape {X.shape}.")
+            mask = categorical_mask(X, self.categorical_features)
+        if mask is None or not mask.any():
+            X = check_array(
+                X, accept_sparse="csr", dtype=np.float32, input_name="X", estimator=self
+            )
+            return X, None
+        if hasattr(X, "toarray"):
+            raise ValueError(
+                "categorical_features cannot be used with a sparse X; pass a "
+                "DataFrame (or a dense array) with the categorical columns."
+            )
+        if X.shape[0] == 0:
+            raise ValueError("Found array with 0 sample(s) while fitting; X is empty.")
+        encoder = CategoricalEncoder(
+            mask, self.max_categories, _MIN_CATEGORY_FREQUENCY
+        ).fit(X)
+        encoded = encoder.transform(X)
+        assert_all_finite(encoded, estimator_name=type(self).__name__, input_name="X")
+        return encoded, encoder
 
     def _set_fitted_state(
         self,
@@ -356,6 +426,7 @@ class BaseMultiTaskMMoE(BaseEstimator):
         n_features: int | None = None,
         feature_names: np.ndarray | None = None,
         single_task: bool | None = None,
+        encoder: CategoricalEncoder | None = None,
     ) -> None:
         """Publish a trained net: the one place that sets the fitted state.
 
@@ -381,6 +452,7 @@ class BaseMultiTaskMMoE(BaseEstimator):
             del self.feature_names_in_
         self._tasks = list(tasks)
         self._single_task = bool(single_task)
+        self._encoder = encoder
         self.task_names_ = [task.name for task in tasks]
         self.task_types_ = [task.kind for task in tasks]
         self.n_outputs_ = len(tasks)
@@ -494,6 +566,9 @@ class BaseMultiTaskMMoE(BaseEstimator):
         tasks: list[Task],
         criterion: MultiTaskLoss,
         device: torch.device,
+        encoder: CategoricalEncoder | None = None,
+        numeric_scaling: bool = False,
+        sparse_projection: int | None = None,
     ) -> MultiTaskNet:
         """A new, uninitialised skorch net around a new network.
 
@@ -501,7 +576,14 @@ class BaseMultiTaskMMoE(BaseEstimator):
         weights.
         """
         module_params = self._module_params()
-        module = MMoENetwork(n_features, [t.n_outputs for t in tasks], **module_params)
+        module = MMoENetwork(
+            n_features,
+            [t.n_outputs for t in tasks],
+            **module_params,
+            **embedding_params(encoder),
+            numeric_scaling=numeric_scaling,
+            sparse_projection=sparse_projection,
+        )
         return MultiTaskNet(
             module=module,
             criterion=criterion,
@@ -529,6 +611,9 @@ class BaseMultiTaskMMoE(BaseEstimator):
             net.optimizer = self._optimizer_class()
             net.initialize_optimizer()
         weighting_params = set(net.criterion_.weighting.parameters())
+        sparse = getattr(net, "optimizer_sparse_", None)
+        for group in [] if sparse is None else sparse.param_groups:
+            group["lr"] = self.lr
         for group in net.optimizer_.param_groups:
             group["lr"] = self.lr
             learned = any(p in weighting_params for p in group["params"])
@@ -559,6 +644,23 @@ class BaseMultiTaskMMoE(BaseEstimator):
                     f"({type(exc).__name__}: {reason}); use device='cpu'."
                 ) from None
         return device
+
+    def _projection_width(self, X: Any, n_tasks: int) -> int | None:
+        """Width of the sparse projection for ``X``: only for wide sparse inputs.
+
+        As wide as everything the first level feeds (the first layer of its
+        experts and its gates), so the projection loses nothing; None when
+        ``X`` is dense or narrower than that.
+        """
+        if not sp.issparse(X) or X.shape[1] < _SPARSE_PROJECTION_MIN_FEATURES:
+            return None
+        gated = self.n_experts + self.n_task_experts
+        n_experts = self.n_experts + n_tasks * self.n_task_experts
+        hidden = np.atleast_1d(self.expert_hidden_layer_sizes)[0]
+        gates = (1 if self.shared_gate else n_tasks) * gated
+        shared = n_experts if self.n_levels > 1 else 0
+        width = int(n_experts * hidden + gates + shared)
+        return width if width < X.shape[1] else None
 
     def _module_params(self) -> dict[str, Any]:
         """The architecture parameters, validated, as the network takes them."""
@@ -747,8 +849,28 @@ class BaseMultiTaskMMoE(BaseEstimator):
     # Prediction
     # ------------------------------------------------------------------
 
-    def _validate_X(self, X: Any) -> Any:
-        check_is_fitted(self)
+    def _validate_X(self, X: Any, fitted: bool = True) -> Any:
+        """``X`` for a fitted model, as the network reads it (float32).
+
+        ``fitted=False`` skips the fitted check (continued training checks
+        ``X`` before the model is published).
+        """
+        if fitted:
+            check_is_fitted(self)
+        if self._encoder is not None:
+            # Feature names and count, without converting the strings.
+            validate_data(self, X, reset=False, skip_check_array=True)
+            if not hasattr(X, "shape"):
+                X = np.asarray(X, dtype=object)
+            if X.ndim != 2 or X.shape[0] == 0:
+                raise ValueError(
+                    f"X must be a non-empty 2-D table, got shape {X.shape}."
+                )
+            encoded = self._encoder.transform(X)
+            assert_all_finite(
+                encoded, estimator_name=type(self).__name__, input_name="X"
+            )
+            return encoded
         if (
             type(X) is np.ndarray
             and X.dtype == np.float32
@@ -775,7 +897,9 @@ class BaseMultiTaskMMoE(BaseEstimator):
         # switching back and forth would race between concurrent predictions.
         if module.training:
             module.eval()
-        dataset = ArrayBatches(X)
+        # A network with a sparse projection reads CSR batches as they are.
+        sparse_batches = module.projection is not None and sp.issparse(X)
+        dataset = ArrayBatches(X, sparse_batches=sparse_batches)
         chunks = []
         # Large predictions choose their threads as fit does; small ones keep
         # the current count (sampling the load would cost more than them).
@@ -900,7 +1024,15 @@ def _per_task(values: Sequence[Any] | None, targets: TargetColumns, name: str):
     n_tasks = len(targets.names)
     if values is None:
         return [None] * n_tasks
-    if targets.is_single_task and _is_flat(values):
+    if _is_flat(values):
+        if not targets.is_single_task:
+            # E.g. scikit-learn's classes=[0, 1] with two tasks: not one
+            # label per task, but one array of labels per task.
+            raise ValueError(
+                f"{name} must give one entry per task (an array of labels, or "
+                f"None), y has {n_tasks} tasks; got the flat list "
+                f"{list(values)!r}. For example {name}=[[0, 1]] * {n_tasks}."
+            )
         values = [values]
     if len(values) != n_tasks:
         raise ValueError(
@@ -938,6 +1070,28 @@ def _is_text(values: np.ndarray) -> bool:
 def _is_flat(values: Sequence[Any]) -> bool:
     return np.ndim(np.asarray(values, dtype=object)) == 1 and not any(
         np.ndim(v) or v is None for v in values
+    )
+
+
+def _robust_statistics(
+    X: np.ndarray, seed: int, max_rows: int = 100_000
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Median and spread of every column of ``X`` (a row sample if large).
+
+    The spread is the interquartile range over 1.349 (the standard deviation
+    of normal data), else the standard deviation, else 1.
+    """
+    rows = X.shape[0]
+    if rows > max_rows:
+        X = X[np.random.default_rng(seed).choice(rows, max_rows, replace=False)]
+    X = np.asarray(X, dtype=np.float64)
+    q25, center, q75 = np.quantile(X, [0.25, 0.5, 0.75], axis=0)
+    scale = (q75 - q25) / 1.349
+    std = X.std(axis=0)
+    scale = np.where(scale > 0, scale, np.where(std > 0, std, 1.0))
+    return (
+        torch.as_tensor(center, dtype=torch.float32),
+        torch.as_tensor(scale, dtype=torch.float32),
     )
 
 
@@ -984,6 +1138,12 @@ def _pad_rows(X: torch.Tensor) -> torch.Tensor:
     missing = -X.shape[0] % _ROW_ALIGN
     if not missing:
         return X
+    if X.layout == torch.sparse_csr:
+        rows = X.crow_indices()
+        rows = torch.cat([rows, rows[-1:].expand(missing)])
+        return torch.sparse_csr_tensor(
+            rows, X.col_indices(), X.values(), (X.shape[0] + missing, X.shape[1])
+        )
     return torch.cat([X, X.new_zeros(missing, X.shape[1])])
 
 

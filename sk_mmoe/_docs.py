@@ -66,10 +66,12 @@ max_epochs : int, default=50
     Number of passes over the training data (the maximum, with early
     stopping). With ``warm_start``, the number of further epochs per call.
 
-early_stopping : bool, default=False
+early_stopping : "auto" or bool, default="auto"
     Hold out ``validation_fraction`` of the rows and stop when the total
     validation loss has not improved by ``tol`` for ``n_iter_no_change``
-    epochs; the weights of the best epoch are restored.
+    epochs; the weights of the best epoch are restored. ``"auto"`` turns it
+    on when ``fit`` gets more than 10,000 rows (as scikit-learn's
+    ``HistGradientBoostingClassifier``); ``partial_fit`` never stops early.
 
 validation_fraction : float, default=0.1
     Fraction of the rows held out for early stopping.
@@ -93,6 +95,33 @@ callbacks : list of skorch callbacks, default=None
     the training loop (learning-rate schedules, gradient clipping...):
     instances or classes of ``skorch.callbacks.Callback``, or
     ``(name, callback)`` pairs.
+
+categorical_features : "from_dtype", array-like of str, int or bool, or None, \
+default="from_dtype"
+    Input columns that hold categories, embedded by the network as learned
+    vectors rather than read as numbers (no one-hot encoding needed).
+    ``"from_dtype"``: the ``category``, ``object`` and ``string`` columns of
+    a DataFrame (none for an array), as in
+    :class:`~sklearn.ensemble.HistGradientBoostingClassifier`; or column
+    names, indices or a boolean mask; ``None`` for none. Categories are
+    compared by their text. Missing values (NaN, None) get their own vector;
+    values seen only once in ``fit``, beyond the ``max_categories`` most
+    frequent ones, or unseen in ``fit`` share another, which rare training
+    values teach.
+
+max_categories : int, default=10_000
+    At most this many vectors per categorical column (the two reserved ones
+    included), for the most frequent values: bounds the memory of ID columns
+    with millions of values.
+
+numeric_scaling : "robust" or None, default="robust"
+    ``"robust"`` centres every numeric input column on its median, divides
+    it by its interquartile range (over 1.349) and clips it smoothly,
+    ``z / sqrt(1 + (z / 3)^2)``, inside the network: heavy-tailed columns
+    (money amounts, counts) need no preprocessing, and exported models
+    include the scaling. Statistics come from ``fit`` (a sample of 100,000
+    rows at most). Sparse inputs are not scaled. ``None`` passes the
+    numbers as they are.
 
 device : str or torch.device, default="cpu"
     Device that trains and runs the network, e.g. ``"cuda"``. A device that

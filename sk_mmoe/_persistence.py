@@ -25,11 +25,12 @@ from skorch.history import History
 
 from ._base import BaseMultiTaskMMoE
 from ._classifier import MultiTaskMMoEClassifier
+from ._features import CategoricalEncoder
 from ._mixed import MultiTaskMMoE
 from ._regressor import MultiTaskMMoERegressor
 from ._tasks import task_from_state
 from ._training import OPTIMIZERS, seeded
-from .network import MMoENetwork
+from .network import MMoENetwork, embedding_params
 
 __all__ = ["load_model", "save_model"]
 
@@ -211,6 +212,9 @@ def save_model(estimator: BaseMultiTaskMMoE, path: _Path) -> None:
         "single_task": bool(estimator._single_task),
         "n_features_in": int(estimator.n_features_in_),
         "feature_names_in": None if feature_names is None else feature_names.tolist(),
+        "categorical": None
+        if estimator._encoder is None
+        else estimator._encoder.state(),
         "history": _history_to_plain(estimator.history_),
         "module_state": _to_plain(estimator.module_.state_dict(), "module_"),
         "criterion_state": _to_plain(
@@ -218,6 +222,11 @@ def save_model(estimator: BaseMultiTaskMMoE, path: _Path) -> None:
         ),
         "optimizer_state": _to_plain(
             estimator.net_.optimizer_.state_dict(), "the optimizer's state"
+        ),
+        "sparse_optimizer_state": _to_plain(
+            getattr(estimator.net_, "optimizer_sparse_", None)
+            and estimator.net_.optimizer_sparse_.state_dict(),
+            "the sparse optimizer's state",
         ),
     }
     buffer = io.BytesIO()
@@ -310,10 +319,12 @@ _FIELDS: dict[str, tuple[type, ...]] = {
     "single_task": (bool,),
     "n_features_in": (int,),
     "feature_names_in": (list, type(None)),
+    "categorical": (dict, type(None)),
     "history": (list,),
     "module_state": (dict,),
     "criterion_state": (dict,),
     "optimizer_state": (dict,),
+    "sparse_optimizer_state": (dict, type(None)),
 }
 
 
@@ -438,6 +449,7 @@ def load_model(
             estimator.random_state = _random_state_from_plain(content["random_state"])
         tasks = [task_from_state(state) for state in content["tasks"]]
         module_params = estimator._module_params()
+        encoder = _read_encoder(content["categorical"], content["n_features_in"])
     except ValueError as exc:
         raise ValueError(f"{name} holds invalid parameters: {exc}") from None
     except (TypeError, KeyError, AttributeError) as exc:
@@ -456,10 +468,35 @@ def load_model(
 
     n_features = content["n_features_in"]
     output_sizes = [task.n_outputs for task in tasks]
+    # Every input column has weights in the first layer: a larger count than
+    # the stored weights is a crafted file, refused before building anything.
+    stored = sum(
+        t.numel()
+        for t in content["module_state"].values()
+        if isinstance(t, torch.Tensor)
+    )
+    if n_features > stored or sum(output_sizes) > stored:
+        raise ValueError(
+            f"{name} is malformed: it declares {n_features} features and "
+            f"{sum(output_sizes)} outputs for {stored} stored weights."
+        )
+    # Whether the network scales its inputs is in its weights.
+    numeric_scaling = "scaling.center" in content["module_state"]
+    projection = content["module_state"].get("projection.bias")
+    sparse_projection = (
+        int(projection.shape[0]) if isinstance(projection, torch.Tensor) else None
+    )
     # Shapes first, on the meta device (no memory): a crafted file cannot make
     # the real network larger than the weights it holds.
     with torch.device("meta"):
-        shapes = MMoENetwork(n_features, output_sizes, **module_params).state_dict()
+        shapes = MMoENetwork(
+            n_features,
+            output_sizes,
+            **module_params,
+            **embedding_params(encoder),
+            numeric_scaling=numeric_scaling,
+            sparse_projection=sparse_projection,
+        ).state_dict()
     _check_shapes(shapes, content["module_state"], "weights", name)
 
     criterion = estimator._make_criterion(
@@ -474,12 +511,25 @@ def load_model(
         criterion.state_dict(), content["criterion_state"], "loss state", name
     )
     with seeded(0, torch_device):  # The initial weights are overwritten.
-        net = estimator._make_net(n_features, tasks, criterion, torch_device)
+        net = estimator._make_net(
+            n_features,
+            tasks,
+            criterion,
+            torch_device,
+            encoder,
+            numeric_scaling,
+            sparse_projection,
+        )
         net.initialize()
     try:
         net.module_.load_state_dict(content["module_state"])
         net.criterion_.load_state_dict(content["criterion_state"])
         net.optimizer_.load_state_dict(content["optimizer_state"])
+        sparse_state = content["sparse_optimizer_state"]
+        if (sparse_state is None) != (getattr(net, "optimizer_sparse_", None) is None):
+            raise ValueError("the sparse optimizer's state and the network differ")
+        if sparse_state is not None:
+            net.optimizer_sparse_.load_state_dict(sparse_state)
     except (RuntimeError, ValueError, KeyError, TypeError, IndexError) as exc:
         raise ValueError(
             f"The state in {name} does not match the network built from its "
@@ -496,5 +546,27 @@ def load_model(
         if feature_names is None
         else np.asarray(feature_names, dtype=object),
         single_task=content["single_task"],
+        encoder=encoder,
     )
     return estimator
+
+
+def _read_encoder(state: Any, n_features: int) -> CategoricalEncoder | None:
+    """The categorical encoder of a file, its fields checked."""
+    if state is None:
+        return None
+    mask, categories = state.get("mask"), state.get("categories")
+    if (
+        not isinstance(mask, list)
+        or len(mask) != n_features
+        or not all(isinstance(m, bool) for m in mask)
+        or not isinstance(categories, list)
+        or not all(
+            isinstance(c, list) and all(isinstance(v, str) for v in c)
+            for c in categories
+        )
+        or not isinstance(state.get("max_categories"), int)
+        or not isinstance(state.get("min_frequency"), int)
+    ):
+        raise ValueError("its categorical encoder is malformed")
+    return CategoricalEncoder.from_state(state)

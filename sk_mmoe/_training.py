@@ -8,10 +8,13 @@ rest are the callbacks and helpers that a fit assembles around it.
 from __future__ import annotations
 
 import contextlib
+import gc
+import inspect
 import re
 import signal
 import sys
 import threading
+import warnings
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -25,8 +28,10 @@ from skorch.callbacks import (
     PrintLog,
     ProgressBar,
 )
+from skorch.utils import to_tensor
 
-from ._batches import ArrayBatches
+from . import _distributed
+from ._batches import ArrayBatches, BatchIterator, ShardTargets
 
 __all__ = [
     "OPTIMIZERS",
@@ -80,6 +85,15 @@ class MultiTaskNet(NeuralNet):
     loss weighting's task weights are recorded too. Unlike skorch's
     ``partial_fit``, an interrupt (``KeyboardInterrupt``) is not swallowed: it
     propagates, and the estimator discards the half-trained copy.
+
+    When ``torch.distributed`` is initialised with several processes (see
+    :mod:`sk_mmoe._distributed`), ``partial_fit`` trains data-parallel: the
+    training forward passes go through a ``DistributedDataParallel`` wrapper
+    that exists only during the call (``module_`` stays the plain module,
+    for callbacks, prediction and persistence), each rank iterates over its
+    slice of every global batch, the learned loss weighting's gradients are
+    averaged over ranks too, and the epoch's losses are summed over ranks
+    before the history records them.
     """
 
     def __init__(
@@ -95,6 +109,8 @@ class MultiTaskNet(NeuralNet):
         # training (warm_start, partial_fit) with another one.
         self.module_params = dict(module_params or {})
         self._task_loss_sums = {}
+        self._world = None
+        self._ddp_module = None
 
     @property
     def _default_callbacks(self) -> list[tuple[str, Callback]]:
@@ -107,17 +123,141 @@ class MultiTaskNet(NeuralNet):
     def partial_fit(self, X: Any, y: Any = None, classes: Any = None, **fit_params):
         if not self.initialized_:
             self.initialize()
-        self.notify("on_train_begin", X=X, y=y)
-        with _watch_interrupts() as interrupted:
-            try:
-                self.fit_loop(X, y, **fit_params)
-            except KeyboardInterrupt:
-                # skorch callbacks (EarlyStopping) stop training by raising
-                # KeyboardInterrupt; a real interrupt (Ctrl-C) propagates.
-                if interrupted():
-                    raise
-        self.notify("on_train_end", X=X, y=y)
+        world = _distributed.current_world()
+        if world is not None:
+            self._start_data_parallel(X, world)
+        try:
+            self.notify("on_train_begin", X=X, y=y)
+            with _quiet_bucket_views(world), _watch_interrupts() as interrupted:
+                try:
+                    self.fit_loop(X, y, **fit_params)
+                except KeyboardInterrupt:
+                    # skorch callbacks (EarlyStopping) stop training by raising
+                    # KeyboardInterrupt; a real interrupt (Ctrl-C) propagates.
+                    if interrupted():
+                        raise
+            self.notify("on_train_end", X=X, y=y)
+        finally:
+            self._stop_data_parallel()
         return self
+
+    def _stop_data_parallel(self) -> None:
+        """Drop this call's DDP wrapper: module_ was never replaced.
+
+        The wrapper's reducer hooks itself on the parameters' gradients,
+        which would keep it (and its reference to the process group) alive
+        as long as the fitted module, past the user's
+        ``destroy_process_group``: the hooks are removed and it is collected.
+        """
+        wrapper = self._ddp_module[0] if self._ddp_module else None
+        self._world = None
+        self._ddp_module = None
+        if wrapper is None:
+            return
+        remove_hooks = getattr(wrapper, "_remove_autograd_hooks", None)
+        if remove_hooks is not None:
+            remove_hooks()
+        del wrapper
+        gc.collect()
+
+    def _start_data_parallel(self, dataset: Any, world: _distributed.World) -> None:
+        """Check that the ranks agree, then wrap the module for this call."""
+        from torch.nn.parallel import DistributedDataParallel
+
+        _distributed.check_same_setup(dataset, self, world)
+        device = next(self.module_.parameters()).device
+        # The wrapper broadcasts rank 0's weights, so all ranks start equal.
+        # The network's buffers are constants: no broadcast before each step
+        # (the option is named forward_sync_buffers from torch 2.13 on).
+        options = {"device_ids": [device.index] if device.type == "cuda" else None}
+        if (
+            "forward_sync_buffers"
+            in inspect.signature(DistributedDataParallel).parameters
+        ):
+            options["forward_sync_buffers"] = False
+        else:
+            options["broadcast_buffers"] = False
+        # Held in a list: skorch refuses modules set outside initialize_*.
+        self._ddp_module = [DistributedDataParallel(self.module_, **options)]
+        self._world = world
+        if world.rank > 0:
+            # Different dropout masks on every rank (all ranks were seeded
+            # alike); rank 0 keeps the single-process stream.
+            torch.manual_seed((torch.initial_seed() + 7919 * world.rank) % 2**63)
+
+    def _sparse_params(self) -> list[torch.nn.Parameter]:
+        """Parameters with sparse gradients (a wide sparse input's projection)."""
+        projection = getattr(self.module_, "projection", None)
+        return [] if projection is None else [projection.weight]
+
+    def get_all_learnable_params(self):
+        sparse = set(self._sparse_params())
+        for name, param in super().get_all_learnable_params():
+            if param not in sparse:
+                yield name, param
+
+    def initialize_optimizer(self, *args: Any, **kwargs: Any) -> MultiTaskNet:
+        super().initialize_optimizer(*args, **kwargs)
+        sparse = self._sparse_params()
+        if sparse:
+            # Adam does not take sparse gradients; SparseAdam updates only the
+            # rows a batch touched (the "lazy" Adam of wide sparse models).
+            self.optimizer_sparse_ = torch.optim.SparseAdam(sparse, lr=self.lr)
+        return self
+
+    def train_step(self, batch: Any, **fit_params: Any) -> dict:
+        if len(self._optimizers) == 1:
+            return super().train_step(batch, **fit_params)
+        # Several optimizers: one forward and backward, then every step
+        # (skorch's closure would be evaluated once per optimizer).
+        self._zero_grad_optimizer()
+        step = self.train_step_single(batch, **fit_params)
+        self.notify(
+            "on_grad_computed",
+            named_parameters=list(self.get_all_learnable_params()),
+            batch=batch,
+        )
+        self._step_optimizer(None)
+        return step
+
+    def get_iterator(self, dataset: Any, training: bool = False) -> Any:
+        iterator = super().get_iterator(dataset, training=training)
+        if self._world is not None and isinstance(iterator, BatchIterator):
+            iterator.rank, iterator.world_size = self._world.rank, self._world.size
+        return iterator
+
+    def infer(self, x: Any, **fit_params: Any) -> torch.Tensor:
+        if self._ddp_module is not None and torch.is_grad_enabled():
+            # Training forward: through DDP, which all-reduces the gradients.
+            return self._ddp_module[0](to_tensor(x, device=self.device), **fit_params)
+        return super().infer(x, **fit_params)
+
+    def train_step_single(self, batch: Any, **fit_params: Any) -> dict:
+        step = super().train_step_single(batch, **fit_params)
+        if self._world is not None:
+            self._average_criterion_grads()
+        return step
+
+    def _average_criterion_grads(self) -> None:
+        """Average the learned weighting's gradients over ranks (like DDP's)."""
+        import torch.distributed as dist
+
+        params = [p for p in self.criterion_.parameters() if p.requires_grad]
+        if not params:
+            return
+        grads = [
+            torch.zeros_like(p) if p.grad is None else p.grad.detach() for p in params
+        ]
+        flat = torch.cat([g.reshape(-1) for g in grads])
+        device = self._world.collective_device
+        flat = flat.to(device)
+        dist.all_reduce(flat)
+        flat = flat.to(params[0].device) / self._world.size
+        offset = 0
+        for p in params:
+            n = p.numel()
+            p.grad = flat[offset : offset + n].view_as(p).clone()
+            offset += n
 
     def _set_training(self, training: bool = True) -> None:
         # skorch calls this before every batch, and switching modes walks and
@@ -143,7 +283,13 @@ class MultiTaskNet(NeuralNet):
         X: Any = None,
         training: bool = False,
     ) -> torch.Tensor:
-        target, weight = y_true if isinstance(y_true, tuple) else (y_true, None)
+        global_counts = None
+        if isinstance(y_true, ShardTargets):
+            target, weight, global_counts = y_true
+        elif isinstance(y_true, tuple):
+            target, weight = y_true
+        else:
+            target, weight = y_true, None
         target = target.to(y_pred.device)
         if weight is not None:
             weight = weight.to(y_pred.device)
@@ -153,10 +299,20 @@ class MultiTaskNet(NeuralNet):
         self._task_loss_sums[training] = (
             batch_sums if sums is None else sums + batch_sums
         )
+        if global_counts is not None:
+            # This rank's share of each task's mean over the global batch:
+            # DDP averages the ranks' gradients, so the share is scaled by the
+            # number of ranks; the average of the shares is then the mean over
+            # the global batch, whatever each slice's labelled count.
+            global_counts = global_counts.to(losses.device, losses.dtype)
+            size = self._world.size if self._world is not None else 1
+            losses = losses * (counts * size / global_counts.clamp(min=1e-12))
         return self.criterion_.weighting(losses)
 
     def on_epoch_end(self, net: NeuralNet, **kwargs: Any) -> None:
         super().on_epoch_end(net, **kwargs)
+        if self._world is not None:
+            self._sum_epoch_over_ranks()
         for training, sums in self._task_loss_sums.items():
             prefix = "train" if training else "valid"
             total, count = sums.cpu().numpy()
@@ -169,6 +325,55 @@ class MultiTaskNet(NeuralNet):
             weights = weighting.weights().detach().cpu().numpy()
             for name, value in zip(self.task_names, weights, strict=True):
                 self.history.record(f"task_weight_{name}", float(value))
+
+    def _sum_epoch_over_ranks(self) -> None:
+        """Make the epoch's records those of the global batches, on every rank.
+
+        Runs before the scoring callbacks read the batches: each batch's loss
+        becomes the mean of the ranks' losses (the global batch's loss, for a
+        weighting linear in the task losses, as the built-in ones are) and
+        its size the global batch size; the per-task sums are summed. One
+        collective per epoch; the result is bit-identical on every rank.
+        """
+        batches = self.history[-1]["batches"]
+        keys = [(b, p) for b in batches for p in ("train", "valid") if f"{p}_loss" in b]
+        parts = [
+            torch.tensor(
+                [[b[f"{p}_loss"], b[f"{p}_batch_size"]] for b, p in keys],
+                dtype=torch.float64,
+            ).reshape(-1)
+        ]
+        flags = sorted(self._task_loss_sums, reverse=True)
+        parts += [self._task_loss_sums[f].double().cpu().reshape(-1) for f in flags]
+        total = _distributed.sum_over_ranks(torch.cat(parts), self._world)
+        records = total[: 2 * len(keys)].reshape(-1, 2).tolist()
+        for (batch, prefix), (loss, size) in zip(keys, records, strict=True):
+            batch[f"{prefix}_loss"] = loss / self._world.size
+            batch[f"{prefix}_batch_size"] = int(round(size))
+        offset = 2 * len(keys)
+        for flag in flags:
+            sums = self._task_loss_sums[flag]
+            n = sums.numel()
+            self._task_loss_sums[flag] = (
+                total[offset : offset + n].reshape(sums.shape).to(sums.dtype)
+            )
+            offset += n
+
+
+@contextlib.contextmanager
+def _quiet_bucket_views(world: Any) -> Iterator[None]:
+    """Silence DDP's warning about the gradient strides of the biases.
+
+    The batched layers' biases have a broadcast dimension of size 1, whose
+    gradient strides differ from the parameter's; DDP then copies those few
+    values into its bucket, which is harmless.
+    """
+    if world is None:
+        yield
+        return
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Grad strides do not match")
+        yield
 
 
 @contextlib.contextmanager
@@ -250,8 +455,12 @@ def logging_callbacks(n_batches: int) -> list[tuple[str, Callback]]:
 
     On a terminal, long epochs get a progress bar and the log is coloured;
     when the output goes to a file or a pipe, each epoch is one plain line
-    (no carriage-return redraws, no colour codes).
+    (no carriage-return redraws, no colour codes). In a data-parallel fit
+    only rank 0 logs (every rank's history holds the same values).
     """
+    world = _distributed.current_world()
+    if world is not None and world.rank > 0:
+        return []
     interactive = getattr(sys.stdout, "isatty", lambda: False)()
     callbacks = []
     if interactive and n_batches >= _PROGRESS_BAR_MIN_BATCHES:

@@ -5,9 +5,13 @@
   continuous (regression) or binary targets.
 * :func:`load_census_income` -- the UCI Census-Income (KDD) data with the
   three binary tasks used by Ma et al. (2018), read from local files only.
+* :func:`make_recommendation_tasks` -- a synthetic recommendation log with
+  user and item IDs, a dense click task, sparsely labelled rating and share
+  tasks, and watch time, related through shared latent tastes.
 
-Only NumPy and SciPy are needed by the generator; pandas, an optional
-dependency of sk_mmoe, is imported by the census loader when it is called.
+Only NumPy and SciPy are needed by the generators; pandas, an optional
+dependency of sk_mmoe, is imported by the census loader when it is called
+and by :func:`make_recommendation_tasks` for its DataFrames.
 """
 
 from __future__ import annotations
@@ -22,7 +26,11 @@ from typing import Any, NamedTuple
 import numpy as np
 from sklearn.utils import Bunch, check_random_state, check_scalar
 
-__all__ = ["load_census_income", "make_task_correlation"]
+__all__ = [
+    "load_census_income",
+    "make_recommendation_tasks",
+    "make_task_correlation",
+]
 
 
 # ---------------------------------------------------------------------------
@@ -773,3 +781,438 @@ def load_census_income(
         filenames={"train": str(train_path), "test": str(test_path)},
         DESCR=_CENSUS_DESCR,
     )
+
+
+# ---------------------------------------------------------------------------
+# Synthetic recommendation logs
+# ---------------------------------------------------------------------------
+
+_REC_TASKS = ("click", "rated_highly", "shared", "watch_time")
+_REC_DEVICES = ("mobile", "desktop", "tablet", "tv")
+_REC_DEVICE_PROBA = np.array([0.55, 0.25, 0.12, 0.08])
+_REC_FEATURES = (
+    "user_id",
+    "item_id",
+    "hour",
+    "device",
+    "item_age_days",
+    "user_activity",
+)
+
+
+class _RecTask(NamedTuple):
+    """The fixed coefficients of one task, as in the docstring's table."""
+
+    intercept: float  # b_k (NaN for click: calibrated to click_rate)
+    scale: float  # s_k
+    device: tuple[float, float, float, float]  # delta_k, in _REC_DEVICES order
+    hour: float  # h_k
+    age: float  # g_k
+    activity: float  # a_k
+
+
+_REC_PARAMS = {
+    "click": _RecTask(np.nan, 1.5, (0.0, -0.2, 0.1, -0.3), 0.3, -0.3, 0.3),
+    "rated_highly": _RecTask(0.0, 1.5, (0.0, 0.0, 0.0, 0.0), 0.0, 0.0, -0.3),
+    "shared": _RecTask(-0.5, 1.5, (0.3, 0.0, 0.0, 0.0), 0.2, -0.2, 0.0),
+    "watch_time": _RecTask(np.log(120.0), 0.8, (0.0, 0.2, 0.2, 0.5), 0.1, 0.0, 0.1),
+}
+_REC_WATCH_NOISE = 0.7  # sigma_w, standard deviation of log watch time
+_REC_AGE_SCALE = 30.0  # mean item age in days
+_REC_POPULARITY_SIGMA = 1.0  # sigma_pi of the log-normal popularity weights
+
+
+def _hour_profile(hour: np.ndarray) -> np.ndarray:
+    """``cos(2 pi (hour - 20) / 24)``: 1 at 8 pm, -1 at 8 am."""
+    return np.cos(2.0 * np.pi * (hour - 20.0) / 24.0)
+
+
+def _rec_component(
+    rng: np.random.RandomState, n_users: int, n_items: int, n_factors: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """User biases, item biases, user factors and item factors, all N(0, 1)."""
+    return (
+        rng.standard_normal(n_users),
+        rng.standard_normal(n_items),
+        rng.standard_normal((n_users, n_factors)),
+        rng.standard_normal((n_items, n_factors)),
+    )
+
+
+def _rec_affinity(component, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+    """``z(i, j) = (a_i + b_j) / 2 + u_i . v_j / sqrt(2 F)``, one per row."""
+    user_bias, item_bias, user_factors, item_factors = component
+    n_factors = user_factors.shape[1]
+    dot = np.einsum("rf,rf->r", user_factors[users], item_factors[items])
+    return 0.5 * (user_bias[users] + item_bias[items]) + dot / np.sqrt(2.0 * n_factors)
+
+
+def _calibrate_intercept(score: np.ndarray, rate: float) -> float:
+    """The ``b`` for which the mean of ``expit(b + score)`` is ``rate``."""
+    from scipy.optimize import brentq
+    from scipy.special import expit
+
+    def excess(b: float) -> float:
+        return float(np.mean(expit(b + score))) - rate
+
+    low, high = -1.0 - float(score.max()), 1.0 - float(score.min())
+    # expit(low + score) < 1/2 < ... : widen until the root is bracketed.
+    while excess(low) > 0:
+        low = 2.0 * low - 1.0
+    while excess(high) < 0:
+        high = 2.0 * high + 1.0
+    return float(brentq(excess, low, high, xtol=1e-12))
+
+
+def make_recommendation_tasks(
+    n_samples: int = 20000,
+    *,
+    n_users: int = 1000,
+    n_items: int = 300,
+    n_factors: int = 8,
+    task_correlation: float = 0.5,
+    click_rate: float = 0.3,
+    rate_fraction: float = 0.3,
+    share_fraction: float = 0.005,
+    return_watch_time: bool = True,
+    return_scores: bool = False,
+    as_frame: bool = True,
+    random_state: int | np.random.RandomState | None = None,
+) -> tuple[Any, ...]:
+    r"""Generate a recommendation log with dense and sparsely labelled tasks.
+
+    Each row is an *impression*: an item shown to a user, with its context.
+    The features are the user and item IDs (categorical, with many levels),
+    the hour of the day, the device (strings), the age of the item and a
+    heavy-tailed count of the user's past activity. Up to four tasks are
+    observed as they are in real logs:
+
+    =================  ============  =========================================
+    Task               Type          Labelled rows
+    =================  ============  =========================================
+    ``click``          binary        all (fraction ``click_rate`` positive)
+    ``rated_highly``   binary        clicked rows, each with probability
+                                     ``rate_fraction``
+    ``shared``         binary        a random ``share_fraction`` of all rows
+                                     (0.5% by default: the label-scarcity case)
+    ``watch_time``     regression    clicked rows (seconds, log-normal)
+    =================  ============  =========================================
+
+    Every task depends on how much the user likes the item, through latent
+    user and item tastes; ``task_correlation`` sets how much of that taste
+    the tasks share, from one common taste (1) to one independent taste per
+    task (0).
+
+    **Generative model.** Let :math:`\rho` be ``task_correlation``, :math:`F`
+    ``n_factors``, and :math:`m \in \{0, 1, 2, 3, 4\}` index a shared taste
+    component (:math:`m = 0`) and one component per task, in the order
+    ``click``, ``rated_highly``, ``shared``, ``watch_time``. Once per call,
+    for every user :math:`i` and item :math:`j` and every component:
+
+    .. math::
+
+        \alpha^{(m)}_i, \beta^{(m)}_j \sim \mathcal{N}(0, 1), \qquad
+        u^{(m)}_i, v^{(m)}_j \sim \mathcal{N}(0, I_F), \qquad
+        z_m(i, j) = \frac{\alpha^{(m)}_i + \beta^{(m)}_j}{2}
+        + \frac{u^{(m)\top}_i v^{(m)}_j}{\sqrt{2F}},
+
+    so that each :math:`z_m(i, j)` has mean 0 and variance 1 (user and item
+    biases carry half of it, the taste interaction the other half). The
+    affinity of user :math:`i` for item :math:`j` in task :math:`k` is
+
+    .. math::
+
+        z_k^\star(i, j) = \sqrt{\rho}\, z_0(i, j) + \sqrt{1 - \rho}\, z_k(i, j),
+
+    and any two tasks' affinities have correlation exactly :math:`\rho`.
+    Users have popularity weights :math:`\pi_i \propto e^{\xi_i}`, items
+    :math:`\pi_j \propto e^{\xi'_j}` with :math:`\xi, \xi' \sim
+    \mathcal{N}(0, 1)`, and an activity level :math:`\zeta_i \sim
+    \mathcal{N}(0, 1)`. Each row :math:`r` draws, independently:
+
+    - a user :math:`i_r` and an item :math:`j_r` with probabilities
+      :math:`\pi` (a few users and items appear in many rows);
+    - an hour :math:`h_r \in \{0, \dots, 23\}` with probability proportional
+      to :math:`1 + 0.6\, \cos(2\pi (h - 20) / 24)` (an evening peak);
+    - a device :math:`d_r`: ``mobile``, ``desktop``, ``tablet``, ``tv`` with
+      probabilities 0.55, 0.25, 0.12, 0.08;
+    - the item's age :math:`t_r \sim \mathrm{Exponential}(\text{mean } 30)`
+      days.
+
+    The user's activity column is
+    :math:`\lceil \exp(3 + 1.5\, \zeta_i) \rceil` past impressions
+    (log-normal: median 20, a long right tail). With the context term
+
+    .. math::
+
+        c_k(r) = \delta_k[d_r] + h_k \cos\!\bigl(2\pi (h_r - 20)/24\bigr)
+        + g_k \log\bigl(1 + t_r / 30\bigr) + a_k\, \zeta_{i_r},
+
+    the score of task :math:`k` on row :math:`r` is
+
+    .. math::
+
+        \eta_k(r) = b_k + s_k\, z_k^\star(i_r, j_r) + c_k(r),
+
+    with the fixed coefficients
+
+    ========================  =========  ============  ======  ================
+    coefficient               click      rated_highly  shared  watch_time
+    ========================  =========  ============  ======  ================
+    :math:`b_k`               see below  0             -0.5    :math:`\log 120`
+    :math:`s_k`               1.5        1.5           1.5     0.8
+    :math:`\delta_k` mobile   0          0             0.3     0
+    :math:`\delta_k` desktop  -0.2       0             0       0.2
+    :math:`\delta_k` tablet   0.1        0             0       0.2
+    :math:`\delta_k` tv       -0.3       0             0       0.5
+    :math:`h_k` (hour)        0.3        0             0.2     0.1
+    :math:`g_k` (item age)    -0.3       0             -0.2    0
+    :math:`a_k` (activity)    0.3        -0.3          0       0.1
+    ========================  =========  ============  ======  ================
+
+    The click intercept :math:`b_\text{click}` is set so that the mean of
+    :math:`\sigma(\eta_\text{click})` over the generated rows is
+    ``click_rate`` (:math:`\sigma` is the logistic function). The targets
+    are then
+
+    .. math::
+
+        \text{click}_r &\sim \mathrm{Bernoulli}(\sigma(\eta_\text{click}(r))),\\
+        \mathrm{rated\_highly}_r &\sim \mathrm{Bernoulli}
+            (\sigma(\eta_\mathrm{rated\_highly}(r))),
+            \text{ observed iff click}_r = 1 \text{ and } O^\text{rate}_r = 1,
+            \quad O^\text{rate}_r \sim \mathrm{Bernoulli}(\mathrm{rate\_fraction}),\\
+        \text{shared}_r &\sim \mathrm{Bernoulli}(\sigma(\eta_\text{shared}(r))),
+            \text{ observed iff } O^\text{share}_r = 1, \quad
+            O^\text{share}_r \sim \mathrm{Bernoulli}(\mathrm{share\_fraction}),\\
+        \log \mathrm{watch\_time}_r &= \eta_\mathrm{watch\_time}(r) + \varepsilon_r,
+            \quad \varepsilon_r \sim \mathcal{N}(0, 0.7^2),
+            \text{ observed iff click}_r = 1,
+
+    all drawn independently given the scores. Watch time is in seconds,
+    log-normal given the scores: two minutes for an average affinity and
+    context, longer on the clicked rows (which have higher affinities), with
+    a long right tail. Unobserved targets are ``NaN``.
+
+    Parameters
+    ----------
+    n_samples : int, default=20000
+        Number of impressions (rows).
+
+    n_users : int, default=1000
+        Number of users; ``user_id`` takes the values ``0 .. n_users - 1``.
+
+    n_items : int, default=300
+        Number of items; ``item_id`` takes the values ``0 .. n_items - 1``.
+
+    n_factors : int, default=8
+        Dimension :math:`F` of the latent taste vectors.
+
+    task_correlation : float, default=0.5
+        :math:`\rho` in ``[0, 1]``: the correlation between the user-item
+        affinities :math:`z_k^\star` of any two tasks. 1 gives the tasks one
+        common affinity (they differ only in their context terms, scales and
+        noise); 0 gives independent ones, so that only the context links
+        them.
+
+    click_rate : float, default=0.3
+        Mean click probability, in ``(0, 1)``.
+
+    rate_fraction : float, default=0.3
+        Probability, in ``[0, 1]``, that a clicked row has a
+        ``rated_highly`` label.
+
+    share_fraction : float, default=0.005
+        Probability, in ``[0, 1]``, that a row has a ``shared`` label,
+        whether clicked or not. Real logs have 0.1% to 1%.
+
+    return_watch_time : bool, default=True
+        If True, ``Y`` has the ``watch_time`` regression column (for
+        :class:`~sk_mmoe.MultiTaskMMoE`); if False, only the three binary
+        tasks (for :class:`~sk_mmoe.MultiTaskMMoEClassifier`). The other
+        columns are the same either way.
+
+    return_scores : bool, default=False
+        If True, also return the noise-free scores :math:`\eta_k`: the logit
+        of each binary task and the mean of the log watch time, for every
+        row (labelled or not).
+
+    as_frame : bool, default=True
+        If True (requires pandas), ``X``, ``Y`` and the scores are
+        DataFrames; if False, float64 arrays.
+
+    random_state : int, RandomState instance or None, default=None
+        Determines the users, items, rows and labels. Pass an int for
+        reproducible output across calls.
+
+    Returns
+    -------
+    X : DataFrame or ndarray of shape (n_samples, 6)
+        The features, in this order:
+
+        - ``user_id``, ``item_id``: categorical, with categories
+          ``0 .. n_users - 1`` and ``0 .. n_items - 1`` (all of them, seen
+          or not);
+        - ``hour``: int64, 0 to 23;
+        - ``device``: categorical with categories ``"mobile"``,
+          ``"desktop"``, ``"tablet"``, ``"tv"``;
+        - ``item_age_days``: float64;
+        - ``user_activity``: int64, heavy-tailed.
+
+        With ``as_frame=False``, a float64 array holding the IDs, the hour,
+        the device *code* (0 to 3, in the order above) and the two numbers.
+
+    Y : DataFrame or ndarray of shape (n_samples, 4) or (n_samples, 3)
+        The targets ``click`` (int64, never missing), ``rated_highly`` and
+        ``shared`` (float64: 0.0, 1.0 or ``NaN``) and, if
+        ``return_watch_time``, ``watch_time`` (float64 seconds or ``NaN``).
+        With ``as_frame=False``, a float64 array with the same columns.
+
+    scores : DataFrame or ndarray of the same shape as Y
+        The scores :math:`\eta_k` of the tasks of ``Y``, float64. Only
+        returned if ``return_scores=True``.
+
+    See Also
+    --------
+    make_task_correlation : Two tasks with a controlled correlation.
+
+    Notes
+    -----
+    The sparsely labelled ``shared`` task learns most from the others when
+    ``task_correlation`` is high: its labelled rows are too few to learn the
+    biases of the many users and items, which ``click`` sees on every row.
+    At ``task_correlation=0`` the other tasks tell nothing about a user's
+    taste for sharing, and a multi-task model has nothing to transfer but
+    the context effects. ``rated_highly`` and ``watch_time`` are observed
+    on clicked rows only, so their labelled rows are a biased sample
+    (users who click tend to like the item), as in real logs.
+
+    The correlation :math:`\rho` holds for the population of users, items
+    and factors; for a small ``n_users`` or ``n_items`` the empirical
+    correlation of the affinities varies around it. The scores
+    :math:`\eta_k` also contain the context terms and are less correlated
+    than the affinities.
+
+    Examples
+    --------
+    >>> from sk_mmoe.datasets import make_recommendation_tasks
+    >>> X, Y = make_recommendation_tasks(n_samples=5000, random_state=0)
+    >>> X.dtypes.astype(str).to_dict()  # doctest: +NORMALIZE_WHITESPACE
+    {'user_id': 'category', 'item_id': 'category', 'hour': 'int64',
+     'device': 'category', 'item_age_days': 'float64', 'user_activity': 'int64'}
+    >>> Y.columns.tolist()
+    ['click', 'rated_highly', 'shared', 'watch_time']
+    >>> Y.notna().sum().to_dict()  # labelled rows per task
+    {'click': 5000, 'rated_highly': 444, 'shared': 20, 'watch_time': 1483}
+
+    Fit a mixed multi-task model after encoding the categorical columns:
+
+    >>> from sklearn.compose import make_column_transformer
+    >>> from sklearn.pipeline import make_pipeline
+    >>> from sklearn.preprocessing import OneHotEncoder, StandardScaler
+    >>> from sk_mmoe import MultiTaskMMoE
+    >>> encode = make_column_transformer(
+    ...     (OneHotEncoder(handle_unknown="ignore"), ["user_id", "item_id", "device"]),
+    ...     remainder=StandardScaler(),
+    ... )
+    >>> model = make_pipeline(encode, MultiTaskMMoE(max_epochs=2, random_state=0))
+    >>> model.fit(X, Y).predict(X[:2]).shape
+    (2, 4)
+    """
+    check_scalar(n_samples, "n_samples", numbers.Integral, min_val=1)
+    check_scalar(n_users, "n_users", numbers.Integral, min_val=1)
+    check_scalar(n_items, "n_items", numbers.Integral, min_val=1)
+    check_scalar(n_factors, "n_factors", numbers.Integral, min_val=1)
+    rho = _check_real(task_correlation, "task_correlation", min_val=0, max_val=1)
+    click_rate = _check_real(
+        click_rate, "click_rate", min_val=0, max_val=1, include_boundaries="neither"
+    )
+    rate_fraction = _check_real(rate_fraction, "rate_fraction", min_val=0, max_val=1)
+    share_fraction = _check_real(share_fraction, "share_fraction", min_val=0, max_val=1)
+    n_samples, n_users, n_items = int(n_samples), int(n_users), int(n_items)
+    n_factors = int(n_factors)
+    if as_frame:
+        try:
+            import pandas as pd
+        except ImportError as exc:  # pragma: no cover - depends on the environment
+            raise ImportError(
+                "make_recommendation_tasks(as_frame=True) requires pandas: "
+                "pip install pandas, or pass as_frame=False."
+            ) from exc
+
+    rng = check_random_state(random_state)
+    # The population first (users, items, tastes), then the rows, then the
+    # labels; every draw is made whatever the options, so that the options
+    # change no other column.
+    user_weights = np.exp(_REC_POPULARITY_SIGMA * rng.standard_normal(n_users))
+    item_weights = np.exp(_REC_POPULARITY_SIGMA * rng.standard_normal(n_items))
+    activity = rng.standard_normal(n_users)  # zeta_i
+    components = [
+        _rec_component(rng, n_users, n_items, n_factors)
+        for _ in range(1 + len(_REC_TASKS))
+    ]
+
+    users = rng.choice(n_users, size=n_samples, p=user_weights / user_weights.sum())
+    items = rng.choice(n_items, size=n_samples, p=item_weights / item_weights.sum())
+    hour_proba = 1.0 + 0.6 * _hour_profile(np.arange(24.0))
+    hour = rng.choice(24, size=n_samples, p=hour_proba / hour_proba.sum())
+    device = rng.choice(len(_REC_DEVICES), size=n_samples, p=_REC_DEVICE_PROBA)
+    age = rng.exponential(_REC_AGE_SCALE, size=n_samples)
+
+    shared_affinity = _rec_affinity(components[0], users, items)
+    scores = {}
+    for task, component in zip(_REC_TASKS, components[1:], strict=True):
+        params = _REC_PARAMS[task]
+        affinity = np.sqrt(rho) * shared_affinity + np.sqrt(1.0 - rho) * (
+            _rec_affinity(component, users, items)
+        )
+        scores[task] = (
+            params.scale * affinity
+            + np.asarray(params.device)[device]
+            + params.hour * _hour_profile(hour)
+            + params.age * np.log1p(age / _REC_AGE_SCALE)
+            + params.activity * activity[users]
+        )
+        if task != "click":
+            scores[task] += params.intercept
+    scores["click"] += _calibrate_intercept(scores["click"], click_rate)
+
+    def bernoulli(logit: np.ndarray) -> np.ndarray:
+        return rng.random_sample(n_samples) < 1.0 / (1.0 + np.exp(-logit))
+
+    click = bernoulli(scores["click"])
+    rated = bernoulli(scores["rated_highly"])
+    rated_seen = click & (rng.random_sample(n_samples) < rate_fraction)
+    shared = bernoulli(scores["shared"])
+    shared_seen = rng.random_sample(n_samples) < share_fraction
+    log_watch = scores["watch_time"] + _REC_WATCH_NOISE * rng.standard_normal(n_samples)
+
+    targets = {
+        "click": click.astype(np.int64),
+        "rated_highly": np.where(rated_seen, rated.astype(np.float64), np.nan),
+        "shared": np.where(shared_seen, shared.astype(np.float64), np.nan),
+        "watch_time": np.where(click, np.exp(log_watch), np.nan),
+    }
+    tasks = list(_REC_TASKS if return_watch_time else _REC_TASKS[:3])
+    user_activity = np.ceil(np.exp(3.0 + 1.5 * activity)).astype(np.int64)[users]
+
+    if as_frame:
+        X = pd.DataFrame(
+            {
+                "user_id": pd.Categorical.from_codes(users, np.arange(n_users)),
+                "item_id": pd.Categorical.from_codes(items, np.arange(n_items)),
+                "hour": hour.astype(np.int64),
+                "device": pd.Categorical.from_codes(device, list(_REC_DEVICES)),
+                "item_age_days": age,
+                "user_activity": user_activity,
+            }
+        )
+        Y = pd.DataFrame({task: targets[task] for task in tasks})
+        S = pd.DataFrame({task: scores[task] for task in tasks})
+    else:
+        X = np.column_stack([users, items, hour, device, age, user_activity]).astype(
+            np.float64
+        )
+        Y = np.column_stack([targets[task] for task in tasks]).astype(np.float64)
+        S = np.column_stack([scores[task] for task in tasks])
+    return (X, Y, S) if return_scores else (X, Y)

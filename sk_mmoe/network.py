@@ -12,6 +12,7 @@ Python loop over experts, gates or tasks.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 
@@ -19,7 +20,14 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-__all__ = ["BatchedLinear", "MMoENetwork"]
+__all__ = [
+    "BatchedLinear",
+    "FeatureEmbedding",
+    "MMoENetwork",
+    "NumericScaling",
+    "SparseProjection",
+    "embedding_size",
+]
 
 
 class BatchedLinear(nn.Module):
@@ -239,6 +247,160 @@ def _drop_experts(weights: torch.Tensor, p: float) -> torch.Tensor:
     return dropped / total
 
 
+class SparseProjection(nn.Module):
+    """A linear layer for wide sparse inputs, at a cost set by the non-zeros.
+
+    A sparse CSR batch is multiplied through :func:`torch.nn.functional.
+    embedding_bag` (a weighted sum of the rows of the weight picked by each
+    row's non-zero columns), whose gradient is sparse too: a step touches
+    only the rows of the columns present in the batch, so one-hot inputs of
+    10^5 or more columns train at about the speed of dense inputs with as
+    many non-zeros (with an optimizer for sparse gradients, such as
+    :class:`torch.optim.SparseAdam`, for ``weight``). A dense input is
+    multiplied as usual.
+
+    Parameters
+    ----------
+    in_features, out_features : int
+        Input width (the sparse columns) and output width.
+    """
+
+    def __init__(self, in_features: int, out_features: int) -> None:
+        super().__init__()
+        self.in_features = in_features
+        self.out_features = out_features
+        bound = 1.0 / math.sqrt(in_features)
+        self.weight = nn.Parameter(torch.empty(in_features, out_features))
+        self.bias = nn.Parameter(torch.empty(out_features))
+        nn.init.uniform_(self.weight, -bound, bound)
+        nn.init.uniform_(self.bias, -bound, bound)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.layout == torch.sparse_csr:
+            rows = x.crow_indices()
+            out = F.embedding_bag(
+                x.col_indices(),
+                self.weight,
+                rows[:-1],
+                mode="sum",
+                sparse=True,
+                per_sample_weights=x.values(),
+                include_last_offset=False,
+            )
+            return out + self.bias
+        return torch.addmm(self.bias, x, self.weight)
+
+
+class NumericScaling(nn.Module):
+    """Robust scaling and smooth clipping of the numeric input columns.
+
+    ``z = (x - center) / scale`` followed by ``z / sqrt(1 + (z / 3)^2)``,
+    which leaves values within a few scales almost unchanged and maps
+    heavy tails (money amounts, counts) into about ``(-3, 3)`` smoothly
+    (Holzmueller et al., 2024). ``center`` and ``scale`` are buffers that
+    the estimator sets from the training data (median and interquartile
+    range); categorical columns pass through unchanged.
+
+    Parameters
+    ----------
+    n_features : int
+        Number of input columns.
+    categorical_columns : sequence of int, default=()
+        The columns not to scale.
+    """
+
+    def __init__(self, n_features: int, categorical_columns: Sequence[int] = ()):
+        super().__init__()
+        mask = torch.ones(n_features, dtype=torch.bool)
+        if len(categorical_columns):
+            mask[torch.as_tensor(list(categorical_columns))] = False
+        self.register_buffer("numeric", mask, persistent=False)
+        self.register_buffer("center", torch.zeros(n_features))
+        self.register_buffer("scale", torch.ones(n_features))
+
+    def set_statistics(self, center: torch.Tensor, scale: torch.Tensor) -> None:
+        """Set the center and scale of every column (ignored off the numeric)."""
+        with torch.no_grad():
+            self.center.copy_(torch.where(self.numeric, center, 0.0))
+            self.scale.copy_(torch.where(self.numeric, scale, 1.0))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        z = (x - self.center) / self.scale
+        z = z * torch.rsqrt(1.0 + (z / 3.0).square())
+        return torch.where(self.numeric, z, x)
+
+
+class FeatureEmbedding(nn.Module):
+    """Numeric columns as they are, categorical codes as learned vectors.
+
+    The input holds every column as float32: numeric values, and for the
+    categorical columns integer codes ``0 .. cardinality - 1`` (see
+    :mod:`sk_mmoe._features`). All categorical columns share one embedding
+    table (each column its own rows), so one lookup embeds every column of a
+    batch.
+
+    Parameters
+    ----------
+    n_features : int
+        Number of input columns, numeric and categorical.
+    categorical_columns : sequence of int
+        Positions of the categorical columns.
+    cardinalities : sequence of int
+        Number of codes of each categorical column.
+    embedding_dim : int
+        Size of every column's vector.
+    """
+
+    def __init__(
+        self,
+        n_features: int,
+        categorical_columns: Sequence[int],
+        cardinalities: Sequence[int],
+        embedding_dim: int,
+    ) -> None:
+        super().__init__()
+        categorical = [int(j) for j in categorical_columns]
+        if len(categorical) != len(cardinalities) or not categorical:
+            raise ValueError(
+                "categorical_columns and cardinalities must be non-empty and of "
+                "the same length."
+            )
+        numeric = [j for j in range(n_features) if j not in set(categorical)]
+        self.register_buffer("numeric_columns", torch.tensor(numeric), False)
+        self.register_buffer("categorical_columns", torch.tensor(categorical), False)
+        offsets = [0, *list(itertools.accumulate(cardinalities))[:-1]]
+        self.register_buffer("offsets", torch.tensor(offsets), False)
+        self.table = nn.Embedding(sum(cardinalities), embedding_dim)
+        nn.init.normal_(self.table.weight, std=1.0 / math.sqrt(embedding_dim))
+        self.out_features = len(numeric) + len(categorical) * embedding_dim
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        codes = x.index_select(1, self.categorical_columns).long() + self.offsets
+        embedded = self.table(codes).flatten(1)
+        if self.numeric_columns.numel() == 0:
+            return embedded
+        return torch.cat([x.index_select(1, self.numeric_columns), embedded], dim=1)
+
+
+def embedding_params(encoder) -> dict:
+    """:class:`MMoENetwork` arguments for a fitted categorical encoder (or None)."""
+    if encoder is None:
+        return {}
+    return {
+        "categorical_columns": encoder.columns,
+        "cardinalities": encoder.cardinalities,
+    }
+
+
+def embedding_size(cardinalities: Sequence[int]) -> int:
+    """The embedding size for columns of these cardinalities.
+
+    A common rule of thumb, ``1.6 n^0.56`` for the largest cardinality ``n``,
+    kept between 4 and 16.
+    """
+    return int(min(16, max(4, round(1.6 * max(cardinalities) ** 0.56))))
+
+
 class MMoENetwork(nn.Module):
     """Multi-gate Mixture-of-Experts network for several tasks.
 
@@ -277,6 +439,20 @@ class MMoENetwork(nn.Module):
         and renormalise (Zhao et al. 2019).
     dropout : float, default=0.0
         Dropout after every hidden layer of experts and towers.
+    categorical_columns : sequence of int, default=()
+        Input columns that hold categorical codes, embedded by a
+        :class:`FeatureEmbedding` before the experts and gates.
+    cardinalities : sequence of int, default=()
+        Number of codes of each categorical column.
+    embedding_dim : int, default=None
+        Size of the categorical embeddings; by default
+        :func:`embedding_size` of the cardinalities.
+    numeric_scaling : bool, default=False
+        Scale and smoothly clip the numeric columns first
+        (:class:`NumericScaling`; its statistics are set by the caller).
+    sparse_projection : int, default=None
+        Read the input through a :class:`SparseProjection` of this width
+        first, which takes sparse CSR batches without densifying them.
 
     Examples
     --------
@@ -303,6 +479,11 @@ class MMoENetwork(nn.Module):
         shared_gate: bool = False,
         gate_dropout: float = 0.0,
         dropout: float = 0.0,
+        categorical_columns: Sequence[int] = (),
+        cardinalities: Sequence[int] = (),
+        embedding_dim: int | None = None,
+        numeric_scaling: bool = False,
+        sparse_projection: int | None = None,
     ) -> None:
         super().__init__()
         output_sizes = [int(c) for c in output_sizes]
@@ -326,8 +507,26 @@ class MMoENetwork(nn.Module):
         self.n_tasks = len(output_sizes)
         self.gate_dropout = gate_dropout
 
-        levels = []
+        self.scaling = (
+            NumericScaling(n_features, categorical_columns)
+            if numeric_scaling and n_features > len(categorical_columns)
+            else None
+        )
+        self.embedding = None
+        self.projection = None
         in_features = n_features
+        if sparse_projection:
+            self.projection = SparseProjection(n_features, sparse_projection)
+            in_features = sparse_projection
+        if len(categorical_columns):
+            self.embedding = FeatureEmbedding(
+                n_features,
+                categorical_columns,
+                cardinalities,
+                embedding_dim or embedding_size(cardinalities),
+            )
+            in_features = self.embedding.out_features
+        levels = []
         for level in range(n_levels):
             levels.append(
                 _ExtractionLevel(
@@ -385,6 +584,12 @@ class MMoENetwork(nn.Module):
         gates : Tensor of shape (batch, n_tasks, n_gate_experts)
             Softmax gate weights (only if ``return_gates``).
         """
+        if self.projection is not None:
+            x = self.projection(x)
+        if self.scaling is not None:
+            x = self.scaling(x)
+        if self.embedding is not None:
+            x = self.embedding(x)
         task_inputs = x
         shared_input = x
         weights = None

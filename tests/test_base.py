@@ -176,11 +176,29 @@ def test_sparse_input_gives_the_dense_model(kind, data):
     sp = pytest.importorskip("scipy.sparse")
     X, Y = data
     X = np.where(np.abs(X) < 0.5, 0, X).astype(np.float32)
-    dense = _make(kind).fit(X, Y)
+    # Sparse inputs are not scaled (that would densify them): compare without.
+    dense = _make(kind, numeric_scaling=None).fit(X, Y)
     sparse = _make(kind).fit(sp.csr_matrix(X), Y)
+    assert dense.module_.scaling is None and sparse.module_.scaling is None
     np.testing.assert_array_equal(
         _outputs(dense, X), _outputs(sparse, sp.csr_matrix(X))
     )
+
+
+def test_numeric_scaling_is_robust_and_inside_the_network(kind, data):
+    X, Y = data
+    # A heavy-tailed column: scaled by its median and quartiles, then clipped.
+    X = X.copy()
+    X[:, 0] = np.exp(4 * X[:, 0])
+    model = _make(kind).fit(X, Y)
+    scaling = model.module_.scaling
+    q25, median, q75 = np.quantile(X[:, 0], [0.25, 0.5, 0.75])
+    np.testing.assert_allclose(scaling.center[0].item(), median, rtol=1e-5)
+    np.testing.assert_allclose(scaling.scale[0].item(), (q75 - q25) / 1.349, rtol=1e-5)
+    z = scaling(torch.as_tensor(X[:, :]))
+    assert float(z[:, 0].abs().max()) <= 3
+    # The same model without scaling sees the raw column.
+    assert _make(kind, numeric_scaling=None).fit(X, Y).module_.scaling is None
 
 
 def test_warm_start_and_partial_fit_continue(kind, data):
@@ -548,3 +566,35 @@ def test_failed_fit_on_bad_input_keeps_the_model(kind, data):
     for method in ("predict", "gate_weights"):
         with pytest.raises(ValueError, match="expecting 5 features"):
             getattr(est, method)(X[:, :4])
+
+
+def test_wide_sparse_input_trains_through_a_sparse_projection(kind, monkeypatch):
+    sp = pytest.importorskip("scipy.sparse")
+    from sk_mmoe import _base, load_model, save_model
+
+    monkeypatch.setattr(_base, "_SPARSE_PROJECTION_MIN_FEATURES", 50)
+    rng = np.random.default_rng(0)
+    X = sp.random(
+        200, 400, density=0.02, format="csr", dtype=np.float32, random_state=0
+    )
+    _, Y = _make_data(kind, n=200)
+    model = _make(kind).fit(X, Y)
+    projection = model.module_.projection
+    assert projection is not None and projection.weight.shape[0] == 400
+    assert "optimizer_sparse" in model.net_._optimizers
+    # Rows predict alike alone and in a batch; dense and sparse X agree.
+    for row in (0, 5):
+        alone = model.predict(X[row : row + 1])
+        np.testing.assert_array_equal(alone[0], model.predict(X[:8])[row])
+    np.testing.assert_allclose(
+        _outputs(model, X), _outputs(model, X.toarray()), rtol=1e-5, atol=1e-6
+    )
+    buffer = __import__("io").BytesIO()
+    save_model(model, buffer)
+    buffer.seek(0)
+    loaded = load_model(buffer)
+    np.testing.assert_array_equal(_outputs(loaded, X), _outputs(model, X))
+    model.set_params(warm_start=True, max_epochs=1).fit(X, Y)
+    loaded.set_params(warm_start=True, max_epochs=1).fit(X, Y)
+    np.testing.assert_array_equal(_outputs(loaded, X), _outputs(model, X))
+    assert rng is not None

@@ -479,3 +479,194 @@ def test_census_real_data(census):
         for value in census.categories[name]:
             assert not isinstance(value, str) or value == value.strip()
     assert set(census.categories["year"]) == {94, 95}
+
+
+# ---------------------------------------------------------------------------
+# make_recommendation_tasks
+# ---------------------------------------------------------------------------
+
+_REC_TASKS = ["click", "rated_highly", "shared", "watch_time"]
+
+
+def test_recommendation_frame_shapes_and_dtypes():
+    pd = pytest.importorskip("pandas")
+    X, Y = datasets.make_recommendation_tasks(
+        2000, n_users=50, n_items=20, random_state=0
+    )
+    assert X.shape == (2000, 6) and Y.shape == (2000, 4)
+    assert list(X.columns) == [
+        "user_id",
+        "item_id",
+        "hour",
+        "device",
+        "item_age_days",
+        "user_activity",
+    ]
+    assert list(Y.columns) == _REC_TASKS
+    for name in ("user_id", "item_id", "device"):
+        assert isinstance(X[name].dtype, pd.CategoricalDtype)
+    assert list(X.user_id.cat.categories) == list(range(50))
+    assert list(X.item_id.cat.categories) == list(range(20))
+    assert list(X.device.cat.categories) == ["mobile", "desktop", "tablet", "tv"]
+    assert X.hour.dtype == np.int64 and X.hour.between(0, 23).all()
+    assert X.item_age_days.dtype == np.float64 and (X.item_age_days >= 0).all()
+    assert X.user_activity.dtype == np.int64 and (X.user_activity >= 1).all()
+    assert Y.click.dtype == np.int64 and set(Y.click.unique()) == {0, 1}
+    for task in _REC_TASKS[1:]:
+        assert Y[task].dtype == np.float64
+    for task in ("rated_highly", "shared"):
+        assert set(Y[task].dropna().unique()) <= {0.0, 1.0}
+    assert (Y.watch_time.dropna() > 0).all()
+
+
+def test_recommendation_arrays_and_options():
+    X, Y, S = datasets.make_recommendation_tasks(
+        500, as_frame=False, return_scores=True, random_state=0
+    )
+    assert X.shape == (500, 6) and X.dtype == np.float64
+    assert Y.shape == (500, 4) and Y.dtype == np.float64
+    assert S.shape == (500, 4) and np.isfinite(S).all()
+    assert set(np.unique(X[:, 3])) <= {0.0, 1.0, 2.0, 3.0}
+
+    # Without watch time, the other columns are unchanged.
+    X3, Y3 = datasets.make_recommendation_tasks(
+        500, as_frame=False, return_watch_time=False, random_state=0
+    )
+    np.testing.assert_array_equal(X, X3)
+    np.testing.assert_array_equal(Y[:, :3], Y3)
+
+    # The frames hold the same values as the arrays.
+    Xf, Yf = datasets.make_recommendation_tasks(500, random_state=0)
+    np.testing.assert_array_equal(Xf.user_id.to_numpy(dtype=float), X[:, 0])
+    np.testing.assert_array_equal(Xf.device.cat.codes.to_numpy(), X[:, 3])
+    np.testing.assert_array_equal(Yf.to_numpy(dtype=float), Y)
+
+
+def test_recommendation_is_reproducible():
+    kwargs = dict(n_samples=300, n_users=30, n_items=10, as_frame=False)
+    a = datasets.make_recommendation_tasks(random_state=7, **kwargs)
+    b = datasets.make_recommendation_tasks(
+        random_state=np.random.RandomState(7), **kwargs
+    )
+    c = datasets.make_recommendation_tasks(random_state=8, **kwargs)
+    for x, y in zip(a, b, strict=True):
+        np.testing.assert_array_equal(x, y)
+    assert not np.array_equal(a[0], c[0])
+
+
+def test_recommendation_label_sparsity():
+    n = 100_000
+    _, Y = datasets.make_recommendation_tasks(
+        n, click_rate=0.2, rate_fraction=0.4, share_fraction=0.004, random_state=0
+    )
+    clicked = Y.click.to_numpy() == 1
+    assert clicked.mean() == pytest.approx(0.2, abs=0.01)
+    assert Y.click.notna().all()
+    # rated_highly: a rate_fraction of the clicked rows, and no other row.
+    assert Y.rated_highly[~clicked].isna().all()
+    assert Y.rated_highly[clicked].notna().mean() == pytest.approx(0.4, abs=0.015)
+    # shared: a share_fraction of all rows (sd of the count is about 20).
+    assert Y.shared.notna().sum() == pytest.approx(400, abs=80)
+    assert 0 < Y.shared.mean() < 1
+    # watch_time: exactly the clicked rows.
+    np.testing.assert_array_equal(Y.watch_time.notna().to_numpy(), clicked)
+
+
+@pytest.mark.parametrize("share_fraction", [0.001, 0.01])
+def test_recommendation_share_fraction(share_fraction):
+    _, Y = datasets.make_recommendation_tasks(
+        200_000, share_fraction=share_fraction, random_state=1
+    )
+    observed = Y.shared.notna().mean()
+    assert observed == pytest.approx(share_fraction, rel=0.15)
+
+
+def test_recommendation_extreme_fractions():
+    _, Y = datasets.make_recommendation_tasks(
+        1000, rate_fraction=0.0, share_fraction=1.0, random_state=0
+    )
+    assert Y.rated_highly.isna().all()
+    assert Y.shared.notna().all()
+
+
+def test_recommendation_watch_time_is_heavy_tailed():
+    _, Y = datasets.make_recommendation_tasks(50_000, random_state=0)
+    watch = Y.watch_time.dropna()
+    assert watch.quantile(0.99) > 5 * watch.median()
+    assert np.log(watch).std() == pytest.approx(1.0, abs=0.3)
+
+
+def _score_correlation(task_correlation, first, second):
+    _, _, S = datasets.make_recommendation_tasks(
+        50_000, task_correlation=task_correlation, random_state=0, return_scores=True
+    )
+    return np.corrcoef(S[first], S[second])[0, 1]
+
+
+@pytest.mark.parametrize(
+    "pair", [("click", "shared"), ("click", "rated_highly"), ("shared", "watch_time")]
+)
+def test_recommendation_task_correlation_relates_the_scores(pair):
+    correlations = [_score_correlation(rho, *pair) for rho in (0.0, 0.5, 1.0)]
+    assert correlations[0] < correlations[1] < correlations[2]
+    # Independent affinities leave only the (small) context terms in common;
+    # a common affinity dominates the scores.
+    assert abs(correlations[0]) < 0.15
+    assert correlations[2] > 0.8
+
+
+def test_recommendation_affinity_correlation_matches_rho():
+    # The population correlation of two tasks' affinities is rho: check it
+    # with many users and items, on the scores stripped of their context.
+    rng = check_random_state(0)
+    n_users, n_items, n_factors = 2000, 2000, 4
+    components = [
+        datasets._rec_component(rng, n_users, n_items, n_factors) for _ in range(3)
+    ]
+    users = rng.randint(n_users, size=100_000)
+    items = rng.randint(n_items, size=100_000)
+    z = [datasets._rec_affinity(c, users, items) for c in components]
+    assert np.var(z[0]) == pytest.approx(1.0, abs=0.1)
+    for rho in (0.2, 0.7):
+        z1 = np.sqrt(rho) * z[0] + np.sqrt(1 - rho) * z[1]
+        z2 = np.sqrt(rho) * z[0] + np.sqrt(1 - rho) * z[2]
+        assert np.corrcoef(z1, z2)[0, 1] == pytest.approx(rho, abs=0.05)
+
+
+def test_recommendation_fits_mixed_estimator():
+    from sk_mmoe import MultiTaskMMoE
+
+    X, Y = datasets.make_recommendation_tasks(
+        600, share_fraction=0.05, as_frame=False, random_state=0
+    )
+    model = MultiTaskMMoE(max_epochs=1, random_state=0).fit(X, Y)
+    assert model.task_types_ == ["binary", "binary", "binary", "regression"]
+
+
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [
+        ({"n_samples": 0}, "n_samples"),
+        ({"n_users": 0}, "n_users"),
+        ({"n_items": 0}, "n_items"),
+        ({"n_factors": 0}, "n_factors"),
+        ({"task_correlation": -0.1}, "task_correlation"),
+        ({"task_correlation": 1.5}, "task_correlation"),
+        ({"task_correlation": float("nan")}, "task_correlation"),
+        ({"click_rate": 0.0}, "click_rate"),
+        ({"click_rate": 1.0}, "click_rate"),
+        ({"rate_fraction": 1.2}, "rate_fraction"),
+        ({"share_fraction": -0.01}, "share_fraction"),
+        ({"share_fraction": float("inf")}, "share_fraction"),
+    ],
+)
+def test_recommendation_invalid_values(kwargs, name):
+    with pytest.raises(ValueError, match=name):
+        datasets.make_recommendation_tasks(**kwargs)
+
+
+def test_recommendation_invalid_types():
+    with pytest.raises(TypeError, match="n_samples"):
+        datasets.make_recommendation_tasks(10.5)
+    with pytest.raises(TypeError, match="task_correlation"):
+        datasets.make_recommendation_tasks(10, task_correlation="high")

@@ -177,3 +177,26 @@ def test_softmax_last_dim_equals_torch_softmax(shape):
     (out * weights).sum().backward()
     (expected * weights).sum().backward()
     torch.testing.assert_close(ours.grad, ref.grad)
+
+
+def test_sparse_projection_matches_a_dense_product_with_sparse_gradients():
+    import numpy as np
+    import scipy.sparse as sp
+
+    from sk_mmoe._batches import _csr_tensor
+    from sk_mmoe.network import SparseProjection
+
+    X = sp.random(6, 40, density=0.1, format="csr", dtype=np.float32, random_state=0)
+    X[3] = 0  # an empty row
+    X.eliminate_zeros()
+    projection = SparseProjection(40, 5)
+    sparse_out = projection(_csr_tensor(X))
+    dense_out = projection(torch.from_numpy(X.toarray()))
+    torch.testing.assert_close(sparse_out, dense_out)
+    torch.testing.assert_close(sparse_out[3], projection.bias)
+    sparse_out.sum().backward()
+    grad = projection.weight.grad
+    assert grad.layout == torch.sparse_coo
+    # Only the rows of the columns present in the batch get a gradient.
+    touched = set(grad.coalesce().indices()[0].tolist())
+    assert touched == set(X.indices.tolist())

@@ -1,0 +1,204 @@
+"""Categorical input columns: which they are, and their integer codes.
+
+A DataFrame's categorical columns (pandas ``category``, ``object`` or
+``string`` dtypes by default, as ``HistGradientBoostingClassifier``'s
+``categorical_features="from_dtype"``) are not one-hot encoded: each value
+is mapped to an integer code that the network's embedding table
+(:class:`sk_mmoe.network.FeatureEmbedding`) turns into a learned vector. The
+codes travel in the same float32 matrix as the numeric columns, so batches,
+prediction and export see one array.
+
+Code 0 is a missing value (NaN, None, ``pd.NA``), code 1 a value seen fewer
+than ``min_frequency`` times in ``fit`` or beyond the ``max_categories`` most
+frequent ones, or unseen in ``fit``: rare training values teach the network
+what to do with values it does not know. Codes 2 and up are the kept values,
+most frequent first. The embedding tables are thus bounded by
+``max_categories`` rows per column, also for ID columns with millions of
+distinct values.
+"""
+
+from __future__ import annotations
+
+import numbers
+from typing import Any
+
+import numpy as np
+
+__all__ = ["CategoricalEncoder", "categorical_mask"]
+
+MISSING_CODE = 0
+OTHER_CODE = 1
+N_RESERVED = 2
+
+
+def _is_categorical_dtype(dtype: Any) -> bool:
+    kind = getattr(dtype, "kind", None)
+    name = str(dtype)
+    return name == "category" or name.startswith("string") or kind in ("O", "U", "S")
+
+
+def categorical_mask(X: Any, categorical_features: Any) -> np.ndarray:
+    """Boolean mask of the categorical columns of ``X``.
+
+    ``categorical_features`` is ``"from_dtype"`` (the DataFrame's category,
+    object and string columns; none for an array), None (none), or column
+    names, indices or a boolean mask.
+    """
+    n_features = X.shape[1]
+    columns = list(X.columns) if hasattr(X, "columns") else None
+    if categorical_features is None:
+        return np.zeros(n_features, dtype=bool)
+    if isinstance(categorical_features, str):
+        if categorical_features != "from_dtype":
+            raise ValueError(
+                f"categorical_features must be 'from_dtype', None, or column "
+                f"names, indices or a boolean mask, got {categorical_features!r}."
+            )
+        if columns is None:
+            return np.zeros(n_features, dtype=bool)
+        return np.array([_is_categorical_dtype(t) for t in X.dtypes], dtype=bool)
+    entries = list(np.ravel(np.asarray(categorical_features, dtype=object)))
+    if entries and all(isinstance(e, bool | np.bool_) for e in entries):
+        if len(entries) != n_features:
+            raise ValueError(
+                f"categorical_features as a boolean mask must have one entry per "
+                f"feature ({n_features}), got {len(entries)}."
+            )
+        return np.asarray(entries, dtype=bool)
+    mask = np.zeros(n_features, dtype=bool)
+    for entry in entries:
+        if isinstance(entry, str):
+            if columns is None or entry not in [str(c) for c in columns]:
+                raise ValueError(
+                    f"categorical_features names the column {entry!r}, which X "
+                    f"does not have."
+                )
+            mask[[str(c) for c in columns].index(entry)] = True
+        elif isinstance(entry, numbers.Integral) and not isinstance(entry, bool):
+            if not -n_features <= entry < n_features:
+                raise ValueError(
+                    f"categorical_features index {entry} is out of range for "
+                    f"{n_features} features."
+                )
+            mask[entry] = True
+        else:
+            raise ValueError(
+                f"categorical_features entries must be column names or indices, "
+                f"got {entry!r}."
+            )
+    return mask
+
+
+def _text_column(X: Any, j: int) -> tuple[np.ndarray, np.ndarray]:
+    """Column ``j`` of ``X`` as text, and its missing-value mask.
+
+    Categories are compared by their text, so that the same value read as
+    ``category``, ``object`` or ``string`` gets the same code.
+    """
+    if hasattr(X, "iloc"):
+        column = X.iloc[:, j]
+        missing = column.isna().to_numpy()
+        return column.to_numpy(dtype=object).astype(str), missing
+    values = np.asarray(X[:, j], dtype=object)
+    missing = np.fromiter(
+        (v is None or (isinstance(v, float) and v != v) for v in values),
+        dtype=bool,
+        count=len(values),
+    )
+    return values.astype(str), missing
+
+
+class CategoricalEncoder:
+    """Maps categorical columns to codes; numeric columns pass as float32.
+
+    Parameters
+    ----------
+    mask : ndarray of bool of shape (n_features,)
+        The categorical columns.
+    max_categories : int
+        Codes kept per column, reserved codes included: at most
+        ``max_categories - 2`` distinct values get their own code.
+    min_frequency : int
+        Values seen fewer times in ``fit`` share the code of unknown values.
+    """
+
+    def __init__(self, mask: np.ndarray, max_categories: int, min_frequency: int):
+        self.mask = np.asarray(mask, dtype=bool)
+        self.max_categories = int(max_categories)
+        self.min_frequency = int(min_frequency)
+        self.categories: list[list[Any]] = []
+
+    @property
+    def columns(self) -> list[int]:
+        """Positions of the categorical columns."""
+        return np.flatnonzero(self.mask).tolist()
+
+    @property
+    def cardinalities(self) -> list[int]:
+        """Codes of each categorical column, the reserved ones included."""
+        return [N_RESERVED + len(c) for c in self.categories]
+
+    def fit(self, X: Any) -> CategoricalEncoder:
+        self.categories = []
+        for j in self.columns:
+            text, missing = _text_column(X, j)
+            labels, counts = np.unique(text[~missing], return_counts=True)
+            # Most frequent first, ties by text; rare values are left out.
+            order = np.lexsort((labels, -counts))
+            order = order[counts[order] >= self.min_frequency]
+            kept = labels[order[: self.max_categories - N_RESERVED]]
+            self.categories.append([str(v) for v in kept])
+        return self
+
+    def transform(self, X: Any) -> np.ndarray:
+        """``X`` as float32: numeric columns as they are, codes elsewhere."""
+        n_rows, n_features = X.shape
+        out = np.empty((n_rows, n_features), dtype=np.float32)
+        numeric = np.flatnonzero(~self.mask)
+        if numeric.size:
+            block = X.iloc[:, numeric] if hasattr(X, "iloc") else X[:, numeric]
+            try:
+                out[:, numeric] = np.asarray(block, dtype=np.float32)
+            except (TypeError, ValueError) as exc:
+                raise ValueError(
+                    f"X has non-numeric values in a column that is not "
+                    f"categorical ({exc}); declare it in categorical_features."
+                ) from None
+        for j, categories in zip(self.columns, self.categories, strict=True):
+            text, missing = _text_column(X, j)
+            sorter = np.argsort(categories)
+            ordered = np.asarray(categories, dtype=str)[sorter]
+            position = np.searchsorted(ordered, text)
+            position = np.minimum(position, max(len(ordered) - 1, 0))
+            found = (
+                ordered[position] == text
+                if len(ordered)
+                else np.zeros(n_rows, dtype=bool)
+            )
+            codes = np.full(n_rows, OTHER_CODE, dtype=np.float32)
+            if len(ordered):
+                codes[found] = N_RESERVED + sorter[position[found]]
+            codes[missing] = MISSING_CODE
+            out[:, j] = codes
+        return out
+
+    def state(self) -> dict[str, Any]:
+        """The fitted encoder as plain values."""
+        return {
+            "mask": self.mask.tolist(),
+            "max_categories": self.max_categories,
+            "min_frequency": self.min_frequency,
+            "categories": [list(c) for c in self.categories],
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> CategoricalEncoder:
+        encoder = cls(
+            np.asarray(state["mask"], dtype=bool),
+            state["max_categories"],
+            state["min_frequency"],
+        )
+        encoder.categories = [[str(v) for v in c] for c in state["categories"]]
+        if len(encoder.categories) != int(encoder.mask.sum()):
+            raise ValueError("the categorical columns and their categories differ")
+        return encoder

@@ -1,0 +1,347 @@
+"""Export a fitted estimator to ONNX, to serve it without Python or PyTorch.
+
+:func:`export_onnx` writes the network of a fitted
+:class:`~sk_mmoe.MultiTaskMMoEClassifier`, :class:`~sk_mmoe.MultiTaskMMoERegressor`
+or :class:`~sk_mmoe.MultiTaskMMoE` as an ONNX graph that any ONNX runtime
+(onnxruntime in C++, C#, Java, JavaScript...) can run. The graph computes what
+``predict_proba`` and ``predict`` return: each classification task's class
+probabilities and each regression task's prediction in the target's units.
+
+The graph is built by PyTorch's ``torch.export``-based ONNX exporter
+(``torch.onnx.export(..., dynamo=True)``), which needs the ``onnx`` and
+``onnxscript`` packages; ``pip install "sk-mmoe[onnx]"`` installs them with
+``onnxruntime``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+import logging
+import os
+import warnings
+from typing import IO, Any
+
+import torch
+from sklearn.utils.validation import check_is_fitted
+from torch import nn
+
+from ._base import BaseMultiTaskMMoE
+from ._tasks import ClassificationTask, RegressionTask
+
+__all__ = ["METADATA_KEY", "export_onnx"]
+
+#: Key of the model's ``metadata_props`` entry that describes the tasks (JSON).
+METADATA_KEY = "sk_mmoe"
+# Version of the JSON document under METADATA_KEY.
+_METADATA_FORMAT = 1
+# Name of the graph's input.
+_INPUT_NAME = "X"
+# The lowest opset the exporter has implementations for; it converts to lower
+# ones after the fact, which may fail or change the graph.
+_MIN_OPSET = 18
+_EXTRA_HINT = 'pip install "sk-mmoe[onnx]"'
+
+
+class _ServingModule(nn.Module):
+    """The network followed by what ``predict_proba`` / ``predict`` compute.
+
+    Returns one tensor per task: the softmax over the task's own classes
+    (float32, ``(n, n_classes)``) for a classification task, the prediction
+    in the target's units (float64, ``(n,)``) for a regression task.
+    """
+
+    def __init__(self, network: nn.Module, tasks: list[Any]) -> None:
+        super().__init__()
+        self.network = network
+        # (is_classification, width) of every task.
+        self.heads: list[tuple[bool, int]] = []
+        # Mean and scale of every task (0 and 1 for a classification task), as
+        # float64 tensors: a Python float would become a float32 constant.
+        moments = []
+        for task in tasks:
+            if isinstance(task, ClassificationTask):
+                self.heads.append((True, task.n_outputs))
+                moments.append((0.0, 1.0))
+            elif isinstance(task, RegressionTask):
+                self.heads.append((False, 1))
+                moments.append((float(task.mean), float(task.scale)))
+            else:
+                raise TypeError(
+                    f"export_onnx cannot export task {task.name!r} of type "
+                    f"{task.kind!r}: only classification and regression tasks."
+                )
+        self.register_buffer(
+            "moments", torch.tensor(moments, dtype=torch.float64), persistent=False
+        )
+
+    def forward(self, X: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        outputs = self.network(X)
+        results = []
+        for k, (classification, width) in enumerate(self.heads):
+            if classification:
+                # Only the task's own columns: the -inf padding of narrower
+                # tasks never reaches the softmax.
+                results.append(torch.softmax(outputs[:, k, :width], dim=-1))
+            else:
+                # In float64, as predict de-standardises: a large mean keeps
+                # its precision.
+                mean, scale = self.moments[k, 0], self.moments[k, 1]
+                results.append(outputs[:, k, 0].to(torch.float64) * scale + mean)
+        return tuple(results)
+
+
+def export_onnx(
+    estimator: BaseMultiTaskMMoE,
+    path: str | os.PathLike | IO[bytes],
+    *,
+    opset: int | None = None,
+) -> Any:
+    """Write a fitted estimator's predictions as an ONNX graph.
+
+    The graph has one input, ``X``: float32 features of shape ``(n_samples,
+    n_features_in_)`` with any number of rows, the columns in the order of
+    ``X`` in ``fit`` (``feature_names_in_`` if it was a DataFrame). It has one
+    output per task, named after the task (``task_names_``):
+
+    * a classification task gives its class probabilities, float32 of shape
+      ``(n_samples, n_classes)``, the columns in the order of its
+      ``classes_``, as ``predict_proba`` returns them;
+    * a regression task gives its prediction in the target's units, float64
+      of shape ``(n_samples,)``, as ``predict`` returns it.
+
+    Under onnxruntime the outputs equal ``predict_proba`` and ``predict``
+    within ``1e-5`` (regression: within ``1e-5`` times the task's
+    ``target_scale_``). The model's ``metadata_props`` hold, under the key
+    ``"sk_mmoe"``, a JSON document that describes the tasks, so that a server
+    can map the columns to labels (see the Notes).
+
+    Parameters
+    ----------
+    estimator : MultiTaskMMoEClassifier, MultiTaskMMoERegressor or MultiTaskMMoE
+        A fitted estimator. A :class:`~sklearn.pipeline.Pipeline` is refused:
+        export its final step, and its preprocessing separately (for
+        example with ``skl2onnx``).
+    path : str, path-like or binary file object
+        Where to write the ``.onnx`` file.
+    opset : int, default=None
+        ONNX opset version of the graph, at least 18; by default the
+        exporter's (20 with PyTorch 2.13).
+
+    Returns
+    -------
+    model : onnx.ModelProto
+        The written model.
+
+    Raises
+    ------
+    TypeError
+        If ``estimator`` is not an ``sk_mmoe`` estimator (a pipeline or a
+        search included).
+    sklearn.exceptions.NotFittedError
+        If ``estimator`` is not fitted.
+    ImportError
+        If ``onnx`` or ``onnxscript`` is not installed.
+
+    Notes
+    -----
+    The graph is built from a copy of the network on the CPU, in evaluation
+    mode: exporting changes neither the estimator's network nor its device
+    or mode. It is made by PyTorch's ``torch.export``-based exporter
+    (``torch.onnx.export(..., dynamo=True)``).
+
+    The metadata is a JSON object with the keys ``format`` (1),
+    ``sk_mmoe_version``, ``estimator`` (the class name), ``input`` (``"X"``),
+    ``n_features_in``, ``feature_names_in`` (a list, or null),
+    ``categorical`` (see below, or null) and ``tasks``:
+    one object per task, in order, with ``name``, ``type`` (``"binary"``,
+    ``"multiclass"`` or ``"regression"``), ``output`` (the output's name),
+    and ``classes`` (a list) for a classification task or ``mean`` and
+    ``scale`` for a regression task. With onnxruntime::
+
+        meta = session.get_modelmeta().custom_metadata_map["sk_mmoe"]
+        tasks = json.loads(meta)["tasks"]
+
+    A model with categorical features (``categorical_features``) reads their
+    integer codes, as float32 in the same columns of ``X``: the metadata's
+    ``categorical`` object lists the ``columns`` and, for each, its
+    ``categories``; a value's code is ``first_code`` (2) plus its position in
+    the list (values compared as text), ``other_code`` (1) for a value not
+    in the list and ``missing_code`` (0) for a missing value.
+
+    Unlike ``predict``, the graph does not check its input: NaN or infinite
+    features give NaN outputs instead of an error, and a DataFrame must be
+    converted to a float32 array of the fitted columns, in order.
+
+    Examples
+    --------
+    >>> import pytest
+    >>> ort = pytest.importorskip("onnxruntime")  # pip install "sk-mmoe[onnx]"
+    >>> _ = pytest.importorskip("onnxscript")
+    >>> import io
+    >>> import numpy as np
+    >>> from sk_mmoe import MultiTaskMMoEClassifier, export_onnx
+    >>> from sk_mmoe.datasets import make_task_correlation
+    >>> X, Y = make_task_correlation(200, n_features=5, random_state=0)
+    >>> clf = MultiTaskMMoEClassifier(max_epochs=2, random_state=0).fit(X, Y)
+    >>> buffer = io.BytesIO()
+    >>> model = export_onnx(clf, buffer)  # or a file name, "model.onnx"
+    >>> session = ort.InferenceSession(buffer.getvalue())
+    >>> [output.name for output in session.get_outputs()]
+    ['task0', 'task1']
+    >>> onnx_proba = session.run(None, {"X": X[:3].astype(np.float32)})
+    >>> proba = clf.predict_proba(X[:3])
+    >>> all(np.allclose(p, q, atol=1e-5) for p, q in zip(onnx_proba, proba))
+    True
+    """
+    estimator = _check_estimator(estimator)
+    if opset is not None and (
+        isinstance(opset, bool) or not isinstance(opset, int) or opset < _MIN_OPSET
+    ):
+        raise ValueError(
+            f"opset must be an int >= {_MIN_OPSET} (the lowest opset PyTorch's "
+            f"ONNX exporter implements) or None, got {opset!r}."
+        )
+    onnx = _import_onnx()
+    names = list(estimator.task_names_)
+    if _INPUT_NAME in names:
+        raise ValueError(
+            f"A task is named {_INPUT_NAME!r}, the name of the graph's input; "
+            f"rename the task (the column of Y) to export the model."
+        )
+
+    module = _serving_module(estimator)
+    example = torch.zeros(2, estimator.n_features_in_)
+    with _quiet_exporter():
+        program = torch.onnx.export(
+            module,
+            (example,),
+            None,
+            input_names=[_INPUT_NAME],
+            output_names=names,
+            dynamic_shapes={"X": {0: torch.export.Dim("batch")}},
+            opset_version=opset,
+            dynamo=True,
+            external_data=False,
+            verbose=False,
+        )
+    model = program.model_proto
+    model.doc_string = (
+        f"{type(estimator).__name__} exported by sk_mmoe: one output per task."
+    )
+    entry = model.metadata_props.add()
+    entry.key = METADATA_KEY
+    entry.value = json.dumps(_metadata(estimator))
+    onnx.checker.check_model(model)
+    onnx.save_model(model, path)
+    return model
+
+
+def _check_estimator(estimator: Any) -> BaseMultiTaskMMoE:
+    if isinstance(estimator, BaseMultiTaskMMoE):
+        check_is_fitted(estimator)
+        return estimator
+    name = type(estimator).__name__
+    if hasattr(estimator, "steps"):
+        hint = (
+            f"a {name}: export its final step (export_onnx(pipeline[-1], path)) "
+            f"and the preprocessing steps separately, for example with skl2onnx, "
+            f"feeding their output to the model's input X"
+        )
+    elif hasattr(estimator, "best_estimator_"):
+        hint = f"a {name}: export its best_estimator_"
+    else:
+        hint = f"{name}"
+    raise TypeError(
+        f"export_onnx exports a fitted MultiTaskMMoEClassifier, "
+        f"MultiTaskMMoERegressor or MultiTaskMMoE, got {hint}."
+    )
+
+
+def _import_onnx():
+    try:
+        import onnx
+        import onnxscript  # noqa: F401  (the exporter needs it)
+    except ImportError as exc:
+        raise ImportError(
+            f"export_onnx needs the onnx and onnxscript packages "
+            f"({exc.name or exc} is missing): {_EXTRA_HINT}"
+        ) from exc
+    return onnx
+
+
+def _serving_module(estimator: BaseMultiTaskMMoE) -> _ServingModule:
+    """A CPU copy of the fitted network, in eval mode, with the task heads.
+
+    The copy gets its tensors straight on the CPU (never a second copy on the
+    network's device), and the estimator's network is left untouched.
+    """
+    network = estimator.module_
+    memo: dict[int, Any] = {}
+    for tensor in [*network.parameters(), *network.buffers()]:
+        copied = tensor.detach().to("cpu", copy=True)
+        if isinstance(tensor, nn.Parameter):
+            copied = nn.Parameter(copied, requires_grad=False)
+        memo[id(tensor)] = copied
+    network = copy.deepcopy(network, memo).eval()
+    return _ServingModule(network, estimator._tasks).eval()
+
+
+def _metadata(estimator: BaseMultiTaskMMoE) -> dict[str, Any]:
+    from . import __version__
+
+    tasks = []
+    for task in estimator._tasks:
+        entry: dict[str, Any] = {"name": task.name, "type": task.kind}
+        entry["output"] = task.name
+        if isinstance(task, ClassificationTask):
+            entry["classes"] = task.classes.tolist()
+        else:
+            entry["mean"] = float(task.mean)
+            entry["scale"] = float(task.scale)
+        tasks.append(entry)
+    feature_names = getattr(estimator, "feature_names_in_", None)
+    encoder = getattr(estimator, "_encoder", None)
+    categorical = None
+    if encoder is not None:
+        from ._features import MISSING_CODE, N_RESERVED, OTHER_CODE
+
+        categorical = {
+            "columns": [int(j) for j in encoder.columns],
+            "categories": [[str(v) for v in c] for c in encoder.categories],
+            "missing_code": MISSING_CODE,
+            "other_code": OTHER_CODE,
+            "first_code": N_RESERVED,
+        }
+    return {
+        "format": _METADATA_FORMAT,
+        "sk_mmoe_version": __version__,
+        "estimator": type(estimator).__name__,
+        "input": _INPUT_NAME,
+        "n_features_in": int(estimator.n_features_in_),
+        "feature_names_in": None
+        if feature_names is None
+        else [str(f) for f in feature_names],
+        "categorical": categorical,
+        "tasks": tasks,
+    }
+
+
+@contextlib.contextmanager
+def _quiet_exporter():
+    """Silence the exporter's notices that concern PyTorch, not the user.
+
+    It logs one warning per torchvision operator it cannot register and
+    emits deprecation warnings of its own internals.
+    """
+    logger = logging.getLogger("torch.onnx._internal.exporter._registration")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", category=DeprecationWarning)
+            warnings.filterwarnings("ignore", category=FutureWarning)
+            yield
+    finally:
+        logger.setLevel(level)

@@ -1,0 +1,318 @@
+"""ONNX export: the graph computes predict_proba / predict."""
+
+import io
+import json
+import sys
+
+import numpy as np
+import pytest
+import torch
+from sklearn.exceptions import NotFittedError
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from sk_mmoe import (
+    MultiTaskMMoE,
+    MultiTaskMMoEClassifier,
+    MultiTaskMMoERegressor,
+    export_onnx,
+)
+from sk_mmoe.export import METADATA_KEY
+
+try:
+    import onnx
+    import onnxruntime
+    import onnxscript  # noqa: F401
+except ImportError:
+    onnx = onnxruntime = None
+
+needs_onnx = pytest.mark.skipif(
+    onnxruntime is None,
+    reason='needs onnx, onnxscript and onnxruntime: pip install "sk-mmoe[onnx]"',
+)
+
+N_FEATURES = 5
+TINY = dict(
+    n_experts=2,
+    expert_hidden_layer_sizes=(8,),
+    tower_hidden_layer_sizes=(4,),
+    max_epochs=2,
+    batch_size=64,
+    random_state=0,
+)
+
+
+def _data(n=160, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, N_FEATURES)).astype(np.float32)
+    binary = (X[:, 0] + 0.3 * rng.normal(size=n) > 0).astype(int)
+    multiclass = np.digitize(X[:, 1], [-0.5, 0.5])  # 3 classes
+    regression = 50.0 + 12.0 * X[:, 2] + rng.normal(size=n)
+    return X, binary, multiclass, regression
+
+
+def _fit(kind):
+    """A small fitted estimator of each exported kind, and its outputs' types."""
+    X, binary, multiclass, regression = _data()
+    strings = np.array(["no", "yes"])[binary]
+    if kind == "classifier":
+        return MultiTaskMMoEClassifier(**TINY).fit(
+            X, np.column_stack([strings, multiclass.astype(str)])
+        )
+    if kind == "single_task":
+        return MultiTaskMMoEClassifier(**TINY).fit(X, multiclass)
+    if kind == "single_task_binary":
+        return MultiTaskMMoEClassifier(**TINY).fit(X, binary)
+    if kind == "regressor":
+        Y = np.column_stack([regression, 1e4 + 3 * regression])
+        return MultiTaskMMoERegressor(**TINY).fit(X, Y)
+    if kind == "single_task_regressor":
+        return MultiTaskMMoERegressor(**TINY).fit(X, regression)
+    if kind == "mixed":
+        return MultiTaskMMoE(**TINY).fit(
+            X, np.column_stack([binary, regression, multiclass])
+        )
+    if kind == "cgc":
+        return MultiTaskMMoE(**{**TINY, "n_task_experts": 1}).fit(
+            X, np.column_stack([binary, regression, multiclass])
+        )
+    if kind == "ple":
+        return MultiTaskMMoEClassifier(
+            **{**TINY, "n_task_experts": 1, "n_levels": 2}
+        ).fit(X, np.column_stack([binary, multiclass]))
+    if kind == "shared_gate":
+        return MultiTaskMMoE(**{**TINY, "shared_gate": True}).fit(
+            X, np.column_stack([regression, multiclass])
+        )
+    raise ValueError(kind)
+
+
+KINDS = [
+    "classifier",
+    "single_task",
+    "single_task_binary",
+    "regressor",
+    "single_task_regressor",
+    "mixed",
+    "cgc",
+    "ple",
+    "shared_gate",
+]
+
+
+@pytest.fixture(scope="module", params=KINDS)
+def exported(request, tmp_path_factory):
+    if onnxruntime is None:
+        pytest.skip('needs onnx, onnxscript and onnxruntime: "sk-mmoe[onnx]"')
+    estimator = _fit(request.param)
+    path = tmp_path_factory.mktemp("onnx") / f"{request.param}.onnx"
+    model = export_onnx(estimator, path)
+    session = onnxruntime.InferenceSession(
+        str(path), providers=["CPUExecutionProvider"]
+    )
+    return estimator, model, session
+
+
+def _expected(estimator, X):
+    """Each task's expected output: probabilities or predictions."""
+    single = estimator._single_task
+    kinds = estimator.task_types_
+    predictions = estimator.predict(X)
+    if single:
+        predictions = predictions.reshape(-1, 1)
+    if all(kind == "regression" for kind in kinds):
+        proba = [None] * len(kinds)
+    else:
+        proba = estimator.predict_proba(X)
+        if single:
+            proba = [proba]
+    return [
+        predictions[:, k].astype(np.float64) if kind == "regression" else proba[k]
+        for k, kind in enumerate(kinds)
+    ]
+
+
+@needs_onnx
+@pytest.mark.parametrize("n_rows", [1, 1000])
+def test_outputs_equal_predict_proba_and_predict(exported, n_rows):
+    estimator, _, session = exported
+    X = np.random.default_rng(n_rows).normal(size=(n_rows, N_FEATURES))
+    outputs = session.run(None, {"X": X.astype(np.float32)})
+    expected = _expected(estimator, X)
+    assert len(outputs) == len(expected) == estimator.n_outputs_
+    for k, (got, want) in enumerate(zip(outputs, expected, strict=True)):
+        if estimator.task_types_[k] == "regression":
+            assert got.dtype == np.float64 and got.shape == (n_rows,)
+            scale = estimator._tasks[k].scale
+            np.testing.assert_allclose(got, want, rtol=0, atol=1e-5 * scale)
+        else:
+            n_classes = len(estimator._tasks[k].classes)
+            assert got.dtype == np.float32 and got.shape == (n_rows, n_classes)
+            np.testing.assert_allclose(got, want, rtol=0, atol=1e-5)
+
+
+@needs_onnx
+def test_graph_inputs_outputs_and_metadata(exported):
+    estimator, model, session = exported
+    (graph_input,) = session.get_inputs()
+    assert graph_input.name == "X"
+    assert graph_input.type == "tensor(float)"
+    assert isinstance(graph_input.shape[0], str)  # any number of rows
+    assert graph_input.shape[1] == N_FEATURES
+    assert [o.name for o in session.get_outputs()] == estimator.task_names_
+
+    meta = json.loads(session.get_modelmeta().custom_metadata_map[METADATA_KEY])
+    assert meta["format"] == 1
+    assert meta["estimator"] == type(estimator).__name__
+    assert meta["input"] == "X" and meta["n_features_in"] == N_FEATURES
+    assert meta["feature_names_in"] is None
+    assert [t["name"] for t in meta["tasks"]] == estimator.task_names_
+    assert [t["output"] for t in meta["tasks"]] == estimator.task_names_
+    assert [t["type"] for t in meta["tasks"]] == estimator.task_types_
+    for task, entry in zip(estimator._tasks, meta["tasks"], strict=True):
+        if entry["type"] == "regression":
+            assert (entry["mean"], entry["scale"]) == (task.mean, task.scale)
+        else:
+            assert entry["classes"] == task.classes.tolist()
+    onnx.checker.check_model(model)
+
+
+@needs_onnx
+def test_string_classes_and_dataframe_names_in_metadata():
+    pd = pytest.importorskip("pandas")
+    X, binary, multiclass, _ = _data()
+    X = pd.DataFrame(X, columns=[f"f{j}" for j in range(N_FEATURES)])
+    Y = pd.DataFrame(
+        {"click rate": np.array(["no", "yes"])[binary], "grade": multiclass}
+    )
+    clf = MultiTaskMMoEClassifier(**TINY).fit(X, Y)
+    buffer = io.BytesIO()
+    export_onnx(clf, buffer)
+    session = onnxruntime.InferenceSession(buffer.getvalue())
+    meta = json.loads(session.get_modelmeta().custom_metadata_map[METADATA_KEY])
+    assert meta["feature_names_in"] == list(X.columns)
+    assert [t["classes"] for t in meta["tasks"]] == [["no", "yes"], [0, 1, 2]]
+    outputs = dict(
+        zip(
+            [o.name for o in session.get_outputs()],
+            session.run(None, {"X": X.to_numpy(np.float32)}),
+            strict=True,
+        )
+    )
+    proba = clf.predict_proba(X)
+    np.testing.assert_allclose(outputs["click rate"], proba[0], atol=1e-5)
+    np.testing.assert_allclose(outputs["grade"], proba[1], atol=1e-5)
+    # Labels from the metadata: the argmax is predict.
+    labels = np.array(meta["tasks"][0]["classes"])
+    assert (labels[outputs["click rate"].argmax(axis=1)] == clf.predict(X)[:, 0]).all()
+
+
+@needs_onnx
+def test_export_leaves_the_model_unchanged_and_uses_eval_mode(tmp_path):
+    X, binary, multiclass, _ = _data()
+    clf = MultiTaskMMoEClassifier(**{**TINY, "dropout": 0.5}).fit(
+        X, np.column_stack([binary, multiclass])
+    )
+    clf.module_.train()  # a user left it in training mode
+    before = {k: v.clone() for k, v in clf.module_.state_dict().items()}
+    parameters = list(clf.module_.parameters())
+    grads = [p.requires_grad for p in parameters]
+    model = export_onnx(clf, str(tmp_path / "model.onnx"), opset=18)
+    assert model.opset_import[0].version == 18
+    assert clf.module_.training
+    assert list(clf.module_.parameters()) == parameters
+    assert [p.requires_grad for p in parameters] == grads
+    assert all(p.device.type == "cpu" for p in parameters)
+    for key, value in clf.module_.state_dict().items():
+        assert torch.equal(value, before[key])
+    # The graph is the eval-mode network: no dropout.
+    session = onnxruntime.InferenceSession(model.SerializeToString())
+    outputs = session.run(None, {"X": X})
+    for got, want in zip(outputs, clf.predict_proba(X), strict=True):
+        np.testing.assert_allclose(got, want, atol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def small_classifier():
+    X, binary, _, _ = _data()
+    return MultiTaskMMoEClassifier(**TINY).fit(X, binary)
+
+
+def test_unfitted_estimator_is_refused(tmp_path):
+    with pytest.raises(NotFittedError):
+        export_onnx(MultiTaskMMoEClassifier(), tmp_path / "model.onnx")
+    assert not (tmp_path / "model.onnx").exists()
+
+
+def test_pipeline_is_refused_with_a_pointer_to_its_final_step(tmp_path):
+    X, binary, multiclass, _ = _data()
+    pipe = make_pipeline(StandardScaler(), MultiTaskMMoEClassifier(**TINY))
+    pipe.fit(X, np.column_stack([binary, multiclass]))
+    with pytest.raises(TypeError, match=r"pipeline\[-1\].*skl2onnx"):
+        export_onnx(pipe, tmp_path / "model.onnx")
+
+
+def test_other_estimators_are_refused(tmp_path):
+    X, binary, _, _ = _data()
+    with pytest.raises(TypeError, match="got LogisticRegression"):
+        export_onnx(LogisticRegression().fit(X, binary), tmp_path / "model.onnx")
+
+
+def test_missing_onnx_names_the_extra(tmp_path, monkeypatch, small_classifier):
+    monkeypatch.setitem(sys.modules, "onnxscript", None)
+    with pytest.raises(ImportError, match=r'pip install "sk-mmoe\[onnx\]"'):
+        export_onnx(small_classifier, tmp_path / "model.onnx")
+
+
+@pytest.mark.parametrize("opset", [17, 0, "20", True])
+def test_bad_opset_is_refused(tmp_path, opset, small_classifier):
+    with pytest.raises(ValueError, match="opset must be an int >= 18"):
+        export_onnx(small_classifier, tmp_path / "model.onnx", opset=opset)
+
+
+@needs_onnx
+def test_task_named_like_the_input_is_refused(tmp_path):
+    pd = pytest.importorskip("pandas")
+    X, binary, multiclass, _ = _data()
+    Y = pd.DataFrame({"X": binary, "y": multiclass})
+    clf = MultiTaskMMoEClassifier(**TINY).fit(X, Y)
+    with pytest.raises(ValueError, match="named 'X'"):
+        export_onnx(clf, tmp_path / "model.onnx")
+
+
+@needs_onnx
+def test_categorical_features_are_codes_described_in_metadata():
+    pd = pytest.importorskip("pandas")
+    if "categorical_features" not in MultiTaskMMoE().get_params():
+        pytest.skip("no categorical features in this version")
+    X, binary, _, regression = _data()
+    rng = np.random.default_rng(1)
+    X = pd.DataFrame(X, columns=[f"f{j}" for j in range(N_FEATURES)])
+    X["city"] = rng.choice(["paris", "rome", "oslo", None], len(X))
+    Y = np.column_stack([binary, regression])
+    model = MultiTaskMMoE(**TINY, categorical_features="from_dtype").fit(X, Y)
+    buffer = io.BytesIO()
+    export_onnx(model, buffer)
+    session = onnxruntime.InferenceSession(buffer.getvalue())
+    meta = json.loads(session.get_modelmeta().custom_metadata_map[METADATA_KEY])
+    categorical = meta["categorical"]
+    assert categorical["columns"] == [N_FEATURES]
+    # Encode as the metadata says, as a server without sk_mmoe would.
+    (categories,) = categorical["categories"]
+    X_new = X.iloc[:50].copy()
+    X_new.iloc[0, N_FEATURES] = "lima"  # unseen in fit
+    codes = [
+        categorical["missing_code"]
+        if pd.isna(value)
+        else categorical["first_code"] + categories.index(value)
+        if value in categories
+        else categorical["other_code"]
+        for value in X_new["city"]
+    ]
+    encoded = X_new.iloc[:, :N_FEATURES].to_numpy(np.float32)
+    encoded = np.column_stack([encoded, np.asarray(codes, dtype=np.float32)])
+    proba, prediction = session.run(None, {"X": encoded})
+    np.testing.assert_allclose(proba, model.predict_proba(X_new)[0], atol=1e-5)
+    expected = model.predict(X_new)[:, 1].astype(np.float64)
+    np.testing.assert_allclose(prediction, expected, atol=1e-5 * model.target_scale_[1])

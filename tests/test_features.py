@@ -1,0 +1,207 @@
+"""Tests for categorical input columns (sk_mmoe._features and the estimators)."""
+
+import io
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+import torch
+from sklearn.compose import ColumnTransformer
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from sk_mmoe import (
+    MultiTaskMMoE,
+    MultiTaskMMoEClassifier,
+    MultiTaskMMoERegressor,
+    load_model,
+    save_model,
+)
+from sk_mmoe._features import CategoricalEncoder, categorical_mask
+from sk_mmoe.network import FeatureEmbedding, MMoENetwork, embedding_size
+
+SMALL = dict(
+    n_experts=2,
+    expert_hidden_layer_sizes=(8,),
+    tower_hidden_layer_sizes=(),
+    max_epochs=20,
+    batch_size=64,
+    lr=0.02,
+    random_state=0,
+)
+
+
+@pytest.fixture(scope="module")
+def frame():
+    """A numeric column, a string colour that decides task 0, a city ID."""
+    rng = np.random.default_rng(0)
+    n = 600
+    colour = rng.choice(["red", "green", "blue"], n)
+    city = pd.Categorical(rng.integers(0, 40, n).astype(str))
+    amount = rng.normal(size=n)
+    X = pd.DataFrame({"amount": amount, "colour": colour, "city": city})
+    Y = pd.DataFrame(
+        {
+            "is_red": (colour == "red").astype(int),
+            "positive": (amount > 0).astype(int),
+        }
+    )
+    return X, Y
+
+
+def test_mask_from_dtype_names_indices_and_mask(frame):
+    X, _ = frame
+    np.testing.assert_array_equal(
+        categorical_mask(X, "from_dtype"), [False, True, True]
+    )
+    np.testing.assert_array_equal(categorical_mask(X, ["city"]), [False, False, True])
+    np.testing.assert_array_equal(categorical_mask(X, [1]), [False, True, False])
+    np.testing.assert_array_equal(
+        categorical_mask(X, [True, False, False]), [True, False, False]
+    )
+    assert not categorical_mask(X.to_numpy(), "from_dtype").any()
+    assert not categorical_mask(X, None).any()
+    for bad, match in [
+        (["nope"], "does not have"),
+        ([5], "out of range"),
+        ([True, False], "one entry per feature"),
+        ([1.5], "names or indices"),
+        ("auto", "from_dtype"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            categorical_mask(X, bad)
+
+
+def test_encoder_codes_missing_rare_and_unseen():
+    X = pd.DataFrame({"c": ["a", "a", "b", "b", "b", "c", None]})
+    encoder = CategoricalEncoder(np.array([True]), max_categories=10, min_frequency=2)
+    encoder.fit(X)
+    # Most frequent first; "c" (seen once) is rare.
+    assert encoder.categories == [["b", "a"]]
+    assert encoder.cardinalities == [4]
+    codes = encoder.transform(X)[:, 0]
+    np.testing.assert_array_equal(codes, [3, 3, 2, 2, 2, 1, 0])
+    unseen = encoder.transform(pd.DataFrame({"c": ["zzz", np.nan, "a"]}))[:, 0]
+    np.testing.assert_array_equal(unseen, [1, 0, 3])
+    # max_categories bounds the table: here one value keeps its own code.
+    small = CategoricalEncoder(np.array([True]), max_categories=3, min_frequency=1)
+    assert small.fit(X).categories == [["b"]]
+    restored = CategoricalEncoder.from_state(encoder.state())
+    np.testing.assert_array_equal(restored.transform(X), encoder.transform(X))
+
+
+def test_encoder_refuses_text_in_numeric_columns():
+    X = pd.DataFrame({"n": ["1.5", "x"], "c": ["a", "b"]})
+    encoder = CategoricalEncoder(np.array([False, True]), 10, 1).fit(X)
+    with pytest.raises(ValueError, match="categorical_features"):
+        encoder.transform(X)
+
+
+def test_feature_embedding_shapes_and_lookup():
+    embedding = FeatureEmbedding(
+        4, categorical_columns=[1, 3], cardinalities=[3, 5], embedding_dim=2
+    )
+    x = torch.tensor([[0.5, 2.0, -1.0, 4.0]])
+    out = embedding(x)
+    assert out.shape == (1, 2 + 2 * 2) == (1, embedding.out_features)
+    torch.testing.assert_close(out[0, :2], torch.tensor([0.5, -1.0]))
+    table = embedding.table.weight
+    torch.testing.assert_close(out[0, 2:4], table[2])
+    torch.testing.assert_close(out[0, 4:6], table[3 + 4])
+    net = MMoENetwork(4, [2], categorical_columns=[1, 3], cardinalities=[3, 5])
+    assert net(x).shape == (1, 1, 2)
+    assert 4 <= embedding_size([3]) <= embedding_size([10**6]) == 16
+
+
+@pytest.mark.parametrize(
+    "estimator", [MultiTaskMMoEClassifier, MultiTaskMMoE], ids=["clf", "mixed"]
+)
+def test_raw_frame_with_categories_is_learned(frame, estimator):
+    X, Y = frame
+    model = estimator(**SMALL).fit(X[:500], Y[:500])
+    assert model.n_features_in_ == 3
+    np.testing.assert_array_equal(model.feature_names_in_, ["amount", "colour", "city"])
+    assert model.module_.embedding is not None
+    # The colour (a string column) decides task 0: learned through its vector.
+    accuracy = (model.predict(X[500:])[:, 0] == Y["is_red"][500:]).mean()
+    assert accuracy > 0.95
+
+
+def test_unseen_and_missing_categories_predict(frame):
+    X, Y = frame
+    clf = MultiTaskMMoEClassifier(**SMALL).fit(X, Y)
+    new = pd.DataFrame(
+        {
+            "amount": [0.1, 0.2, 0.3],
+            "colour": ["purple", None, "red"],
+            "city": pd.Categorical(["unknown-city", None, "3"]),
+        }
+    )
+    proba = clf.predict_proba(new)
+    assert all(np.isfinite(p).all() for p in proba)
+    assert clf.predict(new).shape == (3, 2)
+
+
+def test_columns_are_checked_at_predict(frame):
+    X, Y = frame
+    clf = MultiTaskMMoEClassifier(**SMALL).fit(X, Y)
+    with pytest.raises(ValueError, match="feature names"):
+        clf.predict(X[["colour", "amount", "city"]])
+    bad = X.copy()
+    bad["amount"] = "text"
+    with pytest.raises(ValueError, match="categorical_features"):
+        clf.predict(bad)
+    with pytest.raises(ValueError, match="sparse"):
+        MultiTaskMMoEClassifier(**SMALL, categorical_features=[0]).fit(
+            sp.csr_matrix(np.ones((4, 2))), [[0, 1], [1, 0], [0, 1], [1, 0]]
+        )
+
+
+def test_explicit_columns_on_arrays_and_none(frame):
+    X, Y = frame
+    # Integer-coded categories in a plain array, declared by index.
+    X_array = np.column_stack(
+        [X["amount"], X["colour"].map({"red": 0, "green": 1, "blue": 2})]
+    )
+    clf = MultiTaskMMoEClassifier(**SMALL, categorical_features=[1]).fit(X_array, Y)
+    assert clf.module_.embedding is not None
+    # None: string columns are refused as numbers, as before.
+    with pytest.raises(ValueError):
+        MultiTaskMMoEClassifier(**SMALL, categorical_features=None).fit(X, Y)
+
+
+def test_max_categories_bounds_the_embedding_table(frame):
+    X, Y = frame
+    clf = MultiTaskMMoEClassifier(**SMALL, max_categories=5).fit(X, Y)
+    assert clf._encoder.cardinalities == [5, 5]
+    assert clf.module_.embedding.table.num_embeddings == 10
+    with pytest.raises(ValueError, match="max_categories"):
+        MultiTaskMMoEClassifier(**SMALL, max_categories=2).fit(X, Y)
+
+
+def test_persistence_warm_start_and_pipeline(frame):
+    X, Y = frame
+    clf = MultiTaskMMoEClassifier(**SMALL).fit(X, Y)
+    buffer = io.BytesIO()
+    save_model(clf, buffer)
+    buffer.seek(0)
+    loaded = load_model(buffer)
+    for a, b in zip(loaded.predict_proba(X), clf.predict_proba(X), strict=True):
+        np.testing.assert_array_equal(a, b)
+    clf.set_params(warm_start=True, max_epochs=1).fit(X, Y)
+    loaded.set_params(warm_start=True, max_epochs=1).fit(X, Y)
+    for a, b in zip(loaded.predict_proba(X), clf.predict_proba(X), strict=True):
+        np.testing.assert_array_equal(a, b)
+    # Scaling upstream with pandas output keeps the categorical dtypes.
+    pipe = make_pipeline(
+        ColumnTransformer(
+            [("scale", StandardScaler(), ["amount"])],
+            remainder="passthrough",
+            verbose_feature_names_out=False,
+        ).set_output(transform="pandas"),
+        MultiTaskMMoERegressor(**SMALL),
+    )
+    pipe.fit(X, Y.astype(float))
+    assert pipe[-1].module_.embedding is not None
+    assert pipe.predict(X).shape == (len(X), 2)
