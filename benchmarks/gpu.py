@@ -72,6 +72,7 @@ def fit_estimator(X, Y, device: str, batch_size: int, epochs: int = 2):
         batch_size=batch_size,
         lr=LR,
         max_epochs=epochs,
+        early_stopping=False,
         device=device,
         random_state=0,
     ).fit(X, Y)

@@ -73,6 +73,7 @@ def busy_core(rows: int, repeats: int) -> None:
                     **NETWORK,
                     batch_size=1024,
                     max_epochs=2,
+                    early_stopping=False,
                     n_threads=n,
                     random_state=0,
                 ).fit(X, Y)
