@@ -73,6 +73,7 @@ def fit_estimator(X, Y, device: str, batch_size: int, epochs: int = 2):
         lr=LR,
         max_epochs=epochs,
         early_stopping=False,
+        numeric_scaling=None,
         device=device,
         random_state=0,
     ).fit(X, Y)
