@@ -35,7 +35,7 @@ gate_dropout : float, default=0.0
     and renormalise the others (Zhao et al., 2019, against gate
     polarisation). Not applied at prediction time.
 
-dropout : float, default=0.0
+dropout : float, default=0.1
     Dropout probability after every hidden layer of experts and towers.
 
 task_weights : array-like of shape (n_tasks,), dict or "uncertainty", \
@@ -55,7 +55,7 @@ torch optimizer class, default="adam"
 lr : float, default=1e-3
     Learning rate.
 
-weight_decay : float, default=0.0
+weight_decay : float, default=1e-4
     L2 penalty (the optimizer's ``weight_decay``); not applied to learned
     task weights.
 
@@ -76,7 +76,7 @@ early_stopping : "auto" or bool, default="auto"
 validation_fraction : float, default=0.1
     Fraction of the rows held out for early stopping.
 
-n_iter_no_change : int, default=10
+n_iter_no_change : int, default=5
     Epochs without improvement before early stopping.
 
 tol : float, default=1e-4
