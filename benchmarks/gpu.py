@@ -72,8 +72,11 @@ def fit_estimator(X, Y, device: str, batch_size: int, epochs: int = 2):
         batch_size=batch_size,
         lr=LR,
         max_epochs=epochs,
+        # The settings the figures were measured with (the defaults then).
         early_stopping=False,
         numeric_scaling=None,
+        dropout=0.0,
+        weight_decay=0.0,
         device=device,
         random_state=0,
     ).fit(X, Y)

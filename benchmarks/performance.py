@@ -181,9 +181,12 @@ def fit_sk_mmoe(
         lr=LR,
         max_epochs=epochs,
         # The same work as the hand-written loop: every row trains, no
-        # validation pass, no input scaling (the data are standardised).
+        # validation pass, no input scaling (the data are standardised), no
+        # dropout or weight decay.
         early_stopping=False,
         numeric_scaling=None,
+        dropout=0.0,
+        weight_decay=0.0,
         random_state=0,
     )
     return clf.fit(X, Y)

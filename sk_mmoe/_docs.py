@@ -132,7 +132,8 @@ n_threads : int or None, default=None
     afterwards). ``None`` starts from PyTorch's own count (which follows
     ``OMP_NUM_THREADS`` and the limits joblib sets in the workers of
     ``GridSearchCV(n_jobs=...)``) and lowers it to the number of cores that
-    are idle when ``fit`` starts, since PyTorch's threads wait for each other
+    other processes leave idle when ``fit`` starts (Linux; see the
+    :ref:`scaling` guide), since PyTorch's threads wait for each other
     and a core busy with another process slows every operation down. Set it
     for reproducible timings; the count is process-wide while a call runs.
 

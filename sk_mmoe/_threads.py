@@ -22,8 +22,9 @@ __all__ = ["idle_cores", "resolve_threads", "torch_threads"]
 
 # How long the per-core load is sampled before training: long enough to see
 # a busy core, short against a fit.
-_SAMPLE_SECONDS = 0.02
-# A core busier than this (fraction of the sample) counts as taken.
+_SAMPLE_SECONDS = 0.03
+# Other processes' load of more than this many cores' worth beyond a whole
+# number takes one more core.
 _BUSY = 0.5
 
 
@@ -46,29 +47,39 @@ def _cpu_times() -> dict[str, tuple[int, int]] | None:
 
 
 def idle_cores(seconds: float = _SAMPLE_SECONDS) -> int | None:
-    """Cores this process may use that were mostly idle over ``seconds``.
+    """Cores this process may use that other processes left idle over ``seconds``.
 
+    The busy time of the allowed cores, minus this process's own (its
+    thread pool may still be spinning after the last operation), in cores.
     None where the load cannot be read (not Linux).
     """
-    before = _cpu_times()
-    if not before:
-        return None
-    time.sleep(seconds)
-    after = _cpu_times()
-    if not after:
-        return None
     allowed = (
         {f"cpu{i}" for i in os.sched_getaffinity(0)}
         if hasattr(os, "sched_getaffinity")
-        else set(after)
+        else None
     )
-    idle = 0
-    for name in allowed & set(before) & set(after):
-        busy = after[name][0] - before[name][0]
-        total = after[name][1] - before[name][1]
-        if total <= 0 or busy / total < _BUSY:
-            idle += 1
-    return idle
+    before, own_before = _cpu_times(), os.times()
+    if not before:
+        return None
+    time.sleep(seconds)
+    after, own_after = _cpu_times(), os.times()
+    if not after:
+        return None
+    cores = (set(after) if allowed is None else allowed) & set(before) & set(after)
+    if not cores:
+        return None
+    busy = sum(after[c][0] - before[c][0] for c in cores)
+    total = sum(after[c][1] - before[c][1] for c in cores)
+    if total <= 0:
+        return len(cores)
+    # /proc/stat counts in clock ticks; os.times in seconds.
+    ticks = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    own = (
+        own_after.user + own_after.system - own_before.user - own_before.system
+    ) * ticks
+    per_core = total / len(cores)
+    taken = max(0.0, busy - own) / per_core
+    return max(0, len(cores) - int(taken + 1.0 - _BUSY))
 
 
 def resolve_threads(n_threads: int | None) -> int:
