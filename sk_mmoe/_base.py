@@ -492,14 +492,11 @@ class BaseMultiTaskMMoE(BaseEstimator):
             values = targets.labelled_values(k)
             if incremental:
                 fitted = self._tasks[k]
-                task_known = (
-                    fitted.classes if isinstance(fitted, ClassificationTask) else None
-                )
-                task.fit(values, task_known)
-                fitted.check_compatible(task)
-                if known[k] is not None:
-                    # classes are fixed by the first call, and checked later.
-                    fitted.check_compatible(make_task(kind, name).fit(values, known[k]))
+                # classes are fixed by the first call: ones given later must
+                # be the fitted ones, and the labels must be among them.
+                if known[k] is None and isinstance(fitted, ClassificationTask):
+                    known[k] = fitted.classes
+                fitted.check_compatible(task.fit(values, known[k]))
                 task = fitted
             else:
                 if (

@@ -24,6 +24,8 @@ from typing import Any
 
 import numpy as np
 
+from ._targets import missing_mask
+
 __all__ = ["CategoricalEncoder", "categorical_mask"]
 
 MISSING_CODE = 0
@@ -100,11 +102,7 @@ def _text_column(X: Any, j: int) -> tuple[np.ndarray, np.ndarray]:
         missing = column.isna().to_numpy()
         return column.to_numpy(dtype=object).astype(str), missing
     values = np.asarray(X[:, j], dtype=object)
-    missing = np.fromiter(
-        (v is None or (isinstance(v, float) and v != v) for v in values),
-        dtype=bool,
-        count=len(values),
-    )
+    missing = missing_mask(values, None)
     return values.astype(str), missing
 
 

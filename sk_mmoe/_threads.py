@@ -23,9 +23,6 @@ __all__ = ["idle_cores", "resolve_threads", "torch_threads"]
 # How long the per-core load is sampled before training: long enough to see
 # a busy core, short against a fit.
 _SAMPLE_SECONDS = 0.03
-# Other processes' load of more than this many cores' worth beyond a whole
-# number takes one more core.
-_BUSY = 0.5
 
 
 def _cpu_times() -> dict[str, tuple[int, int]] | None:
@@ -79,7 +76,8 @@ def idle_cores(seconds: float = _SAMPLE_SECONDS) -> int | None:
     ) * ticks
     per_core = total / len(cores)
     taken = max(0.0, busy - own) / per_core
-    return max(0, len(cores) - int(taken + 1.0 - _BUSY))
+    # Other processes' load, rounded to whole cores.
+    return max(0, len(cores) - int(taken + 0.5))
 
 
 def resolve_threads(n_threads: int | None) -> int:

@@ -365,7 +365,8 @@ class FeatureEmbedding(nn.Module):
                 "categorical_columns and cardinalities must be non-empty and of "
                 "the same length."
             )
-        numeric = [j for j in range(n_features) if j not in set(categorical)]
+        categorical_set = set(categorical)
+        numeric = [j for j in range(n_features) if j not in categorical_set]
         self.register_buffer("numeric_columns", torch.tensor(numeric), False)
         self.register_buffer("categorical_columns", torch.tensor(categorical), False)
         offsets = [0, *list(itertools.accumulate(cardinalities))[:-1]]
