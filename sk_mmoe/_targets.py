@@ -21,10 +21,37 @@ __all__ = [
     "default_task_name",
     "default_task_names",
     "encode_targets",
+    "is_polars",
     "missing_mask",
+    "polars_values",
     "read_targets",
     "split_columns",
 ]
+
+
+def is_polars(obj: Any, *kinds: str) -> bool:
+    """Whether ``obj`` is a polars object of one of ``kinds`` (class names).
+
+    Read from the type (of a class too, such as ``pl.String``), so that
+    polars, an optional dependency, is never imported.
+    """
+    cls = obj if isinstance(obj, type) else type(obj)
+    return cls.__module__.partition(".")[0] == "polars" and cls.__name__ in kinds
+
+
+def polars_values(series: Any) -> np.ndarray:
+    """A polars Series as a 1-D array, with its nulls as missing values.
+
+    Floats keep their dtype (null becomes NaN), as do integers and booleans
+    without nulls; anything else is objects with None for null, as pandas'
+    nullable and text columns are read, so that integer labels stay ints.
+    """
+    dtype = series.dtype
+    if dtype.is_float() or (
+        series.null_count() == 0 and (dtype.is_integer() or is_polars(dtype, "Boolean"))
+    ):
+        return series.to_numpy()
+    return np.fromiter(series.to_list(), dtype=object, count=len(series))
 
 
 def _is_nan_scalar(value: Any) -> bool:
@@ -86,6 +113,10 @@ def split_columns(Y: Any) -> tuple[list[np.ndarray], list[str] | None, bool]:
     Returns the columns, the task names (DataFrame columns, else None) and
     whether ``Y`` was 1-D (a single task).
     """
+    if is_polars(Y, "DataFrame"):
+        return [polars_values(s) for s in Y.get_columns()], list(Y.columns), False
+    if is_polars(Y, "Series"):
+        return [polars_values(Y)], None, True
     if hasattr(Y, "columns") and hasattr(Y, "iloc"):  # pandas DataFrame
         names = [str(name) for name in Y.columns]
         return [_column_values(Y.iloc[:, k]) for k in range(Y.shape[1])], names, False

@@ -32,6 +32,7 @@ from skorch.utils import to_tensor
 
 from . import _distributed
 from ._batches import ArrayBatches, BatchIterator, ShardTargets
+from ._optim import LazyAdam
 
 __all__ = [
     "OPTIMIZERS",
@@ -165,6 +166,15 @@ class MultiTaskNet(NeuralNet):
         from torch.nn.parallel import DistributedDataParallel
 
         _distributed.check_same_setup(dataset, self, world)
+        if getattr(self.module_, "projection", None) is not None:
+            # DistributedDataParallel's reducer cannot average the sparse
+            # gradient of the projection's weight (only nn.Embedding's).
+            raise ValueError(
+                "Data-parallel training does not support sparse inputs wide "
+                "enough for the sparse projection (scipy.sparse X with "
+                f"{self.module_.projection.in_features} columns); fit them in "
+                "a single process."
+            )
         device = next(self.module_.parameters()).device
         # The wrapper broadcasts rank 0's weights, so all ranks start equal.
         # The network's buffers are constants: no broadcast before each step
@@ -200,9 +210,10 @@ class MultiTaskNet(NeuralNet):
         super().initialize_optimizer(*args, **kwargs)
         sparse = self._sparse_params()
         if sparse:
-            # Adam does not take sparse gradients; SparseAdam updates only the
-            # rows a batch touched (the "lazy" Adam of wide sparse models).
-            self.optimizer_sparse_ = torch.optim.SparseAdam(sparse, lr=self.lr)
+            # Adam does not take sparse gradients; lazy Adam updates only the
+            # rows a batch touched, as SparseAdam does, in about half its
+            # time. No weight decay: it would have to shrink every row.
+            self.optimizer_sparse_ = LazyAdam(sparse, lr=self.lr)
         return self
 
     def train_step(self, batch: Any, **fit_params: Any) -> dict:

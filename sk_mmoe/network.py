@@ -17,6 +17,7 @@ import math
 from collections.abc import Sequence
 
 import torch
+from rtdl_num_embeddings import PeriodicEmbeddings
 from torch import nn
 from torch.nn import functional as F
 
@@ -24,6 +25,7 @@ __all__ = [
     "BatchedLinear",
     "FeatureEmbedding",
     "MMoENetwork",
+    "NUMERIC_EMBEDDING_DIM",
     "NumericScaling",
     "SparseProjection",
     "embedding_size",
@@ -253,10 +255,11 @@ class SparseProjection(nn.Module):
     A sparse CSR batch is multiplied through :func:`torch.nn.functional.
     embedding_bag` (a weighted sum of the rows of the weight picked by each
     row's non-zero columns), whose gradient is sparse too: a step touches
-    only the rows of the columns present in the batch, so one-hot inputs of
-    10^5 or more columns train at about the speed of dense inputs with as
-    many non-zeros (with an optimizer for sparse gradients, such as
-    :class:`torch.optim.SparseAdam`, for ``weight``). A dense input is
+    only the rows of the columns present in the batch, so its cost grows
+    with the batch's non-zeros, not with the width (train ``weight`` with an
+    optimizer for sparse gradients, such as :class:`torch.optim.SparseAdam`;
+    the estimators use the same update through index operations, without
+    weight decay, see :ref:`performance_sparse`). A dense input is
     multiplied as usual.
 
     Parameters
@@ -330,57 +333,93 @@ class NumericScaling(nn.Module):
         return torch.where(self.numeric, z, x)
 
 
+#: Size of each numeric column's periodic embedding.
+NUMERIC_EMBEDDING_DIM = 8
+# Initial scale of the periodic embeddings' frequencies (``sigma`` of
+# Gorishniy et al., 2022), for inputs scaled to about (-3, 3).
+_FREQUENCY_INIT_SCALE = 0.1
+
+
 class FeatureEmbedding(nn.Module):
-    """Numeric columns as they are, categorical codes as learned vectors.
+    """Every input column as a vector: numeric values and categorical codes.
 
     The input holds every column as float32: numeric values, and for the
     categorical columns integer codes ``0 .. cardinality - 1`` (see
     :mod:`sk_mmoe._features`). All categorical columns share one embedding
     table (each column its own rows), so one lookup embeds every column of a
-    batch.
+    batch. Numeric columns pass as they are, or, with
+    ``numeric_embedding=True``, each becomes a vector of periodic features
+    (``cos`` and ``sin`` of learned frequencies, then a linear layer and a
+    ReLU per column: the PLR embeddings of Gorishniy et al., 2022, from
+    :class:`rtdl_num_embeddings.PeriodicEmbeddings`), which lets the
+    experts draw sharp, non-monotone functions of a single number.
 
     Parameters
     ----------
     n_features : int
         Number of input columns, numeric and categorical.
-    categorical_columns : sequence of int
+    categorical_columns : sequence of int, default=()
         Positions of the categorical columns.
-    cardinalities : sequence of int
+    cardinalities : sequence of int, default=()
         Number of codes of each categorical column.
-    embedding_dim : int
-        Size of every column's vector.
+    embedding_dim : int, default=None
+        Size of every categorical column's vector; by default
+        :func:`embedding_size` of the cardinalities.
+    numeric_embedding : bool, default=False
+        Embed the numeric columns (vectors of :data:`NUMERIC_EMBEDDING_DIM`).
     """
 
     def __init__(
         self,
         n_features: int,
-        categorical_columns: Sequence[int],
-        cardinalities: Sequence[int],
-        embedding_dim: int,
+        categorical_columns: Sequence[int] = (),
+        cardinalities: Sequence[int] = (),
+        embedding_dim: int | None = None,
+        numeric_embedding: bool = False,
     ) -> None:
         super().__init__()
         categorical = [int(j) for j in categorical_columns]
-        if len(categorical) != len(cardinalities) or not categorical:
+        if len(categorical) != len(cardinalities):
             raise ValueError(
-                "categorical_columns and cardinalities must be non-empty and of "
-                "the same length."
+                "categorical_columns and cardinalities must have the same length."
             )
         categorical_set = set(categorical)
         numeric = [j for j in range(n_features) if j not in categorical_set]
+        if not (categorical or (numeric_embedding and numeric)):
+            raise ValueError("FeatureEmbedding needs columns to embed.")
         self.register_buffer("numeric_columns", torch.tensor(numeric), False)
         self.register_buffer("categorical_columns", torch.tensor(categorical), False)
-        offsets = [0, *list(itertools.accumulate(cardinalities))[:-1]]
-        self.register_buffer("offsets", torch.tensor(offsets), False)
-        self.table = nn.Embedding(sum(cardinalities), embedding_dim)
-        nn.init.normal_(self.table.weight, std=1.0 / math.sqrt(embedding_dim))
-        self.out_features = len(numeric) + len(categorical) * embedding_dim
+        self.table = None
+        self.numeric_embedding = None
+        n_out = len(numeric)
+        if categorical:
+            offsets = [0, *list(itertools.accumulate(cardinalities))[:-1]]
+            self.register_buffer("offsets", torch.tensor(offsets), False)
+            embedding_dim = embedding_dim or embedding_size(cardinalities)
+            self.table = nn.Embedding(sum(cardinalities), embedding_dim)
+            nn.init.normal_(self.table.weight, std=1.0 / math.sqrt(embedding_dim))
+            n_out += len(categorical) * embedding_dim
+        if numeric_embedding and numeric:
+            self.numeric_embedding = PeriodicEmbeddings(
+                len(numeric),
+                NUMERIC_EMBEDDING_DIM,
+                frequency_init_scale=_FREQUENCY_INIT_SCALE,
+                lite=False,
+            )
+            n_out += len(numeric) * (NUMERIC_EMBEDDING_DIM - 1)
+        self.out_features = n_out
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        codes = x.index_select(1, self.categorical_columns).long() + self.offsets
-        embedded = self.table(codes).flatten(1)
-        if self.numeric_columns.numel() == 0:
-            return embedded
-        return torch.cat([x.index_select(1, self.numeric_columns), embedded], dim=1)
+        parts = []
+        if self.numeric_columns.numel():
+            numeric = x.index_select(1, self.numeric_columns)
+            if self.numeric_embedding is not None:
+                numeric = self.numeric_embedding(numeric).flatten(1)
+            parts.append(numeric)
+        if self.table is not None:
+            codes = x.index_select(1, self.categorical_columns).long() + self.offsets
+            parts.append(self.table(codes).flatten(1))
+        return torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]
 
 
 def embedding_params(encoder) -> dict:
@@ -451,6 +490,9 @@ class MMoENetwork(nn.Module):
     numeric_scaling : bool, default=False
         Scale and smoothly clip the numeric columns first
         (:class:`NumericScaling`; its statistics are set by the caller).
+    numeric_embedding : bool, default=False
+        Turn each numeric column into a vector of periodic features
+        (:class:`FeatureEmbedding`) before the experts and gates.
     sparse_projection : int, default=None
         Read the input through a :class:`SparseProjection` of this width
         first, which takes sparse CSR batches without densifying them.
@@ -484,6 +526,7 @@ class MMoENetwork(nn.Module):
         cardinalities: Sequence[int] = (),
         embedding_dim: int | None = None,
         numeric_scaling: bool = False,
+        numeric_embedding: bool = False,
         sparse_projection: int | None = None,
     ) -> None:
         super().__init__()
@@ -519,12 +562,15 @@ class MMoENetwork(nn.Module):
         if sparse_projection:
             self.projection = SparseProjection(n_features, sparse_projection)
             in_features = sparse_projection
-        if len(categorical_columns):
+        if len(categorical_columns) or (
+            numeric_embedding and n_features > len(categorical_columns)
+        ):
             self.embedding = FeatureEmbedding(
                 n_features,
                 categorical_columns,
                 cardinalities,
-                embedding_dim or embedding_size(cardinalities),
+                embedding_dim,
+                numeric_embedding,
             )
             in_features = self.embedding.out_features
         levels = []

@@ -176,8 +176,8 @@ def test_sparse_input_gives_the_dense_model(kind, data):
     sp = pytest.importorskip("scipy.sparse")
     X, Y = data
     X = np.where(np.abs(X) < 0.5, 0, X).astype(np.float32)
-    # Sparse inputs are not scaled (that would densify them): compare without.
-    dense = _make(kind, numeric_scaling=None).fit(X, Y)
+    # Sparse inputs are neither scaled nor embedded (that would densify them).
+    dense = _make(kind, numeric_scaling=None, numeric_embedding=None).fit(X, Y)
     sparse = _make(kind).fit(sp.csr_matrix(X), Y)
     assert dense.module_.scaling is None and sparse.module_.scaling is None
     np.testing.assert_array_equal(
@@ -199,6 +199,26 @@ def test_numeric_scaling_is_robust_and_inside_the_network(kind, data):
     assert float(z[:, 0].abs().max()) <= 3
     # The same model without scaling sees the raw column.
     assert _make(kind, numeric_scaling=None).fit(X, Y).module_.scaling is None
+
+
+def test_numeric_embedding_auto_embeds_narrow_dense_inputs(kind, data):
+    sp = pytest.importorskip("scipy.sparse")
+    X, Y = data
+
+    def embeds(model):
+        embedding = model.module_.embedding
+        return embedding is not None and embedding.numeric_embedding is not None
+
+    # 5 numeric columns: embedded by default, not with None.
+    assert embeds(_make(kind).fit(X, Y))
+    assert _make(kind, numeric_embedding=None).fit(X, Y).module_.embedding is None
+    # 17 numeric columns: "auto" leaves them, "periodic" embeds them.
+    wide = np.hstack([X, np.repeat(X[:, :1], 12, axis=1)])
+    assert not embeds(_make(kind).fit(wide, Y))
+    assert embeds(_make(kind, numeric_embedding="periodic").fit(wide, Y))
+    # Sparse inputs never (it would densify them).
+    sparse = sp.csr_matrix(np.where(np.abs(X) < 0.5, 0, X))
+    assert not embeds(_make(kind, numeric_embedding="periodic").fit(sparse, Y))
 
 
 def test_warm_start_and_partial_fit_continue(kind, data):

@@ -94,7 +94,7 @@ def test_pipeline_with_column_transformer(data, fitted_pipeline):
     assert [p.shape for p in proba] == [(len(X), 2), (len(X), 3)]
     # The same model on the dense transformed matrix predicts the same
     # (unscaled: sparse inputs are not scaled).
-    dense = _model().set_params(numeric_scaling=None)
+    dense = _model().set_params(numeric_scaling=None, numeric_embedding=None)
     dense.fit(pipe[0].transform(X).toarray(), Y)
     np.testing.assert_allclose(
         dense.predict_proba(pipe[0].transform(X).toarray())[1], proba[1], rtol=1e-5

@@ -13,6 +13,7 @@ import pickle
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 import torch
 
 from sk_mmoe import MultiTaskMMoEClassifier, load_model, save_model
@@ -139,7 +140,13 @@ def _worker(rank, store, out_dir):
             make_estimator().fit(X, Y)
         except ValueError as exc:
             results["mismatch"] = str(exc)
-        # Still in step after the refusal: a collective completes.
+        # Wide sparse inputs (the sparse projection) are refused on every rank.
+        X_wide = sp.random(40, 1500, density=0.01, format="csr", random_state=0)
+        try:
+            make_estimator().fit(X_wide, Y[:40])
+        except ValueError as exc:
+            results["sparse_projection"] = str(exc)
+        # Still in step after the refusals: a collective completes.
         flag = torch.ones(1)
         dist.all_reduce(flag)
         results["after_mismatch"] = float(flag)
@@ -236,6 +243,12 @@ def test_ranks_with_different_data_shapes_fail_clearly(ranks):
         assert "every process must pass the same X" in message
         assert "n_features: rank 0: 5, rank 1: 6" in message
         assert result["after_mismatch"] == WORLD_SIZE
+
+
+def test_wide_sparse_inputs_are_refused_clearly(ranks):
+    results, _ = ranks
+    for result in results:
+        assert "does not support sparse inputs" in result["sparse_projection"]
 
 
 def test_missing_labels_make_the_mean_of_slice_means_wrong():

@@ -19,7 +19,12 @@ from sk_mmoe import (
     save_model,
 )
 from sk_mmoe._features import CategoricalEncoder, categorical_mask
-from sk_mmoe.network import FeatureEmbedding, MMoENetwork, embedding_size
+from sk_mmoe.network import (
+    NUMERIC_EMBEDDING_DIM,
+    FeatureEmbedding,
+    MMoENetwork,
+    embedding_size,
+)
 
 SMALL = dict(
     n_experts=2,
@@ -114,6 +119,32 @@ def test_feature_embedding_shapes_and_lookup():
     assert 4 <= embedding_size([3]) <= embedding_size([10**6]) == 16
 
 
+def test_numeric_embedding_gives_each_numeric_column_its_vector():
+    embedding = FeatureEmbedding(
+        4,
+        categorical_columns=[1, 3],
+        cardinalities=[3, 5],
+        embedding_dim=2,
+        numeric_embedding=True,
+    )
+    x = torch.tensor([[0.5, 2.0, -1.0, 4.0], [0.7, 2.0, -1.0, 4.0]])
+    out = embedding(x)
+    width = 2 * NUMERIC_EMBEDDING_DIM
+    assert out.shape == (2, width + 2 * 2) == (2, embedding.out_features)
+    torch.testing.assert_close(
+        out[:, :width], embedding.numeric_embedding(x[:, [0, 2]]).flatten(1)
+    )
+    torch.testing.assert_close(out[0, width : width + 2], embedding.table.weight[2])
+    # A column's vector depends on that column only.
+    dim = NUMERIC_EMBEDDING_DIM
+    assert not torch.equal(out[0, :dim], out[1, :dim])
+    torch.testing.assert_close(out[0, dim:], out[1, dim:])
+    # Numeric columns alone can be embedded; nothing to embed is refused.
+    assert FeatureEmbedding(3, numeric_embedding=True).out_features == 3 * dim
+    with pytest.raises(ValueError, match="columns to embed"):
+        FeatureEmbedding(3)
+
+
 @pytest.mark.parametrize(
     "estimator", [MultiTaskMMoEClassifier, MultiTaskMMoE], ids=["clf", "mixed"]
 )
@@ -205,3 +236,139 @@ def test_persistence_warm_start_and_pipeline(frame):
     pipe.fit(X, Y.astype(float))
     assert pipe[-1].module_.embedding is not None
     assert pipe.predict(X).shape == (len(X), 2)
+
+
+# polars frames: read as the same pandas frame would be.
+
+TINY = dict(SMALL, max_epochs=2, n_threads=1)
+
+
+@pytest.fixture(scope="module")
+def pl():
+    return pytest.importorskip("polars")
+
+
+@pytest.fixture(scope="module")
+def polars_and_pandas(pl):
+    """One table as polars and as pandas: a number, a string and a categorical
+    column with nulls, and targets with missing labels."""
+    rng = np.random.default_rng(1)
+    n = 240
+    amount = rng.normal(size=n)
+    colour = rng.choice(np.array(["red", "green", "blue", None], dtype=object), n)
+    city = [
+        None if i % 9 == 0 else f"c{v}" for i, v in enumerate(rng.integers(12, size=n))
+    ]
+    is_red = [None if i % 5 == 0 else int(c == "red") for i, c in enumerate(colour)]
+    positive = (amount > 0).astype(int)
+    X_pl = pl.DataFrame(
+        {
+            "amount": amount,
+            "colour": colour.tolist(),
+            "city": pl.Series(city, dtype=pl.Categorical),
+        }
+    )
+    Y_pl = pl.DataFrame({"is_red": is_red, "positive": positive})
+    X_pd = pd.DataFrame(
+        {"amount": amount, "colour": colour, "city": pd.Categorical(city)}
+    )
+    Y_pd = pd.DataFrame(
+        {"is_red": pd.array(is_red, dtype="Int64"), "positive": positive}
+    )
+    return X_pl, Y_pl, X_pd, Y_pd
+
+
+def test_polars_mask_from_dtype_names_indices_and_mask(pl):
+    X = pl.DataFrame(
+        {
+            "n": [1.5, None],
+            "s": ["a", None],
+            "c": pl.Series(["a", "b"], dtype=pl.Categorical),
+            "e": pl.Series(["a", "b"], dtype=pl.Enum(["a", "b"])),
+            "o": pl.Series([object(), None], dtype=pl.Object),
+            "i": [1, 2],
+            "b": [True, None],
+        }
+    )
+    np.testing.assert_array_equal(
+        categorical_mask(X, "from_dtype"), [0, 1, 1, 1, 1, 0, 0]
+    )
+    np.testing.assert_array_equal(
+        categorical_mask(X, ["i", "s"]), [0, 1, 0, 0, 0, 1, 0]
+    )
+    np.testing.assert_array_equal(categorical_mask(X, [-1]), [0, 0, 0, 0, 0, 0, 1])
+    np.testing.assert_array_equal(
+        categorical_mask(X, [True] + [False] * 6), [1] + [0] * 6
+    )
+    with pytest.raises(ValueError, match="'nope', which X does not have"):
+        categorical_mask(X, ["nope"])
+
+
+def test_polars_frame_fits_as_pandas(polars_and_pandas):
+    X_pl, Y_pl, X_pd, Y_pd = polars_and_pandas
+    from_polars = MultiTaskMMoEClassifier(**TINY).fit(X_pl, Y_pl)
+    from_pandas = MultiTaskMMoEClassifier(**TINY).fit(X_pd, Y_pd)
+    np.testing.assert_array_equal(
+        from_polars.feature_names_in_, ["amount", "colour", "city"]
+    )
+    assert from_polars.task_names_ == ["is_red", "positive"]
+    np.testing.assert_array_equal(from_polars.classes_[0], [0, 1])
+    assert from_polars._encoder.categories == from_pandas._encoder.categories
+    expected = from_pandas.predict_proba(X_pd)
+    # Either model, either frame: the same probabilities.
+    for model in (from_polars, from_pandas):
+        for got, want in zip(model.predict_proba(X_pl), expected, strict=True):
+            np.testing.assert_allclose(got, want, atol=1e-6)
+    assert from_polars.score(X_pl, Y_pl) == pytest.approx(from_pandas.score(X_pd, Y_pd))
+    from_polars.partial_fit(X_pl[:100], Y_pl[:100])
+    from_pandas.partial_fit(X_pd[:100], Y_pd[:100])
+    np.testing.assert_array_equal(from_polars.predict(X_pl), from_pandas.predict(X_pd))
+
+
+def test_polars_unseen_categories_and_checked_columns(pl, polars_and_pandas):
+    X_pl, Y_pl, X_pd, _ = polars_and_pandas
+    clf = MultiTaskMMoEClassifier(**TINY).fit(X_pl, Y_pl)
+    # Categories are compared by their text: an Enum or a string column at
+    # predict time reads as the Categorical one of fit.
+    new = pl.DataFrame(
+        {
+            "amount": [0.1, 0.2, 0.3],
+            "colour": ["purple", None, "red"],
+            "city": pl.Series(
+                ["c3", None, "unknown"], dtype=pl.Enum(["c3", "unknown"])
+            ),
+        }
+    )
+    as_pandas = pd.DataFrame(
+        {
+            "amount": [0.1, 0.2, 0.3],
+            "colour": ["purple", None, "red"],
+            "city": ["c3", None, "unknown"],
+        }
+    )
+    codes = clf._encoder.transform(new)
+    np.testing.assert_array_equal(codes, clf._encoder.transform(as_pandas))
+    # Nulls have code 0, unseen values 1, values seen in fit 2 and up.
+    np.testing.assert_array_equal(np.minimum(codes[:, 1:], 2), [[1, 2], [0, 0], [2, 1]])
+    for got, want in zip(
+        clf.predict_proba(new), clf.predict_proba(as_pandas), strict=True
+    ):
+        np.testing.assert_allclose(got, want, atol=1e-6)
+    # A null number is refused as pandas' NaN is.
+    with pytest.raises(ValueError, match="NaN"):
+        clf.predict(new.with_columns(pl.lit(None, dtype=pl.Float64).alias("amount")))
+    with pytest.raises(ValueError, match="feature names"):
+        clf.predict(X_pl.select("colour", "amount", "city"))
+    with pytest.raises(ValueError, match="feature names"):
+        clf.predict(X_pl.rename({"amount": "value"}))
+    # Fitted on an array (numbers only): a polars frame is read by position.
+    numeric = MultiTaskMMoEClassifier(**TINY).fit(
+        X_pd[["amount"]].to_numpy(), Y_pl["positive"]
+    )
+    with pytest.warns(UserWarning, match="fitted without feature names"):
+        numeric.predict(X_pl.select("amount"))
+    with (
+        pytest.raises(ValueError, match="expecting 1 features"),
+        pytest.warns(UserWarning),
+    ):
+        numeric.predict(X_pl.select("amount", amount2="amount"))

@@ -105,6 +105,17 @@ def test_round_trip_gives_identical_model(tmp_path):
     assert loaded.score(X, Y) == clf.score(X, Y)
 
 
+@pytest.mark.parametrize("numeric_embedding", ["periodic", None])
+def test_numeric_embedding_round_trips(numeric_embedding):
+    X, Y = _data()
+    clf = MultiTaskMMoEClassifier(numeric_embedding=numeric_embedding, **SMALL)
+    clf.fit(X, Y)
+    loaded = _round_trip(clf)
+    _assert_same_predictions(clf, loaded, X)
+    assert (clf.module_.embedding is None) == (loaded.module_.embedding is None)
+    assert (clf.module_.embedding is None) == (numeric_embedding is None)
+
+
 def test_pandas_feature_names_round_trip():
     pd = pytest.importorskip("pandas")
     X, Y = _data()

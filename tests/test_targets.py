@@ -192,3 +192,34 @@ def test_marker_of_the_labels_type_is_fine():
 def test_require_labels_false_accepts_empty_tasks():
     targets = read_targets(np.array([[0, np.nan], [1, np.nan]]), require_labels=False)
     assert not targets.labelled[1].any()
+
+
+def test_polars_targets_read_as_pandas():
+    pl = pytest.importorskip("polars")
+    values = {
+        "click": [1, 0, None, 1, 0],
+        "rating": ["low", "high", "mid", None, "low"],
+        "liked": [True, False, True, None, False],
+        "amount": [1.5, None, 2.0, 3.0, 4.5],
+    }
+    targets, tasks, encoded = _encode(pl.DataFrame(values))
+    as_pandas = pd.DataFrame(
+        {
+            "click": pd.array(values["click"], dtype="Int64"),
+            "rating": values["rating"],
+            "liked": pd.array(values["liked"], dtype="boolean"),
+            "amount": np.array(values["amount"], dtype=float),
+        }
+    )
+    _, pandas_tasks, pandas_encoded = _encode(as_pandas)
+    assert targets.names == list(values)
+    # Nulls are missing labels, and the labels keep their type.
+    np.testing.assert_array_equal(encoded, pandas_encoded)
+    for task, pandas_task in zip(tasks[:3], pandas_tasks[:3], strict=True):
+        np.testing.assert_array_equal(task.classes, pandas_task.classes)
+        assert type(task.classes[0]) is type(pandas_task.classes[0])
+    np.testing.assert_array_equal(targets.labelled[0], [1, 1, 0, 1, 1])
+    # A Series is a single task, as a pandas one.
+    single = read_targets(pl.Series("y", [0, None, 1]))
+    assert single.is_single_task and single.names == ["task0"]
+    np.testing.assert_array_equal(single.labelled_values(0), [0, 1])
