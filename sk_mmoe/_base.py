@@ -34,6 +34,7 @@ from ._distributed import agree_seed, local_device
 from ._features import CategoricalEncoder, categorical_mask, feature_names
 from ._targets import (
     TargetColumns,
+    check_not_lazy,
     default_task_names,
     encode_targets,
     is_polars,
@@ -286,6 +287,7 @@ class BaseMultiTaskMMoE(BaseEstimator):
         early: bool | None = None,
     ) -> BaseMultiTaskMMoE:
         device = local_device(self._check_device())
+        check_not_lazy(X, "X")
         # Validate everything before touching the fitted state, so that a
         # failed call leaves a fitted model as it was.
         if incremental:
@@ -873,6 +875,7 @@ class BaseMultiTaskMMoE(BaseEstimator):
         """
         if fitted:
             check_is_fitted(self)
+        check_not_lazy(X, "X")
         if self._encoder is not None:
             # Feature names and count, without converting the strings.
             self._check_columns(X)

@@ -21,6 +21,7 @@ __all__ = [
     "default_task_name",
     "default_task_names",
     "encode_targets",
+    "check_not_lazy",
     "is_polars",
     "missing_mask",
     "polars_values",
@@ -37,6 +38,15 @@ def is_polars(obj: Any, *kinds: str) -> bool:
     """
     cls = obj if isinstance(obj, type) else type(obj)
     return cls.__module__.partition(".")[0] == "polars" and cls.__name__ in kinds
+
+
+def check_not_lazy(value: Any, name: str) -> None:
+    """Refuse a polars LazyFrame: a query plan, not yet a table."""
+    if is_polars(value, "LazyFrame"):
+        raise TypeError(
+            f"{name} is a polars LazyFrame; call its collect() method first "
+            f"to pass the table itself."
+        )
 
 
 def polars_values(series: Any) -> np.ndarray:
@@ -113,6 +123,7 @@ def split_columns(Y: Any) -> tuple[list[np.ndarray], list[str] | None, bool]:
     Returns the columns, the task names (DataFrame columns, else None) and
     whether ``Y`` was 1-D (a single task).
     """
+    check_not_lazy(Y, "y")
     if is_polars(Y, "DataFrame"):
         return [polars_values(s) for s in Y.get_columns()], list(Y.columns), False
     if is_polars(Y, "Series"):

@@ -372,3 +372,16 @@ def test_polars_unseen_categories_and_checked_columns(pl, polars_and_pandas):
         pytest.warns(UserWarning),
     ):
         numeric.predict(X_pl.select("amount", amount2="amount"))
+
+
+def test_polars_lazy_frames_are_refused_clearly(polars_and_pandas):
+    X_pl, Y_pl, _, _ = polars_and_pandas
+    model = MultiTaskMMoEClassifier(**TINY)
+    with pytest.raises(TypeError, match="X is a polars LazyFrame; call its collect"):
+        model.fit(X_pl.lazy(), Y_pl)
+    with pytest.raises(TypeError, match="y is a polars LazyFrame"):
+        model.fit(X_pl, Y_pl.lazy())
+    assert not hasattr(model, "net_")
+    model.fit(X_pl, Y_pl)
+    with pytest.raises(TypeError, match="X is a polars LazyFrame"):
+        model.predict_proba(X_pl.lazy())
