@@ -391,14 +391,12 @@ class FeatureEmbedding(nn.Module):
         self.register_buffer("categorical_columns", torch.tensor(categorical), False)
         self.table = None
         self.numeric_embedding = None
-        n_out = len(numeric)
         if categorical:
             offsets = [0, *list(itertools.accumulate(cardinalities))[:-1]]
             self.register_buffer("offsets", torch.tensor(offsets), False)
             embedding_dim = embedding_dim or embedding_size(cardinalities)
             self.table = nn.Embedding(sum(cardinalities), embedding_dim)
             nn.init.normal_(self.table.weight, std=1.0 / math.sqrt(embedding_dim))
-            n_out += len(categorical) * embedding_dim
         if numeric_embedding and numeric:
             self.numeric_embedding = PeriodicEmbeddings(
                 len(numeric),
@@ -406,8 +404,11 @@ class FeatureEmbedding(nn.Module):
                 frequency_init_scale=_FREQUENCY_INIT_SCALE,
                 lite=False,
             )
-            n_out += len(numeric) * (NUMERIC_EMBEDDING_DIM - 1)
-        self.out_features = n_out
+        numeric_width = 1 if self.numeric_embedding is None else NUMERIC_EMBEDDING_DIM
+        categorical_width = 0 if self.table is None else self.table.embedding_dim
+        self.out_features = (
+            len(numeric) * numeric_width + len(categorical) * categorical_width
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         parts = []
