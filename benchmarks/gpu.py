@@ -32,11 +32,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.nn import functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from performance import LR, NETWORK, make_data  # noqa: E402
+from performance import LR, NETWORK, fit_torch_loop, make_data  # noqa: E402
 
 import sk_mmoe  # noqa: E402
 from sk_mmoe import (  # noqa: E402
@@ -46,7 +45,6 @@ from sk_mmoe import (  # noqa: E402
     load_model,
     save_model,
 )
-from sk_mmoe.network import MMoENetwork  # noqa: E402
 
 
 def _synchronize() -> None:
@@ -80,30 +78,6 @@ def fit_estimator(X, Y, device: str, batch_size: int, epochs: int = 2):
         device=device,
         random_state=0,
     ).fit(X, Y)
-
-
-def fit_gpu_loop(
-    X, Y, batch_size: int, epochs: int = 2, device: str = "cuda"
-) -> torch.nn.Module:
-    """A hand-written loop with the data already on the GPU."""
-    torch.manual_seed(0)
-    X_t, Y_t = torch.from_numpy(X).to(device), torch.from_numpy(Y).to(device)
-    module = MMoENetwork(X.shape[1], [2] * Y.shape[1], **NETWORK).to(device)
-    optimizer = torch.optim.Adam(module.parameters(), lr=LR)
-    for _ in range(epochs):
-        order = torch.randperm(X_t.shape[0], device=device)
-        for start in range(0, X_t.shape[0], batch_size):
-            index = order[start : start + batch_size]
-            logits = module(X_t[index])
-            y = Y_t[index]
-            loss = sum(
-                F.cross_entropy(logits[:, k], y[:, k]) for k in range(y.shape[1])
-            )
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            loss.item()
-    return module
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -143,13 +117,13 @@ def main(argv: list[str] | None = None) -> None:
     fit_rows = []
     for batch_size in (1024, 4096):
         fit_estimator(X[:5000], Y[:5000], device, batch_size, 1)  # warm-up
-        fit_gpu_loop(X[:5000], Y[:5000], batch_size, 1, device)
+        fit_torch_loop(X[:5000], Y[:5000], 1, batch_size, device=device)
         gpu, _ = timed(
             lambda b=batch_size: fit_estimator(X, Y, device, b), args.repeats
         )
         cpu, _ = timed(lambda b=batch_size: fit_estimator(X, Y, "cpu", b), args.repeats)
         loop, _ = timed(
-            lambda b=batch_size: fit_gpu_loop(X, Y, b, device=device), args.repeats
+            lambda b=batch_size: fit_torch_loop(X, Y, 2, b, device=device), args.repeats
         )
         fit_rows.append(
             {"batch_size": batch_size, "cuda_s": gpu, "cpu_s": cpu, "gpu_loop_s": loop}

@@ -198,15 +198,17 @@ def fit_torch_loop(
     epochs: int,
     batch_size: int = BATCH_SIZE,
     network: type = MMoENetwork,
+    device: str = "cpu",
 ) -> torch.nn.Module:
-    """The training loop one would write by hand for the same network."""
+    """The training loop one would write by hand for the same network, with
+    the data already on ``device``."""
     torch.manual_seed(0)
-    X_t, Y_t = torch.from_numpy(X), torch.from_numpy(Y)
-    module = network(X.shape[1], [2] * Y.shape[1], **NETWORK)
+    X_t, Y_t = torch.from_numpy(X).to(device), torch.from_numpy(Y).to(device)
+    module = network(X.shape[1], [2] * Y.shape[1], **NETWORK).to(device)
     optimizer = torch.optim.Adam(module.parameters(), lr=LR)
     module.train()
     for _ in range(epochs):
-        order = torch.randperm(X_t.shape[0])
+        order = torch.randperm(X_t.shape[0], device=device)
         for start in range(0, X_t.shape[0], batch_size):
             index = order[start : start + batch_size]
             logits = module(X_t[index])
@@ -800,15 +802,18 @@ def scaling_table(rows: list[dict]) -> str:
     return format_table(header, body)
 
 
-def machine() -> dict:
-    model = platform.processor()
+def cpu_name() -> str:
+    """The CPU model from /proc/cpuinfo (Linux), else what platform knows."""
     with contextlib.suppress(OSError):
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown"
+
+
+def machine() -> dict:
     return {
-        "cpu": model,
+        "cpu": cpu_name(),
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "unset"),

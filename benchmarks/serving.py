@@ -29,7 +29,6 @@ elsewhere; ``--quick`` writes nothing unless ``--out`` is given).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import gc
 import json
 import os
@@ -46,6 +45,9 @@ import torch
 
 import sk_mmoe
 from sk_mmoe import MultiTaskMMoEClassifier, export_onnx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from performance import cpu_name  # noqa: E402
 
 N_FEATURES = 64
 N_TASKS = 3
@@ -110,16 +112,10 @@ def summarize(results: dict) -> dict:
 
 
 def machine() -> dict:
-    model = platform.processor()
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
     import onnxruntime
 
     return {
-        "cpu": model,
+        "cpu": cpu_name(),
         "cpu_count": os.cpu_count(),
         "load_average": os.getloadavg(),
         "python": platform.python_version(),

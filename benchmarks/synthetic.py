@@ -77,6 +77,9 @@ except ImportError:  # run from a source checkout without installing sk_mmoe
     import sk_mmoe
     from sk_mmoe.datasets import make_task_correlation
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from performance import cpu_name  # noqa: E402
+
 # The paper's models for d = 100 inputs: MMoE and OMoE have 8 experts, each
 # one ReLU layer of 16 units; every model has towers of one 8-unit layer.
 # The Shared-Bottom bottom has 113 units, so that bottom and towers have
@@ -473,7 +476,7 @@ def run(args):
         "fits_not_started": n_skipped,
         "fits_stopped": n_stopped,
         "cpu_count": os.cpu_count(),
-        "processor": _cpu_name(),
+        "processor": cpu_name(),
         "python": platform.python_version(),
         "torch": torch.__version__,
         "sk_mmoe": getattr(sk_mmoe, "__version__", "unknown"),
@@ -500,16 +503,6 @@ def _terminate_workers(executor):
         return
     for process in list(getattr(executor, "_processes", {}).values()):
         process.terminate()
-
-
-def _cpu_name():
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 # ---------------------------------------------------------------------------
