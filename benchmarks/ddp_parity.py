@@ -12,7 +12,8 @@ difference of the weights and of the predicted probabilities, the largest
 weight difference between the ranks (0 when DDP all-reduced the gradients),
 and the fit times. Each configuration is run with fully labelled targets and
 with 30% of every task's labels missing. With ``--device cuda`` the workers
-train on ``cuda:LOCAL_RANK`` with nccl (untested where no GPU is available).
+train on ``cuda:LOCAL_RANK`` (modulo the number of GPUs) with nccl, or with
+the backend that ``--backend`` names.
 """
 
 from __future__ import annotations
@@ -131,8 +132,12 @@ def worker(args) -> None:
 
     cuda = args.device == "cuda"
     if cuda:
-        torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))
-    dist.init_process_group(backend="nccl" if cuda else "gloo")
+        # Ranks share the GPUs there are (one GPU: every rank on cuda:0, which
+        # gloo allows and NCCL refuses).
+        index = int(os.environ["LOCAL_RANK"]) % torch.cuda.device_count()
+        torch.cuda.set_device(index)
+        args.device = f"cuda:{index}"
+    dist.init_process_group(backend=args.backend or ("nccl" if cuda else "gloo"))
     rank = dist.get_rank()
     try:
         out = fit_all(args)
@@ -162,6 +167,9 @@ def main() -> None:
     parser.add_argument("--data-seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1, help="torch threads/proc")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument(
+        "--backend", help="process group backend (default: nccl on cuda, else gloo)"
+    )
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -177,7 +185,7 @@ def main() -> None:
         forwarded = [
             f"--{key.replace('_', '-')}={value}"
             for key, value in vars(args).items()
-            if key not in ("worker", "out", "nproc")
+            if key not in ("worker", "out", "nproc") and value is not None
         ]
         command = [
             sys.executable,

@@ -97,7 +97,17 @@ def local_device(device: torch.device) -> torch.device:
     if device.type != "cuda" or device.index is not None or current_world() is None:
         return device
     local_rank = os.environ.get("LOCAL_RANK")
-    index = int(local_rank) if local_rank is not None else torch.cuda.current_device()
+    if local_rank is None:
+        return torch.device("cuda", torch.cuda.current_device())
+    index, visible = int(local_rank), torch.cuda.device_count()
+    if index >= visible:
+        # torch would fail later with "invalid device ordinal", far from the cause.
+        raise ValueError(
+            f"device='cuda' in a data-parallel fit means cuda:LOCAL_RANK, but "
+            f"LOCAL_RANK={index} and this machine has {visible} visible CUDA "
+            f"device(s). Start one process per GPU, or pass an explicit index "
+            f"(device='cuda:0') to share a GPU between processes (gloo backend)."
+        )
     return torch.device("cuda", index)
 
 
