@@ -29,9 +29,11 @@ from sklearn.utils.validation import check_array, check_is_fitted
 from skorch.callbacks import Callback, EarlyStopping
 
 from ._batches import ArrayBatches, BatchIterator
+from ._bias import BiasColumns, BiasedNetwork, BiasTower, main_network
 from ._compat import Interval, StrOptions, fit_context, validate_data
 from ._distributed import agree_seed, local_device
 from ._features import CategoricalEncoder, categorical_mask, feature_names
+from ._ranking import rank_values
 from ._targets import (
     TargetColumns,
     check_not_lazy,
@@ -129,6 +131,8 @@ class BaseMultiTaskMMoE(BaseEstimator):
         "shared_gate": ["boolean"],
         "gate_dropout": [Interval(numbers.Real, 0, 1, closed="left")],
         "dropout": [Interval(numbers.Real, 0, 1, closed="left")],
+        "bias_features": ["array-like", dict, None],
+        "bias_dropout": [Interval(numbers.Real, 0, 1, closed="left")],
         "task_weights": [
             "array-like",
             dict,
@@ -288,6 +292,7 @@ class BaseMultiTaskMMoE(BaseEstimator):
     ) -> BaseMultiTaskMMoE:
         device = local_device(self._check_device())
         check_not_lazy(X, "X")
+        bias, X, X_bias = self._split_bias_columns(X, incremental)
         # Validate everything before touching the fitted state, so that a
         # failed call leaves a fitted model as it was.
         if incremental:
@@ -353,14 +358,21 @@ class BaseMultiTaskMMoE(BaseEstimator):
                     and not sp.issparse(X),
                     numeric_embedding=self._embeds_numbers(X, encoder),
                     sparse_projection=self._projection_width(X, len(tasks)),
+                    bias_columns=bias,
                 )
                 if net.module.scaling is not None:
                     # Rows of weight 0 are as good as absent.
                     rows = X if sample_weight is None else X[sample_weight > 0]
                     net.module.scaling.set_statistics(*_robust_statistics(rows, seed))
+                if bias is not None:
+                    net.module.bias_tower.set_statistics(X_bias)
+        if bias is not None and incremental:
+            net.module_.bias_tower.dropout = self.bias_dropout
+        # The tower reads the bias columns after the main ones.
+        X_train = X if bias is None else np.hstack([X, X_bias])
 
         dataset = ArrayBatches(
-            X,
+            X_train,
             encoded,
             sample_weight,
             sparse_batches=net.module.projection is not None,
@@ -396,6 +408,34 @@ class BaseMultiTaskMMoE(BaseEstimator):
                 encoder=encoder,
             )
         return self
+
+    def _split_bias_columns(
+        self, X: Any, incremental: bool
+    ) -> tuple[BiasColumns | None, Any, np.ndarray | None]:
+        """The ``bias_features`` of a fit, ``X`` without them, and their values."""
+        fitted = getattr(self, "_bias", None) if incremental else None
+        if self.bias_features is None:
+            if fitted is not None:
+                raise ValueError(
+                    "warm_start and partial_fit continue training the fitted "
+                    "network, which has a bias tower; bias_features must stay "
+                    f"{self.bias_features_in_.tolist()} (or refit with "
+                    "warm_start=False)."
+                )
+            return None, X, None
+        if not hasattr(X, "shape"):
+            X = np.asarray(X, dtype=object)
+        if len(X.shape) != 2:
+            raise ValueError(f"X must be 2-D, got shape {X.shape}.")
+        bias = BiasColumns.resolve(self.bias_features, X.shape[1], feature_names(X))
+        if incremental and bias != fitted:
+            raise ValueError(
+                "warm_start and partial_fit continue training the fitted "
+                "network, but bias_features or the columns of X changed since "
+                "the first fit; refit with warm_start=False."
+            )
+        X, values = bias.split(X, required=True)
+        return bias, X, values
 
     def _encode_new_X(self, X: Any) -> tuple[Any, CategoricalEncoder | None]:
         """``X`` of a new fit as float32, with its categorical encoder if any."""
@@ -445,7 +485,7 @@ class BaseMultiTaskMMoE(BaseEstimator):
         description (features, task columns) is that of the first fit.
         """
         self.net_ = net
-        self.module_ = net.module_
+        self.module_ = main_network(net.module_)
         self.history_ = [
             {key: value for key, value in epoch.items() if key != "batches"}
             for epoch in net.history
@@ -463,6 +503,11 @@ class BaseMultiTaskMMoE(BaseEstimator):
         self._tasks = list(tasks)
         self._single_task = bool(single_task)
         self._encoder = encoder
+        self._bias = getattr(net.module_, "columns", None)
+        if self._bias is not None:
+            self.bias_features_in_ = self._bias.described
+        elif hasattr(self, "bias_features_in_"):
+            del self.bias_features_in_
         self.task_names_ = [task.name for task in tasks]
         self.task_types_ = [task.kind for task in tasks]
         self.n_outputs_ = len(tasks)
@@ -577,11 +622,12 @@ class BaseMultiTaskMMoE(BaseEstimator):
         numeric_scaling: bool = False,
         numeric_embedding: bool = False,
         sparse_projection: int | None = None,
+        bias_columns: BiasColumns | None = None,
     ) -> MultiTaskNet:
         """A new, uninitialised skorch net around a new network.
 
         Call it under :func:`~sk_mmoe._training.seeded`: it draws the initial
-        weights.
+        weights. With ``bias_columns``, the network has a bias tower beside it.
         """
         module_params = self._module_params()
         module = MMoENetwork(
@@ -593,6 +639,13 @@ class BaseMultiTaskMMoE(BaseEstimator):
             numeric_embedding=numeric_embedding,
             sparse_projection=sparse_projection,
         )
+        if bias_columns is not None:
+            tower = BiasTower(
+                bias_columns.task_mask([task.name for task in tasks]),
+                max(module.output_sizes),
+                self.bias_dropout,
+            )
+            module = BiasedNetwork(module, tower, bias_columns)
         return MultiTaskNet(
             module=module,
             criterion=criterion,
@@ -876,6 +929,8 @@ class BaseMultiTaskMMoE(BaseEstimator):
         if fitted:
             check_is_fitted(self)
         check_not_lazy(X, "X")
+        if getattr(self, "_bias", None) is not None:
+            X, _ = self._bias.split(X, required=False)
         if self._encoder is not None:
             # Feature names and count, without converting the strings.
             self._check_columns(X)
@@ -1032,6 +1087,59 @@ class BaseMultiTaskMMoE(BaseEstimator):
         """
         X = self._validate_X(X)
         return self._forward(X, gates=True).cpu().numpy().astype(np.float64)
+
+    def rank_score(
+        self, X: Any, weights: Sequence[Any] | Mapping[str, Any]
+    ) -> np.ndarray:
+        """The ranking score of every row: a weighted sum of its task scores.
+
+        The final score of a candidate in a multi-task ranker (Zhao et al.,
+        2019): for instance the click probability plus the expected watch
+        time, weighted by hand. Each task contributes, times its weight, the
+        probability of its positive class (binary task) or its prediction
+        in its own units (regression task); a multiclass task contributes
+        the expected value of its class, from an explicit value per class.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix, DataFrame} of shape (n_samples, n_features)
+            Input features.
+
+        weights : sequence or dict
+            One entry per task, in task order, or a dict by task name (tasks
+            not named count 0): a number for a binary or a regression task;
+            for a multiclass task, a dict from each class to its value or a
+            sequence of one value per class in the order of ``classes_``
+            (also allowed for a binary task).
+
+        Returns
+        -------
+        score : ndarray of shape (n_samples,)
+            The combined scores (float64); sort by them to rank.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sk_mmoe import MultiTaskMMoE
+        >>> rng = np.random.default_rng(0)
+        >>> X = rng.normal(size=(300, 4))
+        >>> click = (X[:, 0] > 0).astype(int)
+        >>> watch_minutes = np.where(click == 1, 5 + X[:, 1], np.nan)
+        >>> model = MultiTaskMMoE(max_epochs=3, random_state=0)
+        >>> model = model.fit(X, np.column_stack([click, watch_minutes]))
+        >>> model.rank_score(X[:3], {"task0": 1.0, "task1": 0.2}).shape
+        (3,)
+        """
+        check_is_fitted(self)
+        values = rank_values(self._tasks, weights)
+        outputs = self._task_outputs(X)
+        score = np.zeros(outputs[0].shape[0])
+        for task, output, value in zip(self._tasks, outputs, values, strict=True):
+            if isinstance(task, ClassificationTask):
+                score += output @ value
+            else:
+                score += value[0] * task.decode(output).astype(np.float64)
+        return score
 
     def _score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
         """Mean over tasks of each task's default score on its labelled rows.

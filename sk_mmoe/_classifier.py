@@ -62,6 +62,8 @@ class MultiTaskMMoEClassifier(ClassifierMixin, BaseMultiTaskMMoE):
         Labels that equal the marker but for their type (``"-1"`` with
         ``-1``) are refused.
 
+{bias}
+
 {training}
 
     Attributes
@@ -127,6 +129,8 @@ class MultiTaskMMoEClassifier(ClassifierMixin, BaseMultiTaskMMoE):
         task_weights: Sequence[float] | Mapping[str, float] | str | None = None,
         class_weight: str | dict | list | None = None,
         missing_label: int | float | str | None = -1,
+        bias_features: Sequence[int | str] | Mapping[str, Any] | None = None,
+        bias_dropout: float = 0.1,
         optimizer: str | type = "adam",
         lr: float = 1e-3,
         weight_decay: float = 1e-4,

@@ -47,6 +47,25 @@ default=None
     Cipolla, 2018; see :class:`~sk_mmoe.weighting.UncertaintyWeights`): the
     fitted weights are in ``task_weights_`` and per epoch in ``history_``."""
 
+BIAS_PARAMETERS = """\
+bias_features : array-like of str or int, dict or None, default=None
+    Columns of ``X`` (names or indices) that explain the training labels
+    but must not drive predictions, such as the position an item was shown
+    in, or the device (Zhao et al., 2019): they feed only a shallow tower
+    (one hidden layer of 16 ReLU units per task) whose output is added to
+    each task's logits (or value) during training, and are left out at
+    prediction, which is thus the debiased one. A dict maps task names to
+    their bias columns; the tower then adds to those tasks only. The
+    columns must hold numbers (NaN for a missing value, which the tower
+    fills with a learned value); ``X`` at prediction may hold them or not.
+    The columns are not part of ``n_features_in_``, ``feature_names_in_``
+    nor of the exported model.
+
+bias_dropout : float, default=0.1
+    During training, replace each bias feature value by the tower's learned
+    fill with this probability, so that the model does not lean on them.
+    Only with ``bias_features``."""
+
 TRAINING_PARAMETERS = """\
 optimizer : {"adam", "adamw", "sgd", "rmsprop", "adagrad"} or \
 torch optimizer class, default="adam"
@@ -176,11 +195,16 @@ task_weights_ : ndarray of shape (n_tasks,)
     ``task_weights``, or the learned ones with ``"uncertainty"``.
 
 n_features_in_ : int
-    Number of features seen during :term:`fit`.
+    Number of features seen during :term:`fit`, the ``bias_features`` left
+    out.
 
 feature_names_in_ : ndarray of shape (`n_features_in_`,)
-    Names of features seen during :term:`fit`. Defined only when `X`
-    has feature names that are all strings.
+    Names of features seen during :term:`fit`, the ``bias_features`` left
+    out. Defined only when `X` has feature names that are all strings.
+
+bias_features_in_ : ndarray
+    The ``bias_features`` columns: their names when `X` had names, else
+    their indices in the `X` of fit. Defined only with ``bias_features``.
 
 module_ : MMoENetwork
     The trained :class:`torch.nn.Module`.
@@ -213,6 +237,7 @@ def fill(template: str, **blocks: str) -> str:
     """
     return template.format(
         architecture=indent(ARCHITECTURE_PARAMETERS),
+        bias=indent(BIAS_PARAMETERS),
         training=indent(TRAINING_PARAMETERS),
         attributes=indent(COMMON_ATTRIBUTES),
         **{name: indent(text) for name, text in blocks.items()},

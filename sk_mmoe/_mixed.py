@@ -63,6 +63,8 @@ class MultiTaskMMoE(BaseMultiTaskMMoE):
         (always missing). A missing entry is left out of its task's loss
         only.
 
+{bias}
+
 {training}
 
     Attributes
@@ -129,6 +131,8 @@ class MultiTaskMMoE(BaseMultiTaskMMoE):
         class_weight: str | dict | list | None = None,
         loss: str = "squared_error",
         missing_label: int | float | str | None = None,
+        bias_features: Sequence[int | str] | Mapping[str, Any] | None = None,
+        bias_dropout: float = 0.1,
         optimizer: str | type = "adam",
         lr: float = 1e-3,
         weight_decay: float = 1e-4,

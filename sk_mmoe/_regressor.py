@@ -56,6 +56,8 @@ class MultiTaskMMoERegressor(RegressorMixin, BaseMultiTaskMMoE):
         Value of ``Y`` that marks a missing target, besides NaN (always
         missing). A missing entry is left out of its task's loss only.
 
+{bias}
+
 {training}
 
     Attributes
@@ -114,6 +116,8 @@ class MultiTaskMMoERegressor(RegressorMixin, BaseMultiTaskMMoE):
         task_weights: Sequence[float] | Mapping[str, float] | str | None = None,
         loss: str = "squared_error",
         missing_target: float | None = None,
+        bias_features: Sequence[int | str] | Mapping[str, Any] | None = None,
+        bias_dropout: float = 0.1,
         optimizer: str | type = "adam",
         lr: float = 1e-3,
         weight_decay: float = 1e-4,

@@ -820,6 +820,7 @@ _REC_PARAMS = {
 _REC_WATCH_NOISE = 0.7  # sigma_w, standard deviation of log watch time
 _REC_AGE_SCALE = 30.0  # mean item age in days
 _REC_POPULARITY_SIGMA = 1.0  # sigma_pi of the log-normal popularity weights
+_REC_RANKER_NOISE = 0.3  # noise of the old ranker's freshness score
 
 
 def _hour_profile(hour: np.ndarray) -> np.ndarray:
@@ -874,6 +875,8 @@ def make_recommendation_tasks(
     click_rate: float = 0.3,
     rate_fraction: float = 0.3,
     share_fraction: float = 0.005,
+    position_bias: float | None = None,
+    n_slots: int = 10,
     return_watch_time: bool = True,
     return_scores: bool = False,
     as_frame: bool = True,
@@ -1026,6 +1029,30 @@ def make_recommendation_tasks(
         Probability, in ``[0, 1]``, that a row has a ``shared`` label,
         whether clicked or not. Real logs have 0.1% to 1%.
 
+    position_bias : float or None, default=None
+        If given (``>= 0``), the log of a ranker that biases its own
+        training data, as in Zhao et al. (2019). The rows come in
+        *requests* of ``n_slots`` rows (row ``r`` belongs to request
+        ``r // n_slots``, the last one possibly shorter), each with one
+        user, hour and device and ``n_slots`` candidate items. An old ranker
+        showed the candidates in slots ``0 .. n_slots - 1`` (0 is the top)
+        by freshness, ``-log(1 + t_r / 30)`` plus Gaussian noise of standard
+        deviation 0.3, whatever the user's taste, and people click the top
+        slots more whatever they hold: the click logit is
+        :math:`\eta_\text{click}(r) - \text{position\_bias}
+        \cdot \log_2(1 + \text{slot}_r)` (the intercept calibrated on
+        it). ``X`` gets the column ``position`` (the slot), and the
+        ``click`` score returned by ``return_scores`` is
+        :math:`\eta_\text{click}` without the slot's term: the true
+        relevance, to evaluate rankings with (for example per request with
+        :func:`~sk_mmoe.metrics.gauc_score`). Item age matters little for
+        clicks (:math:`g_\text{click} = -0.3`), so a model that ignores the
+        slot credits freshness with the slot's effect. ``None`` (default):
+        independent rows, as described above.
+
+    n_slots : int, default=10
+        Rows per request, with ``position_bias``.
+
     return_watch_time : bool, default=True
         If True, ``Y`` has the ``watch_time`` regression column (for
         :class:`~sk_mmoe.MultiTaskMMoE`); if False, only the three binary
@@ -1047,7 +1074,7 @@ def make_recommendation_tasks(
 
     Returns
     -------
-    X : DataFrame or ndarray of shape (n_samples, 6)
+    X : DataFrame or ndarray of shape (n_samples, 6) or (n_samples, 7)
         The features, in this order:
 
         - ``user_id``, ``item_id``: categorical, with categories
@@ -1059,8 +1086,12 @@ def make_recommendation_tasks(
         - ``item_age_days``: float64;
         - ``user_activity``: int64, heavy-tailed.
 
+        - ``position`` (with ``position_bias`` only): int64, the slot the
+          item was shown in, 0 at the top.
+
         With ``as_frame=False``, a float64 array holding the IDs, the hour,
-        the device *code* (0 to 3, in the order above) and the two numbers.
+        the device *code* (0 to 3, in the order above), the two numbers and
+        the position.
 
     Y : DataFrame or ndarray of shape (n_samples, 4) or (n_samples, 3)
         The targets ``click`` (int64, never missing), ``rated_highly`` and
@@ -1129,6 +1160,9 @@ def make_recommendation_tasks(
     )
     rate_fraction = _check_real(rate_fraction, "rate_fraction", min_val=0, max_val=1)
     share_fraction = _check_real(share_fraction, "share_fraction", min_val=0, max_val=1)
+    check_scalar(n_slots, "n_slots", numbers.Integral, min_val=1)
+    if position_bias is not None:
+        position_bias = _check_real(position_bias, "position_bias", min_val=0)
     n_samples, n_users, n_items = int(n_samples), int(n_users), int(n_items)
     n_factors = int(n_factors)
     if as_frame:
@@ -1152,12 +1186,36 @@ def make_recommendation_tasks(
         for _ in range(1 + len(_REC_TASKS))
     ]
 
-    users = rng.choice(n_users, size=n_samples, p=user_weights / user_weights.sum())
-    items = rng.choice(n_items, size=n_samples, p=item_weights / item_weights.sum())
+    user_proba = user_weights / user_weights.sum()
+    item_proba = item_weights / item_weights.sum()
     hour_proba = 1.0 + 0.6 * _hour_profile(np.arange(24.0))
-    hour = rng.choice(24, size=n_samples, p=hour_proba / hour_proba.sum())
-    device = rng.choice(len(_REC_DEVICES), size=n_samples, p=_REC_DEVICE_PROBA)
-    age = rng.exponential(_REC_AGE_SCALE, size=n_samples)
+    hour_proba /= hour_proba.sum()
+    position = None
+    if position_bias is None:
+        users = rng.choice(n_users, size=n_samples, p=user_proba)
+        items = rng.choice(n_items, size=n_samples, p=item_proba)
+        hour = rng.choice(24, size=n_samples, p=hour_proba)
+        device = rng.choice(len(_REC_DEVICES), size=n_samples, p=_REC_DEVICE_PROBA)
+        age = rng.exponential(_REC_AGE_SCALE, size=n_samples)
+    else:
+        # One request per n_slots rows: a user, an hour and a device, and
+        # the candidates in the slots where the old ranker showed them.
+        request = np.arange(n_samples) // n_slots
+        n_requests = int(request[-1]) + 1
+        users = rng.choice(n_users, size=n_requests, p=user_proba)[request]
+        items = rng.choice(n_items, size=n_samples, p=item_proba)
+        hour = rng.choice(24, size=n_requests, p=hour_proba)[request]
+        device = rng.choice(
+            len(_REC_DEVICES), size=n_requests, p=_REC_DEVICE_PROBA
+        )[request]
+        age = rng.exponential(_REC_AGE_SCALE, size=n_samples)
+        # The old ranker favours fresh items, whatever the user's taste.
+        ranker = -np.log1p(age / _REC_AGE_SCALE) + _REC_RANKER_NOISE * (
+            rng.standard_normal(n_samples)
+        )
+        order = np.lexsort((-ranker, request))
+        items, age = items[order], age[order]
+        position = np.arange(n_samples) - request * n_slots
 
     shared_affinity = _rec_affinity(components[0], users, items)
     scores = {}
@@ -1175,12 +1233,15 @@ def make_recommendation_tasks(
         )
         if task != "click":
             scores[task] += params.intercept
-    scores["click"] += _calibrate_intercept(scores["click"], click_rate)
+    # Slot k lowers the click logit by position_bias * log2(1 + k); the
+    # scores returned stay those of the item itself (its true relevance).
+    slot_logit = 0.0 if position is None else -position_bias * np.log2(1.0 + position)
+    scores["click"] += _calibrate_intercept(scores["click"] + slot_logit, click_rate)
 
     def bernoulli(logit: np.ndarray) -> np.ndarray:
         return rng.random_sample(n_samples) < 1.0 / (1.0 + np.exp(-logit))
 
-    click = bernoulli(scores["click"])
+    click = bernoulli(scores["click"] + slot_logit)
     rated = bernoulli(scores["rated_highly"])
     rated_seen = click & (rng.random_sample(n_samples) < rate_fraction)
     shared = bernoulli(scores["shared"])
@@ -1207,12 +1268,15 @@ def make_recommendation_tasks(
                 "user_activity": user_activity,
             }
         )
+        if position is not None:
+            X["position"] = position.astype(np.int64)
         Y = pd.DataFrame({task: targets[task] for task in tasks})
         S = pd.DataFrame({task: scores[task] for task in tasks})
     else:
-        X = np.column_stack([users, items, hour, device, age, user_activity]).astype(
-            np.float64
-        )
+        columns = [users, items, hour, device, age, user_activity]
+        if position is not None:
+            columns.append(position)
+        X = np.column_stack(columns).astype(np.float64)
         Y = np.column_stack([targets[task] for task in tasks]).astype(np.float64)
         S = np.column_stack([scores[task] for task in tasks])
     return (X, Y, S) if return_scores else (X, Y)

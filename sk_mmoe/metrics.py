@@ -34,6 +34,7 @@ from sklearn.metrics import (
     matthews_corrcoef,
     mean_absolute_error,
     mean_squared_error,
+    ndcg_score,
     precision_score,
     r2_score,
     recall_score,
@@ -51,7 +52,7 @@ from ._targets import (
     split_columns,
 )
 
-__all__ = ["multitask_scoring", "task_scorer"]
+__all__ = ["gauc_score", "multitask_scoring", "ndcg_at_k_score", "task_scorer"]
 
 _RESPONSE_METHODS = ("predict", "predict_proba")
 _REGRESSION = "regression"
@@ -930,3 +931,206 @@ def _scoring_dict(
         is_mean = len(tasks) > 1
         scoring[key] = _TaskMeanScorer(scorers) if is_mean else scorers[0]
     return scoring
+
+
+# ---------------------------------------------------------------------------
+# Ranking metrics per group (per user, per request)
+# ---------------------------------------------------------------------------
+
+
+def _grouped(
+    y_true: Any, y_score: Any, groups: Any, sample_weight: Any = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+    """The inputs of a per-group metric as 1-D arrays, rows sorted by group."""
+    if groups is None:
+        raise ValueError(
+            "groups is required: one group id (user, request...) per row, to "
+            "rank the rows of each group among themselves."
+        )
+    y_true = np.asarray(y_true)
+    y_score = np.asarray(y_score, dtype=np.float64)
+    groups = np.asarray(groups)
+    if y_true.ndim != 1 or y_score.ndim != 1 or groups.ndim != 1:
+        raise ValueError(
+            f"y_true, y_score and groups must be 1-D, got shapes {y_true.shape}, "
+            f"{y_score.shape} and {groups.shape}."
+        )
+    check_consistent_length(y_true, y_score, groups)
+    if not np.isfinite(y_score).all():
+        raise ValueError("y_score must be finite.")
+    if sample_weight is not None:
+        sample_weight = np.asarray(sample_weight, dtype=np.float64)
+        check_consistent_length(y_true, sample_weight)
+    _, codes = np.unique(groups, return_inverse=True)
+    order = np.argsort(codes, kind="stable")
+    weights = None if sample_weight is None else sample_weight[order]
+    return y_true[order], y_score[order], codes[order], weights
+
+
+def _group_bounds(codes: np.ndarray) -> list[tuple[int, int]]:
+    """``(start, stop)`` of every group of sorted group codes."""
+    starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]])
+    stops = np.r_[starts[1:], len(codes)]
+    return list(zip(starts.tolist(), stops.tolist(), strict=True))
+
+
+def gauc_score(
+    y_true: Any, y_score: Any, *, groups: Any, sample_weight: Any = None
+) -> float:
+    """Group AUC: the ROC AUC within each group, averaged by group size.
+
+    The metric of recommendation logs (Zhou et al., 2018): a model is judged
+    on how it orders the items shown to one user (or in one request), not
+    on how it orders users against each other. Groups whose rows all have
+    the same label have no AUC and are left out.
+
+    Read more in the :ref:`User Guide <scoring>`.
+
+    Parameters
+    ----------
+    y_true : array-like of shape (n_samples,)
+        Binary labels (the greater of the two values is the positive class).
+
+    y_score : array-like of shape (n_samples,)
+        Scores, greater for the positive class (e.g. the positive class's
+        probability).
+
+    groups : array-like of shape (n_samples,)
+        The group (user, request) of every row.
+
+    sample_weight : array-like of shape (n_samples,), default=None
+        Row weights, within each group's AUC; a group's weight in the
+        average is then the sum of its rows' weights.
+
+    Returns
+    -------
+    score : float
+        The average of the groups' AUCs weighted by their number of rows (or
+        their total weight); NaN, with an
+        :class:`~sklearn.exceptions.UndefinedMetricWarning`, if no group has
+        both classes.
+
+    See Also
+    --------
+    ndcg_at_k_score : Normalised discounted cumulative gain per group.
+    sklearn.metrics.roc_auc_score : The AUC over all rows.
+
+    References
+    ----------
+    .. [1] G. Zhou et al., "Deep Interest Network for Click-Through Rate
+       Prediction", KDD 2018.
+
+    Examples
+    --------
+    >>> from sk_mmoe.metrics import gauc_score
+    >>> y_true = [1, 0, 0, 1, 0, 1]
+    >>> y_score = [0.9, 0.2, 0.1, 0.9, 0.8, 0.6]
+    >>> groups = ["a", "a", "a", "b", "b", "b"]
+    >>> float(gauc_score(y_true, y_score, groups=groups))
+    0.75
+    """
+    y_true, y_score, codes, weights = _grouped(y_true, y_score, groups, sample_weight)
+    classes = np.unique(y_true)
+    if classes.size > 2:
+        raise ValueError(
+            f"gauc_score is for binary labels, got {classes.size} distinct "
+            f"values: {classes.tolist()[:5]}..."
+        )
+    positive = y_true == classes[-1]
+    total, weight_sum = 0.0, 0.0
+    for start, stop in _group_bounds(codes):
+        labels = positive[start:stop]
+        if labels.all() or not labels.any():
+            continue
+        w = None if weights is None else weights[start:stop]
+        group_weight = stop - start if w is None else float(w.sum())
+        total += group_weight * roc_auc_score(
+            labels, y_score[start:stop], sample_weight=w
+        )
+        weight_sum += group_weight
+    if weight_sum == 0:
+        return _undefined("gauc_score is undefined: no group has both classes.")
+    return total / weight_sum
+
+
+def ndcg_at_k_score(
+    y_true: Any,
+    y_score: Any,
+    *,
+    groups: Any,
+    k: int | None = 10,
+    sample_weight: Any = None,
+) -> float:
+    """Normalised discounted cumulative gain of the top ``k`` rows of each group.
+
+    Each group's rows (the items shown to a user, or in a request) are
+    sorted by ``y_score``, and the gains ``y_true`` of the first ``k`` are
+    summed with the discount ``1 / log2(1 + rank)``, then divided by the
+    same sum for the best order (ties in ``y_score`` are averaged, as in
+    :func:`sklearn.metrics.ndcg_score`). Groups whose gains are all zero are
+    left out.
+
+    Read more in the :ref:`User Guide <scoring>`.
+
+    Parameters
+    ----------
+    y_true : array-like of shape (n_samples,)
+        Non-negative gains: 0/1 labels (clicks), or graded relevance.
+
+    y_score : array-like of shape (n_samples,)
+        Scores; rows with greater scores are ranked first.
+
+    groups : array-like of shape (n_samples,)
+        The group (user, request) of every row.
+
+    k : int or None, default=10
+        Only the ``k`` highest-scored rows of a group count; ``None``: all.
+
+    sample_weight : array-like of shape (n_samples,), default=None
+        Row weights; a group's weight in the mean is the mean weight of its
+        rows (the per-row weights of one group are usually equal).
+
+    Returns
+    -------
+    score : float
+        Mean NDCG@k over the groups with a positive gain (weighted by
+        ``sample_weight`` if given); NaN, with an
+        :class:`~sklearn.exceptions.UndefinedMetricWarning`, if no group has
+        one.
+
+    See Also
+    --------
+    gauc_score : ROC AUC per group.
+    sklearn.metrics.ndcg_score : NDCG of 2-D arrays of equal-size groups.
+
+    Examples
+    --------
+    >>> from sk_mmoe.metrics import ndcg_at_k_score
+    >>> y_true = [3, 0, 1, 0, 1, 0]
+    >>> y_score = [0.9, 0.5, 0.1, 0.8, 0.9, 0.1]
+    >>> groups = [0, 0, 0, 1, 1, 1]
+    >>> round(float(ndcg_at_k_score(y_true, y_score, groups=groups, k=2)), 3)
+    0.913
+    """
+    if k is not None and (
+        isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1
+    ):
+        raise ValueError(f"k must be a positive int or None, got {k!r}.")
+    y_true, y_score, codes, weights = _grouped(y_true, y_score, groups, sample_weight)
+    gains = np.asarray(y_true, dtype=np.float64)
+    if not np.isfinite(gains).all() or (gains < 0).any():
+        raise ValueError("y_true must hold finite, non-negative gains.")
+    total, weight_sum = 0.0, 0.0
+    for start, stop in _group_bounds(codes):
+        gain = gains[start:stop]
+        if not gain.any():
+            continue
+        value = ndcg_score(gain[None, :], y_score[None, start:stop], k=k)
+        group_weight = 1.0 if weights is None else float(weights[start:stop].mean())
+        total += group_weight * value
+        weight_sum += group_weight
+    if weight_sum == 0:
+        return _undefined(
+            "ndcg_at_k_score is undefined: no group has a positive gain."
+        )
+    return total / weight_sum
