@@ -307,8 +307,7 @@ def _as_list(columns: Any, name: str) -> list[Any]:
             value, str | numbers.Integral
         ):
             raise ValueError(
-                f"{name} must hold column names (str) or indices (int), got "
-                f"{value!r}."
+                f"{name} must hold column names (str) or indices (int), got {value!r}."
             )
     return values
 

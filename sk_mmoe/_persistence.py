@@ -24,6 +24,7 @@ from sklearn.utils.validation import check_is_fitted
 from skorch.history import History
 
 from ._base import BaseMultiTaskMMoE
+from ._bias import BiasColumns, BiasedNetwork, main_network
 from ._classifier import MultiTaskMMoEClassifier
 from ._features import CategoricalEncoder
 from ._mixed import MultiTaskMMoE
@@ -217,6 +218,7 @@ def save_model(estimator: BaseMultiTaskMMoE, path: _Path) -> None:
         else estimator._encoder.state(),
         "history": _history_to_plain(estimator.history_),
         "module_state": _to_plain(estimator.module_.state_dict(), "module_"),
+        **_bias_content(estimator),
         "criterion_state": _to_plain(
             estimator.net_.criterion_.state_dict(), "the loss"
         ),
@@ -515,6 +517,7 @@ def load_model(
     _check_shapes(
         criterion.state_dict(), content["criterion_state"], "loss state", name
     )
+    bias_columns = _read_bias_columns(content, n_features, name)
     with seeded(0, torch_device):  # The initial weights are overwritten.
         net = estimator._make_net(
             n_features,
@@ -525,10 +528,13 @@ def load_model(
             numeric_scaling,
             numeric_embedding,
             sparse_projection,
+            bias_columns,
         )
         net.initialize()
     try:
-        net.module_.load_state_dict(content["module_state"])
+        main_network(net.module_).load_state_dict(content["module_state"])
+        if bias_columns is not None:
+            net.module_.bias_tower.load_state_dict(content["bias_tower_state"])
         net.criterion_.load_state_dict(content["criterion_state"])
         net.optimizer_.load_state_dict(content["optimizer_state"])
         sparse_state = content["sparse_optimizer_state"]
@@ -555,6 +561,37 @@ def load_model(
         encoder=encoder,
     )
     return estimator
+
+
+def _bias_content(estimator: BaseMultiTaskMMoE) -> dict[str, Any]:
+    """The bias columns and tower of a model that has them (no entry else)."""
+    network = estimator.net_.module_
+    if not isinstance(network, BiasedNetwork):
+        return {}
+    return {
+        "bias_columns": network.columns.state(),
+        "bias_tower_state": _to_plain(
+            network.bias_tower.state_dict(), "the bias tower"
+        ),
+    }
+
+
+def _read_bias_columns(
+    content: dict[str, Any], n_features: int, name: str
+) -> BiasColumns | None:
+    """The bias columns of a file, checked against its features."""
+    state = content.get("bias_columns")
+    if state is None:
+        return None
+    try:
+        columns = BiasColumns.from_state(state)
+    except ValueError as exc:
+        raise ValueError(f"{name} is malformed: {exc}.") from None
+    if columns.n_columns - len(columns.indices) != n_features or not isinstance(
+        content.get("bias_tower_state"), dict
+    ):
+        raise ValueError(f"{name} is malformed: its bias tower does not fit X.")
+    return columns
 
 
 def _read_encoder(state: Any, n_features: int) -> CategoricalEncoder | None:

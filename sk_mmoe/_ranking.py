@@ -48,7 +48,9 @@ def rank_values(tasks: list[Task], weights: Any) -> list[np.ndarray]:
                 f"weights must give one weight per task: the model has "
                 f"{len(tasks)} task(s) {names}, weights has {len(entries)}."
             )
-    values = [_task_values(task, entry) for task, entry in zip(tasks, entries)]
+    values = [
+        _task_values(task, entry) for task, entry in zip(tasks, entries, strict=True)
+    ]
     if not any(v.any() for v in values):
         raise ValueError("weights must not all be zero.")
     return values

@@ -1205,9 +1205,9 @@ def make_recommendation_tasks(
         users = rng.choice(n_users, size=n_requests, p=user_proba)[request]
         items = rng.choice(n_items, size=n_samples, p=item_proba)
         hour = rng.choice(24, size=n_requests, p=hour_proba)[request]
-        device = rng.choice(
-            len(_REC_DEVICES), size=n_requests, p=_REC_DEVICE_PROBA
-        )[request]
+        device = rng.choice(len(_REC_DEVICES), size=n_requests, p=_REC_DEVICE_PROBA)[
+            request
+        ]
         age = rng.exponential(_REC_AGE_SCALE, size=n_samples)
         # The old ranker favours fresh items, whatever the user's taste.
         ranker = -np.log1p(age / _REC_AGE_SCALE) + _REC_RANKER_NOISE * (

@@ -28,6 +28,7 @@ from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
 from ._base import BaseMultiTaskMMoE
+from ._ranking import rank_values
 from ._tasks import ClassificationTask, RegressionTask
 
 __all__ = ["METADATA_KEY", "export_onnx"]
@@ -38,6 +39,8 @@ METADATA_KEY = "sk_mmoe"
 _METADATA_FORMAT = 1
 # Name of the graph's input.
 _INPUT_NAME = "X"
+# Name of the output with the ranking score (with rank_weights).
+_RANK_OUTPUT = "rank_score"
 # The lowest opset the exporter has implementations for; it converts to lower
 # ones after the fact, which may fail or change the graph.
 _MIN_OPSET = 18
@@ -52,7 +55,12 @@ class _ServingModule(nn.Module):
     in the target's units (float64, ``(n,)``) for a regression task.
     """
 
-    def __init__(self, network: nn.Module, tasks: list[Any]) -> None:
+    def __init__(
+        self,
+        network: nn.Module,
+        tasks: list[Any],
+        rank_values: list[Any] | None = None,
+    ) -> None:
         super().__init__()
         self.network = network
         # (is_classification, width) of every task.
@@ -75,6 +83,15 @@ class _ServingModule(nn.Module):
         self.register_buffer(
             "moments", torch.tensor(moments, dtype=torch.float64), persistent=False
         )
+        # The value of every output of every task in the ranking score
+        # (float64, zero-padded), or None without one.
+        self.ranked = rank_values is not None
+        if self.ranked:
+            width = max(len(v) for v in rank_values)
+            table = torch.zeros(len(tasks), width, dtype=torch.float64)
+            for k, values in enumerate(rank_values):
+                table[k, : len(values)] = torch.as_tensor(values)
+            self.register_buffer("rank_values", table, persistent=False)
 
     def forward(self, X: torch.Tensor) -> tuple[torch.Tensor, ...]:
         outputs = self.network(X)
@@ -89,6 +106,15 @@ class _ServingModule(nn.Module):
                 # its precision.
                 mean, scale = self.moments[k, 0], self.moments[k, 1]
                 results.append(outputs[:, k, 0].to(torch.float64) * scale + mean)
+        if self.ranked:
+            score = torch.zeros_like(outputs[:, 0, 0], dtype=torch.float64)
+            for k, (classification, width) in enumerate(self.heads):
+                value = self.rank_values[k, :width]
+                if classification:
+                    score = score + results[k].to(torch.float64) @ value
+                else:
+                    score = score + results[k] * value[0]
+            results.append(score)
         return tuple(results)
 
 
@@ -97,6 +123,7 @@ def export_onnx(
     path: str | os.PathLike | IO[bytes],
     *,
     opset: int | None = None,
+    rank_weights: Any = None,
 ) -> Any:
     """Write a fitted estimator's predictions as an ONNX graph.
 
@@ -113,7 +140,10 @@ def export_onnx(
 
     Under onnxruntime the outputs equal ``predict_proba`` and ``predict``
     within ``1e-5`` (regression: within ``1e-5`` times the task's
-    ``target_scale_``). The model's ``metadata_props`` hold, under the key
+    ``target_scale_``). With ``rank_weights``, a last output,
+    ``"rank_score"``, holds the combined score of
+    :meth:`~sk_mmoe.MultiTaskMMoE.rank_score` (float64 of shape
+    ``(n_samples,)``). The model's ``metadata_props`` hold, under the key
     ``"sk_mmoe"``, a JSON document that describes the tasks, so that a server
     can map the columns to labels (see the Notes).
 
@@ -128,6 +158,12 @@ def export_onnx(
     opset : int, default=None
         ONNX opset version of the graph, at least 18; by default the
         exporter's (20 with PyTorch 2.13).
+    rank_weights : sequence or dict, default=None
+        The ``weights`` of :meth:`~sk_mmoe.MultiTaskMMoE.rank_score`: if
+        given, the graph also outputs the combined ranking score, named
+        ``"rank_score"``, so that a server ranks by one output. Recorded in
+        the metadata under ``rank_weights`` (one list of output values per
+        task).
 
     Returns
     -------
@@ -210,8 +246,17 @@ def export_onnx(
             f"A task is named {_INPUT_NAME!r}, the name of the graph's input; "
             f"rename the task (the column of Y) to export the model."
         )
+    values = None
+    if rank_weights is not None:
+        values = rank_values(estimator._tasks, rank_weights)
+        if _RANK_OUTPUT in names:
+            raise ValueError(
+                f"A task is named {_RANK_OUTPUT!r}, the name of the ranking "
+                f"score's output; rename the task to export it with rank_weights."
+            )
+        names.append(_RANK_OUTPUT)
 
-    module = _serving_module(estimator)
+    module = _serving_module(estimator, values)
     example = torch.zeros(2, estimator.n_features_in_)
     with _quiet_exporter():
         program = torch.onnx.export(
@@ -232,7 +277,10 @@ def export_onnx(
     )
     entry = model.metadata_props.add()
     entry.key = METADATA_KEY
-    entry.value = json.dumps(_metadata(estimator))
+    metadata = _metadata(estimator)
+    if values is not None:
+        metadata["rank_weights"] = [v.tolist() for v in values]
+    entry.value = json.dumps(metadata)
     onnx.checker.check_model(model)
     onnx.save_model(model, path)
     return model
@@ -271,7 +319,9 @@ def _import_onnx():
     return onnx
 
 
-def _serving_module(estimator: BaseMultiTaskMMoE) -> _ServingModule:
+def _serving_module(
+    estimator: BaseMultiTaskMMoE, rank_values: list[Any] | None = None
+) -> _ServingModule:
     """A CPU copy of the fitted network, in eval mode, with the task heads.
 
     The copy gets its tensors straight on the CPU (never a second copy on the
@@ -285,7 +335,7 @@ def _serving_module(estimator: BaseMultiTaskMMoE) -> _ServingModule:
             copied = nn.Parameter(copied, requires_grad=False)
         memo[id(tensor)] = copied
     network = copy.deepcopy(network, memo).eval()
-    return _ServingModule(network, estimator._tasks).eval()
+    return _ServingModule(network, estimator._tasks, rank_values).eval()
 
 
 def _metadata(estimator: BaseMultiTaskMMoE) -> dict[str, Any]:

@@ -15,6 +15,7 @@ Classification tasks are scored with classification metrics (from
 
 from __future__ import annotations
 
+import inspect
 import numbers
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -42,6 +43,7 @@ from sklearn.metrics import (
     root_mean_squared_error,
 )
 from sklearn.utils import check_consistent_length
+from sklearn.utils.metadata_routing import MetadataRequest
 from sklearn.utils.validation import check_is_fitted
 
 from ._composition import final_estimator
@@ -58,6 +60,207 @@ _RESPONSE_METHODS = ("predict", "predict_proba")
 _REGRESSION = "regression"
 
 
+# ---------------------------------------------------------------------------
+# Ranking metrics per group (per user, per request)
+# ---------------------------------------------------------------------------
+
+
+def _grouped(
+    y_true: Any, y_score: Any, groups: Any, sample_weight: Any = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+    """The inputs of a per-group metric as 1-D arrays, rows sorted by group."""
+    if groups is None:
+        raise ValueError(
+            "groups is required: one group id (user, request...) per row, to "
+            "rank the rows of each group among themselves."
+        )
+    y_true = np.asarray(y_true)
+    y_score = np.asarray(y_score, dtype=np.float64)
+    groups = np.asarray(groups)
+    if y_true.ndim != 1 or y_score.ndim != 1 or groups.ndim != 1:
+        raise ValueError(
+            f"y_true, y_score and groups must be 1-D, got shapes {y_true.shape}, "
+            f"{y_score.shape} and {groups.shape}."
+        )
+    check_consistent_length(y_true, y_score, groups)
+    if not np.isfinite(y_score).all():
+        raise ValueError("y_score must be finite.")
+    if sample_weight is not None:
+        sample_weight = np.asarray(sample_weight, dtype=np.float64)
+        check_consistent_length(y_true, sample_weight)
+    _, codes = np.unique(groups, return_inverse=True)
+    order = np.argsort(codes, kind="stable")
+    weights = None if sample_weight is None else sample_weight[order]
+    return y_true[order], y_score[order], codes[order], weights
+
+
+def _group_bounds(codes: np.ndarray) -> list[tuple[int, int]]:
+    """``(start, stop)`` of every group of sorted group codes."""
+    starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]])
+    stops = np.r_[starts[1:], len(codes)]
+    return list(zip(starts.tolist(), stops.tolist(), strict=True))
+
+
+def gauc_score(
+    y_true: Any, y_score: Any, *, groups: Any, sample_weight: Any = None
+) -> float:
+    """Group AUC: the ROC AUC within each group, averaged by group size.
+
+    The metric of recommendation logs (Zhou et al., 2018): a model is judged
+    on how it orders the items shown to one user (or in one request), not
+    on how it orders users against each other. Groups whose rows all have
+    the same label have no AUC and are left out.
+
+    Read more in the :ref:`User Guide <scoring>`.
+
+    Parameters
+    ----------
+    y_true : array-like of shape (n_samples,)
+        Binary labels (the greater of the two values is the positive class).
+
+    y_score : array-like of shape (n_samples,)
+        Scores, greater for the positive class (e.g. the positive class's
+        probability).
+
+    groups : array-like of shape (n_samples,)
+        The group (user, request) of every row.
+
+    sample_weight : array-like of shape (n_samples,), default=None
+        Row weights, within each group's AUC; a group's weight in the
+        average is then the sum of its rows' weights.
+
+    Returns
+    -------
+    score : float
+        The average of the groups' AUCs weighted by their number of rows (or
+        their total weight); NaN, with an
+        :class:`~sklearn.exceptions.UndefinedMetricWarning`, if no group has
+        both classes.
+
+    See Also
+    --------
+    ndcg_at_k_score : Normalised discounted cumulative gain per group.
+    sklearn.metrics.roc_auc_score : The AUC over all rows.
+
+    References
+    ----------
+    .. [1] G. Zhou et al., "Deep Interest Network for Click-Through Rate
+       Prediction", KDD 2018.
+
+    Examples
+    --------
+    >>> from sk_mmoe.metrics import gauc_score
+    >>> y_true = [1, 0, 0, 1, 0, 1]
+    >>> y_score = [0.9, 0.2, 0.1, 0.9, 0.8, 0.6]
+    >>> groups = ["a", "a", "a", "b", "b", "b"]
+    >>> float(gauc_score(y_true, y_score, groups=groups))
+    0.75
+    """
+    y_true, y_score, codes, weights = _grouped(y_true, y_score, groups, sample_weight)
+    classes = np.unique(y_true)
+    if classes.size > 2:
+        raise ValueError(
+            f"gauc_score is for binary labels, got {classes.size} distinct "
+            f"values: {classes.tolist()[:5]}..."
+        )
+    positive = y_true == classes[-1]
+    total, weight_sum = 0.0, 0.0
+    for start, stop in _group_bounds(codes):
+        labels = positive[start:stop]
+        if labels.all() or not labels.any():
+            continue
+        w = None if weights is None else weights[start:stop]
+        group_weight = stop - start if w is None else float(w.sum())
+        total += group_weight * roc_auc_score(
+            labels, y_score[start:stop], sample_weight=w
+        )
+        weight_sum += group_weight
+    if weight_sum == 0:
+        return _undefined("gauc_score is undefined: no group has both classes.")
+    return total / weight_sum
+
+
+def ndcg_at_k_score(
+    y_true: Any,
+    y_score: Any,
+    *,
+    groups: Any,
+    k: int | None = 10,
+    sample_weight: Any = None,
+) -> float:
+    """Normalised discounted cumulative gain of the top ``k`` rows of each group.
+
+    Each group's rows (the items shown to a user, or in a request) are
+    sorted by ``y_score``, and the gains ``y_true`` of the first ``k`` are
+    summed with the discount ``1 / log2(1 + rank)``, then divided by the
+    same sum for the best order (ties in ``y_score`` are averaged, as in
+    :func:`sklearn.metrics.ndcg_score`). Groups whose gains are all zero are
+    left out.
+
+    Read more in the :ref:`User Guide <scoring>`.
+
+    Parameters
+    ----------
+    y_true : array-like of shape (n_samples,)
+        Non-negative gains: 0/1 labels (clicks), or graded relevance.
+
+    y_score : array-like of shape (n_samples,)
+        Scores; rows with greater scores are ranked first.
+
+    groups : array-like of shape (n_samples,)
+        The group (user, request) of every row.
+
+    k : int or None, default=10
+        Only the ``k`` highest-scored rows of a group count; ``None``: all.
+
+    sample_weight : array-like of shape (n_samples,), default=None
+        Row weights; a group's weight in the mean is the mean weight of its
+        rows (the per-row weights of one group are usually equal).
+
+    Returns
+    -------
+    score : float
+        Mean NDCG@k over the groups with a positive gain (weighted by
+        ``sample_weight`` if given); NaN, with an
+        :class:`~sklearn.exceptions.UndefinedMetricWarning`, if no group has
+        one.
+
+    See Also
+    --------
+    gauc_score : ROC AUC per group.
+    sklearn.metrics.ndcg_score : NDCG of 2-D arrays of equal-size groups.
+
+    Examples
+    --------
+    >>> from sk_mmoe.metrics import ndcg_at_k_score
+    >>> y_true = [3, 0, 1, 0, 1, 0]
+    >>> y_score = [0.9, 0.5, 0.1, 0.8, 0.9, 0.1]
+    >>> groups = [0, 0, 0, 1, 1, 1]
+    >>> round(float(ndcg_at_k_score(y_true, y_score, groups=groups, k=2)), 3)
+    0.913
+    """
+    if k is not None and (
+        isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1
+    ):
+        raise ValueError(f"k must be a positive int or None, got {k!r}.")
+    y_true, y_score, codes, weights = _grouped(y_true, y_score, groups, sample_weight)
+    gains = np.asarray(y_true, dtype=np.float64)
+    if not np.isfinite(gains).all() or (gains < 0).any():
+        raise ValueError("y_true must hold finite, non-negative gains.")
+    total, weight_sum = 0.0, 0.0
+    for start, stop in _group_bounds(codes):
+        gain = gains[start:stop]
+        if not gain.any():
+            continue
+        value = ndcg_score(gain[None, :], y_score[None, start:stop], k=k)
+        group_weight = 1.0 if weights is None else float(weights[start:stop].mean())
+        total += group_weight * value
+        weight_sum += group_weight
+    if weight_sum == 0:
+        return _undefined("ndcg_at_k_score is undefined: no group has a positive gain.")
+    return total / weight_sum
+
+
 @dataclass(frozen=True)
 class _Metric:
     """How to compute a named metric from one task's targets and predictions.
@@ -65,9 +268,12 @@ class _Metric:
     ``kind`` is ``"label"`` (compares ``predict`` with the labels),
     ``"ranking"`` (one-vs-rest on ``predict_proba``; undefined with fewer
     than two classes among the labelled rows), ``"probability"`` (the whole
-    ``predict_proba`` row, with every class of the task as labels) or
+    ``predict_proba`` row, with every class of the task as labels),
     ``"regression"`` (compares ``predict`` with the targets of a regression
-    task).
+    task) or ``"relevance"`` (gains against scores: a binary task's labels
+    against its positive class's probability, a regression task's targets
+    against ``predict``). ``grouped`` metrics rank the rows of each group
+    (``groups``) among themselves.
     """
 
     function: Callable[..., float]
@@ -75,14 +281,26 @@ class _Metric:
     sign: float = 1.0
     binary_only: bool = False  # pos_label metrics: binary tasks only
     kwargs: dict = field(default_factory=dict)
+    grouped: bool = False
 
-    @property
-    def response_method(self) -> str:
-        return "predict" if self.kind in ("label", _REGRESSION) else "predict_proba"
+    def response_method(self, task_kind: str) -> str:
+        if self.kind in ("label", _REGRESSION) or (
+            self.kind == "relevance" and task_kind == _REGRESSION
+        ):
+            return "predict"
+        return "predict_proba"
 
     @property
     def for_regression(self) -> bool:
         return self.kind == _REGRESSION
+
+    def applies_to(self, task_kind: str) -> bool:
+        """Whether the metric scores a task of this type."""
+        if self.kind == "relevance":
+            return task_kind in ("binary", _REGRESSION)
+        if self.grouped:
+            return task_kind == "binary"
+        return (task_kind == _REGRESSION) == self.for_regression
 
 
 _METRICS: dict[str, _Metric] = {
@@ -97,6 +315,8 @@ _METRICS: dict[str, _Metric] = {
         roc_auc_score, "ranking", kwargs={"average": "weighted"}
     ),
     "average_precision": _Metric(average_precision_score, "ranking"),
+    "gauc": _Metric(gauc_score, "ranking", binary_only=True, grouped=True),
+    "ndcg": _Metric(ndcg_at_k_score, "relevance", grouped=True),
     "neg_log_loss": _Metric(log_loss, "probability", sign=-1.0),
     "neg_brier_score": _Metric(brier_score_loss, "probability", sign=-1.0),
     "r2": _Metric(r2_score, _REGRESSION),
@@ -212,7 +432,9 @@ class _Evaluation:
     predictions made so far (each response method is called at most once).
     """
 
-    def __init__(self, estimator: Any, X: Any, Y: Any, sample_weight: Any) -> None:
+    def __init__(
+        self, estimator: Any, X: Any, Y: Any, sample_weight: Any, groups: Any = None
+    ) -> None:
         self.estimator = estimator
         self.X = X
         self.columns, self.Y_names, _ = split_columns(Y)
@@ -220,6 +442,7 @@ class _Evaluation:
         self.sample_weight = (
             None if sample_weight is None else np.asarray(sample_weight)
         )
+        self.groups = None if groups is None else np.asarray(groups)
         self._responses: dict[str, Any] = {}
 
     def targets(self, k: int) -> np.ndarray:
@@ -240,6 +463,11 @@ class _Evaluation:
             raise ValueError(
                 f"sample_weight must have shape ({len(y)},), one weight per row "
                 f"of X and Y, got shape {self.sample_weight.shape}."
+            )
+        if self.groups is not None and self.groups.shape != (len(y),):
+            raise ValueError(
+                f"groups must have shape ({len(y)},), one group per row of X and "
+                f"Y, got shape {self.groups.shape}."
             )
         return y
 
@@ -289,7 +517,52 @@ def _undefined(message: str) -> float:
 # ---------------------------------------------------------------------------
 
 
-class _TaskScorer:
+class _ScoreRequests:
+    """Metadata routing of a scorer (scikit-learn's ``set_config(
+    enable_metadata_routing=True)``): ``groups`` is requested by default
+    when a metric ranks per group, and ``set_score_request`` changes it or
+    requests ``sample_weight``.
+    """
+
+    def _needs_groups(self) -> bool:
+        raise NotImplementedError
+
+    def set_score_request(self, **requests: Any) -> Any:
+        """Request metadata for the scorer: ``groups`` and ``sample_weight``.
+
+        Parameters
+        ----------
+        **requests : bool, None or str
+            ``groups=`` and ``sample_weight=``: True to receive it, False not
+            to, or the name under which it is passed (an alias).
+
+        Returns
+        -------
+        self : object
+            The scorer.
+        """
+        unknown = sorted(set(requests) - {"groups", "sample_weight"})
+        if unknown:
+            raise ValueError(
+                f"The scorer takes the metadata groups and sample_weight, got "
+                f"{unknown}."
+            )
+        self._score_requests = {**getattr(self, "_score_requests", {}), **requests}
+        return self
+
+    def get_metadata_routing(self) -> MetadataRequest:
+        """The metadata the scorer requests, for scikit-learn's routing."""
+        request = MetadataRequest(owner=type(self).__name__)
+        defaults = {"groups": True} if self._needs_groups() else {}
+        for param, alias in {
+            **defaults,
+            **getattr(self, "_score_requests", {}),
+        }.items():
+            request.score.add_request(param=param, alias=alias)
+        return request
+
+
+class _TaskScorer(_ScoreRequests):
     """``scorer(estimator, X, Y)``: one metric on one task's labelled rows."""
 
     def __init__(
@@ -323,8 +596,21 @@ class _TaskScorer:
         args.extend(f"{key}={value!r}" for key, value in self.metric_kwargs.items())
         return f"task_scorer({', '.join(args)})"
 
+    def _needs_groups(self) -> bool:
+        if isinstance(self.metric, str):
+            return _METRICS[self.metric].grouped
+        try:
+            return "groups" in inspect.signature(self.metric).parameters
+        except (TypeError, ValueError):
+            return False
+
     def __call__(
-        self, estimator: Any, X: Any, Y: Any, sample_weight: Any = None
+        self,
+        estimator: Any,
+        X: Any,
+        Y: Any,
+        sample_weight: Any = None,
+        groups: Any = None,
     ) -> float:
         """Score ``estimator`` on task ``task`` of ``(X, Y)``.
 
@@ -338,13 +624,17 @@ class _TaskScorer:
             True targets, with missing entries as in ``fit``.
         sample_weight : array-like of shape (n_samples,), default=None
             Sample weights, restricted to the task's labelled rows.
+        groups : array-like of shape (n_samples,), default=None
+            The group (user, request) of every row, for the metrics that rank
+            per group (``"gauc"``, ``"ndcg"``, a callable with a ``groups``
+            parameter); restricted to the task's labelled rows.
 
         Returns
         -------
         score : float
             The score (greater is better), NaN if undefined on these rows.
         """
-        return self._score(_Evaluation(estimator, X, Y, sample_weight))
+        return self._score(_Evaluation(estimator, X, Y, sample_weight, groups))
 
     def _score(self, evaluation: _Evaluation, k: int | None = None) -> float:
         """Score task ``k`` (default: the scorer's task) of ``evaluation``."""
@@ -358,10 +648,11 @@ class _TaskScorer:
             return _undefined(
                 f"Task {name!r} has no labelled row to score {self.name} on."
             )
-        method = self._response_method()
+        method = self._response_method(kind)
         response = evaluation.response(method, k)[labelled]
         sample_weight = evaluation.sample_weight
         weights = None if sample_weight is None else sample_weight[labelled]
+        groups = None if evaluation.groups is None else evaluation.groups[labelled]
         if kind == _REGRESSION:
             y_true = _as_float(y[labelled], name, "Y")
             response = _as_float(response, name, "the prediction")
@@ -374,7 +665,7 @@ class _TaskScorer:
             if method == "predict":
                 response = np.asarray(response.tolist())
         if isinstance(self.metric, str):
-            value = self._named_metric(y_true, response, classes, name, weights)
+            value = self._named_metric(y_true, response, classes, name, weights, groups)
         else:
             if method == "predict_proba" and len(classes) == 2:
                 # As scikit-learn's scorers: the positive class's column.
@@ -383,20 +674,29 @@ class _TaskScorer:
             kwargs = dict(self.metric_kwargs)
             if weights is not None:
                 kwargs["sample_weight"] = weights
+            if groups is not None:
+                kwargs["groups"] = groups
             value = self.metric(y_true, response, **kwargs)
             value = value if self.greater_is_better else -value
         return float(value)
 
-    def _response_method(self) -> str:
+    def _response_method(self, task_kind: str) -> str:
         if isinstance(self.metric, str):
-            return _METRICS[self.metric].response_method
+            return _METRICS[self.metric].response_method(task_kind)
         return self.response_method
 
     def _check_task_type(self, name: str, kind: str) -> None:
         """A classification metric for a regression task is a mistake, and
         vice versa."""
         is_regression = kind == _REGRESSION
-        if isinstance(self.metric, str):
+        if isinstance(self.metric, str) and _METRICS[self.metric].grouped:
+            if not _METRICS[self.metric].applies_to(kind):
+                kinds = "binary" if self.metric == "gauc" else "binary and regression"
+                raise ValueError(
+                    f"{self.metric!r} scores {kinds} tasks, but task {name!r} is "
+                    f"a {kind} task."
+                )
+        elif isinstance(self.metric, str):
             if _METRICS[self.metric].for_regression != is_regression:
                 task = "a regression" if is_regression else f"a {kind} classification"
                 raise ValueError(
@@ -419,9 +719,29 @@ class _TaskScorer:
         classes: np.ndarray | None,
         name: str,
         weights: np.ndarray | None,
+        groups: np.ndarray | None = None,
     ) -> float:
         metric = _METRICS[self.metric]
         kwargs = {**metric.kwargs, **self.metric_kwargs}
+        if metric.grouped:
+            if groups is None:
+                raise ValueError(
+                    f"{self.metric!r} ranks the rows of each group: pass groups "
+                    f"(one per row of X) to the scorer; in a search or "
+                    f"cross-validation, enable scikit-learn's metadata routing "
+                    f"(sklearn.set_config(enable_metadata_routing=True)) and "
+                    f"pass groups to fit or in params."
+                )
+            kwargs["groups"] = groups
+        if metric.kind == "relevance":
+            if classes is not None:
+                # A binary task: its labels are the gains (1 for the positive
+                # class), its positive class's probability the score.
+                pos_label = kwargs.pop("pos_label", classes[1])
+                pos = _encode(np.array([pos_label]), classes, name)[0]
+                y_true = (_encode(y_true, classes, name) == pos).astype(np.float64)
+                response = response[:, pos]
+            return metric.function(y_true, response, sample_weight=weights, **kwargs)
         if metric.kind == _REGRESSION:
             return metric.sign * metric.function(
                 y_true, response, sample_weight=weights, **kwargs
@@ -490,7 +810,7 @@ class _TaskScorer:
         )
 
 
-class _TaskMeanScorer:
+class _TaskMeanScorer(_ScoreRequests):
     """``scorer(estimator, X, Y)``: the mean of task scorers of one metric.
 
     NaN if any task's score is NaN: the mean over the tasks is undefined
@@ -503,10 +823,18 @@ class _TaskMeanScorer:
     def __repr__(self) -> str:
         return f"mean({', '.join(map(repr, self.scorers))})"
 
+    def _needs_groups(self) -> bool:
+        return any(scorer._needs_groups() for scorer in self.scorers)
+
     def __call__(
-        self, estimator: Any, X: Any, Y: Any, sample_weight: Any = None
+        self,
+        estimator: Any,
+        X: Any,
+        Y: Any,
+        sample_weight: Any = None,
+        groups: Any = None,
     ) -> float:
-        evaluation = _Evaluation(estimator, X, Y, sample_weight)
+        evaluation = _Evaluation(estimator, X, Y, sample_weight, groups)
         return float(np.mean([scorer._score(evaluation) for scorer in self.scorers]))
 
 
@@ -540,7 +868,7 @@ def _layout(
     return entries
 
 
-class _MultiTaskScorer:
+class _MultiTaskScorer(_ScoreRequests):
     """``scorer(estimator, X, Y) -> dict``: metrics on the fitted tasks.
 
     Each metric scores every task of its kind (classification metrics the
@@ -557,8 +885,16 @@ class _MultiTaskScorer:
         metrics = self.metrics[0] if len(self.metrics) == 1 else self.metrics
         return f"multitask_scoring({metrics!r}{mean})"
 
+    def _needs_groups(self) -> bool:
+        return any(_METRICS[metric].grouped for metric in self.metrics)
+
     def __call__(
-        self, estimator: Any, X: Any, Y: Any, sample_weight: Any = None
+        self,
+        estimator: Any,
+        X: Any,
+        Y: Any,
+        sample_weight: Any = None,
+        groups: Any = None,
     ) -> dict[str, float]:
         """Score every fitted task of ``estimator`` on ``(X, Y)``.
 
@@ -572,6 +908,8 @@ class _MultiTaskScorer:
             True targets, with missing entries as in ``fit``.
         sample_weight : array-like of shape (n_samples,), default=None
             Sample weights, restricted to each task's labelled rows.
+        groups : array-like of shape (n_samples,), default=None
+            The group of every row, for the metrics that rank per group.
 
         Returns
         -------
@@ -579,7 +917,7 @@ class _MultiTaskScorer:
             ``{"<metric>_<task>": score}`` by the fitted task names, and
             ``"<metric>_mean"`` for each metric that scores several tasks.
         """
-        evaluation = _Evaluation(estimator, X, Y, sample_weight)
+        evaluation = _Evaluation(estimator, X, Y, sample_weight, groups)
         tasks = evaluation.tasks
         plan = {}
         for metric in self.metrics:
@@ -587,7 +925,7 @@ class _MultiTaskScorer:
             plan[metric] = [
                 k
                 for k, kind in enumerate(tasks.types)
-                if (kind == _REGRESSION) == for_regression
+                if _METRICS[metric].applies_to(kind)
             ]
             if not plan[metric]:
                 raise ValueError(
@@ -931,206 +1269,3 @@ def _scoring_dict(
         is_mean = len(tasks) > 1
         scoring[key] = _TaskMeanScorer(scorers) if is_mean else scorers[0]
     return scoring
-
-
-# ---------------------------------------------------------------------------
-# Ranking metrics per group (per user, per request)
-# ---------------------------------------------------------------------------
-
-
-def _grouped(
-    y_true: Any, y_score: Any, groups: Any, sample_weight: Any = None
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
-    """The inputs of a per-group metric as 1-D arrays, rows sorted by group."""
-    if groups is None:
-        raise ValueError(
-            "groups is required: one group id (user, request...) per row, to "
-            "rank the rows of each group among themselves."
-        )
-    y_true = np.asarray(y_true)
-    y_score = np.asarray(y_score, dtype=np.float64)
-    groups = np.asarray(groups)
-    if y_true.ndim != 1 or y_score.ndim != 1 or groups.ndim != 1:
-        raise ValueError(
-            f"y_true, y_score and groups must be 1-D, got shapes {y_true.shape}, "
-            f"{y_score.shape} and {groups.shape}."
-        )
-    check_consistent_length(y_true, y_score, groups)
-    if not np.isfinite(y_score).all():
-        raise ValueError("y_score must be finite.")
-    if sample_weight is not None:
-        sample_weight = np.asarray(sample_weight, dtype=np.float64)
-        check_consistent_length(y_true, sample_weight)
-    _, codes = np.unique(groups, return_inverse=True)
-    order = np.argsort(codes, kind="stable")
-    weights = None if sample_weight is None else sample_weight[order]
-    return y_true[order], y_score[order], codes[order], weights
-
-
-def _group_bounds(codes: np.ndarray) -> list[tuple[int, int]]:
-    """``(start, stop)`` of every group of sorted group codes."""
-    starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]])
-    stops = np.r_[starts[1:], len(codes)]
-    return list(zip(starts.tolist(), stops.tolist(), strict=True))
-
-
-def gauc_score(
-    y_true: Any, y_score: Any, *, groups: Any, sample_weight: Any = None
-) -> float:
-    """Group AUC: the ROC AUC within each group, averaged by group size.
-
-    The metric of recommendation logs (Zhou et al., 2018): a model is judged
-    on how it orders the items shown to one user (or in one request), not
-    on how it orders users against each other. Groups whose rows all have
-    the same label have no AUC and are left out.
-
-    Read more in the :ref:`User Guide <scoring>`.
-
-    Parameters
-    ----------
-    y_true : array-like of shape (n_samples,)
-        Binary labels (the greater of the two values is the positive class).
-
-    y_score : array-like of shape (n_samples,)
-        Scores, greater for the positive class (e.g. the positive class's
-        probability).
-
-    groups : array-like of shape (n_samples,)
-        The group (user, request) of every row.
-
-    sample_weight : array-like of shape (n_samples,), default=None
-        Row weights, within each group's AUC; a group's weight in the
-        average is then the sum of its rows' weights.
-
-    Returns
-    -------
-    score : float
-        The average of the groups' AUCs weighted by their number of rows (or
-        their total weight); NaN, with an
-        :class:`~sklearn.exceptions.UndefinedMetricWarning`, if no group has
-        both classes.
-
-    See Also
-    --------
-    ndcg_at_k_score : Normalised discounted cumulative gain per group.
-    sklearn.metrics.roc_auc_score : The AUC over all rows.
-
-    References
-    ----------
-    .. [1] G. Zhou et al., "Deep Interest Network for Click-Through Rate
-       Prediction", KDD 2018.
-
-    Examples
-    --------
-    >>> from sk_mmoe.metrics import gauc_score
-    >>> y_true = [1, 0, 0, 1, 0, 1]
-    >>> y_score = [0.9, 0.2, 0.1, 0.9, 0.8, 0.6]
-    >>> groups = ["a", "a", "a", "b", "b", "b"]
-    >>> float(gauc_score(y_true, y_score, groups=groups))
-    0.75
-    """
-    y_true, y_score, codes, weights = _grouped(y_true, y_score, groups, sample_weight)
-    classes = np.unique(y_true)
-    if classes.size > 2:
-        raise ValueError(
-            f"gauc_score is for binary labels, got {classes.size} distinct "
-            f"values: {classes.tolist()[:5]}..."
-        )
-    positive = y_true == classes[-1]
-    total, weight_sum = 0.0, 0.0
-    for start, stop in _group_bounds(codes):
-        labels = positive[start:stop]
-        if labels.all() or not labels.any():
-            continue
-        w = None if weights is None else weights[start:stop]
-        group_weight = stop - start if w is None else float(w.sum())
-        total += group_weight * roc_auc_score(
-            labels, y_score[start:stop], sample_weight=w
-        )
-        weight_sum += group_weight
-    if weight_sum == 0:
-        return _undefined("gauc_score is undefined: no group has both classes.")
-    return total / weight_sum
-
-
-def ndcg_at_k_score(
-    y_true: Any,
-    y_score: Any,
-    *,
-    groups: Any,
-    k: int | None = 10,
-    sample_weight: Any = None,
-) -> float:
-    """Normalised discounted cumulative gain of the top ``k`` rows of each group.
-
-    Each group's rows (the items shown to a user, or in a request) are
-    sorted by ``y_score``, and the gains ``y_true`` of the first ``k`` are
-    summed with the discount ``1 / log2(1 + rank)``, then divided by the
-    same sum for the best order (ties in ``y_score`` are averaged, as in
-    :func:`sklearn.metrics.ndcg_score`). Groups whose gains are all zero are
-    left out.
-
-    Read more in the :ref:`User Guide <scoring>`.
-
-    Parameters
-    ----------
-    y_true : array-like of shape (n_samples,)
-        Non-negative gains: 0/1 labels (clicks), or graded relevance.
-
-    y_score : array-like of shape (n_samples,)
-        Scores; rows with greater scores are ranked first.
-
-    groups : array-like of shape (n_samples,)
-        The group (user, request) of every row.
-
-    k : int or None, default=10
-        Only the ``k`` highest-scored rows of a group count; ``None``: all.
-
-    sample_weight : array-like of shape (n_samples,), default=None
-        Row weights; a group's weight in the mean is the mean weight of its
-        rows (the per-row weights of one group are usually equal).
-
-    Returns
-    -------
-    score : float
-        Mean NDCG@k over the groups with a positive gain (weighted by
-        ``sample_weight`` if given); NaN, with an
-        :class:`~sklearn.exceptions.UndefinedMetricWarning`, if no group has
-        one.
-
-    See Also
-    --------
-    gauc_score : ROC AUC per group.
-    sklearn.metrics.ndcg_score : NDCG of 2-D arrays of equal-size groups.
-
-    Examples
-    --------
-    >>> from sk_mmoe.metrics import ndcg_at_k_score
-    >>> y_true = [3, 0, 1, 0, 1, 0]
-    >>> y_score = [0.9, 0.5, 0.1, 0.8, 0.9, 0.1]
-    >>> groups = [0, 0, 0, 1, 1, 1]
-    >>> round(float(ndcg_at_k_score(y_true, y_score, groups=groups, k=2)), 3)
-    0.913
-    """
-    if k is not None and (
-        isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1
-    ):
-        raise ValueError(f"k must be a positive int or None, got {k!r}.")
-    y_true, y_score, codes, weights = _grouped(y_true, y_score, groups, sample_weight)
-    gains = np.asarray(y_true, dtype=np.float64)
-    if not np.isfinite(gains).all() or (gains < 0).any():
-        raise ValueError("y_true must hold finite, non-negative gains.")
-    total, weight_sum = 0.0, 0.0
-    for start, stop in _group_bounds(codes):
-        gain = gains[start:stop]
-        if not gain.any():
-            continue
-        value = ndcg_score(gain[None, :], y_score[None, start:stop], k=k)
-        group_weight = 1.0 if weights is None else float(weights[start:stop].mean())
-        total += group_weight * value
-        weight_sum += group_weight
-    if weight_sum == 0:
-        return _undefined(
-            "ndcg_at_k_score is undefined: no group has a positive gain."
-        )
-    return total / weight_sum
