@@ -35,7 +35,7 @@ def rank_values(tasks: list[Task], weights: Any) -> list[np.ndarray]:
                 f"weights names unknown tasks {unknown}; the tasks are {names}."
             )
         named = {str(k): v for k, v in weights.items()}
-        entries = [named.get(name, 0.0) for name in names]
+        entries = [named.get(name) for name in names]
     elif isinstance(weights, str) or not hasattr(weights, "__len__"):
         raise ValueError(
             f"weights must be a sequence of one weight per task or a dict by task "
@@ -57,6 +57,8 @@ def rank_values(tasks: list[Task], weights: Any) -> list[np.ndarray]:
 
 
 def _task_values(task: Task, entry: Any) -> np.ndarray:
+    if entry is None:  # a task a dict leaves out
+        return np.zeros(task.n_outputs)
     if _is_number(entry):
         if isinstance(task, ClassificationTask):
             if task.kind != "binary" or task.n_outputs != 2:

@@ -670,3 +670,37 @@ def test_recommendation_invalid_types():
         datasets.make_recommendation_tasks(10.5)
     with pytest.raises(TypeError, match="task_correlation"):
         datasets.make_recommendation_tasks(10, task_correlation="high")
+
+
+def test_recommendation_position_bias():
+    X, Y, S = datasets.make_recommendation_tasks(
+        6000,
+        position_bias=1.0,
+        n_slots=8,
+        click_rate=0.3,
+        return_scores=True,
+        random_state=0,
+    )
+    assert list(X.columns)[-1] == "position" and X.position.dtype == np.int64
+    request = np.arange(6000) // 8
+    np.testing.assert_array_equal(X.position, np.arange(6000) - 8 * request)
+    # One user, hour and device per request.
+    for column in ("user_id", "hour", "device"):
+        assert (X.groupby(request)[column].nunique() == 1).all()
+    # The old ranker showed fresh items first, and top slots get more clicks
+    # at the same true relevance.
+    assert X.groupby("position").item_age_days.mean().is_monotonic_increasing
+    slot = X.position.to_numpy()
+    assert Y.click[slot == 0].mean() > 2 * Y.click[slot == 7].mean()
+    relevance = 1 / (1 + np.exp(-S.click))
+    assert relevance[slot == 0].mean() < 1.5 * relevance[slot == 7].mean()
+    assert Y.click.mean() == pytest.approx(0.3, abs=0.03)
+    # Without a slot effect, clicks follow the returned scores alone.
+    X0, Y0 = datasets.make_recommendation_tasks(6000, position_bias=0.0, random_state=0)
+    assert abs(Y0.click[X0.position == 0].mean() - Y0.click.mean()) < 0.05
+    Xa, _ = datasets.make_recommendation_tasks(
+        100, position_bias=0.5, as_frame=False, random_state=0
+    )
+    assert Xa.shape == (100, 7)
+    with pytest.raises(ValueError, match="position_bias"):
+        datasets.make_recommendation_tasks(100, position_bias=-1.0)

@@ -316,3 +316,29 @@ def test_categorical_features_are_codes_described_in_metadata():
     np.testing.assert_allclose(proba, model.predict_proba(X_new)[0], atol=1e-5)
     expected = model.predict(X_new)[:, 1].astype(np.float64)
     np.testing.assert_allclose(prediction, expected, atol=1e-5 * model.target_scale_[1])
+
+
+@needs_onnx
+def test_rank_score_output_and_bias_tower():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(120, N_FEATURES))
+    position = rng.integers(0, 5, 120)
+    click = (X[:, 0] > 0.3 * position - 0.5).astype(float)
+    watch = np.where(click == 1, 30 + 5 * X[:, 1], np.nan)
+    Y = np.column_stack([click, watch])
+    model = MultiTaskMMoE(bias_features=[N_FEATURES], **TINY).fit(
+        np.column_stack([X, position]), Y
+    )
+    weights = {"task0": 1.0, "task1": 0.01}
+    buffer = io.BytesIO()
+    export_onnx(model, buffer, rank_weights=weights)
+    session = onnxruntime.InferenceSession(buffer.getvalue())
+    assert [o.name for o in session.get_outputs()] == ["task0", "task1", "rank_score"]
+    # The graph reads the main columns only: no bias column.
+    assert session.get_inputs()[0].shape[1] == N_FEATURES
+    outputs = session.run(None, {"X": X.astype(np.float32)})
+    np.testing.assert_allclose(outputs[2], model.rank_score(X, weights), atol=1e-5)
+    meta = json.loads(session.get_modelmeta().custom_metadata_map[METADATA_KEY])
+    assert meta["rank_weights"] == [[0.0, 1.0], [0.01]]
+    with pytest.raises(ValueError, match="one weight per task"):
+        export_onnx(model, io.BytesIO(), rank_weights=[1.0])

@@ -4,6 +4,7 @@ import warnings
 
 import numpy as np
 import pytest
+import sklearn
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.exceptions import UndefinedMetricWarning
 from sklearn.linear_model import LogisticRegression, Ridge
@@ -19,20 +20,26 @@ from sklearn.metrics import (
     mean_absolute_error,
     mean_squared_error,
     median_absolute_error,
+    ndcg_score,
     precision_score,
     r2_score,
     recall_score,
     roc_auc_score,
     root_mean_squared_error,
 )
-from sklearn.model_selection import GridSearchCV, KFold, cross_validate
+from sklearn.model_selection import GridSearchCV, GroupKFold, KFold, cross_validate
 from sklearn.multioutput import MultiOutputClassifier, MultiOutputRegressor
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from sk_mmoe import MultiTaskMMoE, MultiTaskMMoEClassifier, MultiTaskMMoERegressor
 from sk_mmoe.datasets import make_task_correlation
-from sk_mmoe.metrics import multitask_scoring, task_scorer
+from sk_mmoe.metrics import (
+    gauc_score,
+    multitask_scoring,
+    ndcg_at_k_score,
+    task_scorer,
+)
 
 pd = pytest.importorskip("pandas")
 
@@ -929,3 +936,123 @@ def test_mixed_model_in_a_pipeline_with_metrics_by_task():
         scores["neg_mean_squared_error_watch_time"]
     )
     assert scores["neg_mean_squared_error_watch_time"] < 0
+
+
+# ---------------------------------------------------------------------------
+# Ranking metrics per group
+# ---------------------------------------------------------------------------
+
+
+def test_gauc_score_is_the_size_weighted_mean_of_the_group_aucs():
+    rng = np.random.default_rng(0)
+    groups = np.repeat([3, 1, 2, 7], [10, 20, 5, 8])
+    y = rng.integers(0, 2, groups.size)
+    y[groups == 7] = 1  # a single class: left out
+    score = rng.random(groups.size)
+    expected = [
+        (np.sum(groups == g), roc_auc_score(y[groups == g], score[groups == g]))
+        for g in (1, 2, 3)
+    ]
+    weights = np.array([n for n, _ in expected], dtype=float)
+    aucs = np.array([a for _, a in expected])
+    assert gauc_score(y, score, groups=groups) == pytest.approx(
+        np.sum(weights * aucs) / weights.sum()
+    )
+    with pytest.warns(UndefinedMetricWarning):
+        assert np.isnan(gauc_score([1, 1], [0.1, 0.2], groups=[0, 0]))
+    with pytest.raises(ValueError, match="groups is required"):
+        gauc_score(y, score, groups=None)
+
+
+def test_ndcg_at_k_score_matches_scikit_learn_per_group():
+    rng = np.random.default_rng(1)
+    gains = rng.integers(0, 4, (3, 6)).astype(float)
+    scores = rng.random((3, 6))
+    expected = np.mean(
+        [ndcg_score(gains[i : i + 1], scores[i : i + 1], k=3) for i in range(3)]
+    )
+    groups = np.repeat([0, 1, 2], 6)
+    order = rng.permutation(18)  # rows of a group need not be together
+    value = ndcg_at_k_score(
+        gains.ravel()[order], scores.ravel()[order], groups=groups[order], k=3
+    )
+    assert value == pytest.approx(expected)
+    with pytest.raises(ValueError, match="k must be a positive int"):
+        ndcg_at_k_score(gains.ravel(), scores.ravel(), groups=groups, k=0)
+    with pytest.raises(ValueError, match="non-negative gains"):
+        ndcg_at_k_score(-gains.ravel(), scores.ravel(), groups=groups)
+
+
+def _grouped_model():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(240, 4))
+    Y = np.column_stack([X[:, 0] > 0, X[:, 1] + X[:, 2] > 0]).astype(int)
+    groups = np.repeat(np.arange(24), 10)
+    return X, Y, groups
+
+
+def test_grouped_scorers_per_task():
+    X, Y, groups = _grouped_model()
+    clf = MultiTaskMMoEClassifier(max_epochs=2, random_state=0).fit(X, Y)
+    proba = clf.predict_proba(X)
+    assert task_scorer("gauc", 1)(clf, X, Y, groups=groups) == pytest.approx(
+        gauc_score(Y[:, 1], proba[1][:, 1], groups=groups)
+    )
+    assert task_scorer("ndcg", 0, k=3)(clf, X, Y, groups=groups) == pytest.approx(
+        ndcg_at_k_score(Y[:, 0], proba[0][:, 1], groups=groups, k=3)
+    )
+    callable_scorer = task_scorer(gauc_score, 1, response_method="predict_proba")
+    assert callable_scorer(clf, X, Y, groups=groups) == pytest.approx(
+        gauc_score(Y[:, 1], proba[1][:, 1], groups=groups)
+    )
+    with pytest.raises(ValueError, match="enable_metadata_routing"):
+        task_scorer("gauc", 0)(clf, X, Y)
+
+
+def test_grouped_scorers_in_grid_search_with_group_kfold():
+    X, Y, groups = _grouped_model()
+    scoring = multitask_scoring({0: ["gauc", "roc_auc"], 1: "ndcg"})
+    search = GridSearchCV(
+        MultiTaskMMoEClassifier(max_epochs=1, random_state=0),
+        {"n_experts": [1, 2]},
+        cv=GroupKFold(2),
+        scoring=scoring,
+        refit="gauc_task0",
+    )
+    with sklearn.config_context(enable_metadata_routing=True):
+        search.fit(X, Y, groups=groups)
+    scores = search.cv_results_["split0_test_gauc_task0"]
+    assert np.all((scores >= 0) & (scores <= 1))
+    # The scorer got each test fold's groups: recompute one by hand.
+    train, test = next(GroupKFold(2).split(X, Y, groups))
+    model = MultiTaskMMoEClassifier(max_epochs=1, random_state=0, n_experts=1)
+    model.fit(X[train], Y[train])
+    expected = gauc_score(
+        Y[test, 0], model.predict_proba(X[test])[0][:, 1], groups=groups[test]
+    )
+    assert scores[0] == pytest.approx(expected)
+
+
+def test_grouped_metrics_request_groups_by_default():
+    with sklearn.config_context(enable_metadata_routing=True):
+        assert task_scorer("gauc", 0).get_metadata_routing().score.requests == {
+            "groups": True
+        }
+        assert task_scorer("roc_auc", 0).get_metadata_routing().score.requests == {}
+        scorer = multitask_scoring(["ndcg"]).set_score_request(groups="user")
+        assert scorer.get_metadata_routing().score.requests == {"groups": "user"}
+
+
+def test_multitask_scoring_ndcg_scores_binary_and_regression_tasks():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 3))
+    Y = np.column_stack([(X[:, 0] > 0), np.abs(X[:, 1]) + 1, rng.integers(0, 3, 200)])
+    model = MultiTaskMMoE(
+        task_types=["binary", "regression", "multiclass"], max_epochs=1, random_state=0
+    ).fit(X, Y)
+    scores = multitask_scoring(["ndcg"])(
+        model, X, Y, groups=np.repeat(np.arange(20), 10)
+    )
+    assert list(scores) == ["ndcg_task0", "ndcg_task1", "ndcg_mean"]
+    with pytest.raises(ValueError, match="scores binary and regression tasks"):
+        task_scorer("ndcg", 2)(model, X, Y, groups=np.zeros(200))
