@@ -1021,6 +1021,12 @@ def task_scorer(
           that greater is better; ``"log_loss"`` and ``"brier_score_loss"``
           are accepted for them).
 
+        Ranking per group (with ``groups``, one per row, passed to the
+        scorer or routed to it by scikit-learn's metadata routing):
+        ``"gauc"`` (:func:`gauc_score`, binary tasks) and ``"ndcg"``
+        (:func:`ndcg_at_k_score`, ``k=10`` unless given; binary tasks, their
+        labels as gains, and regression tasks, their targets as gains).
+
         For a regression task, from ``predict``: ``"r2"``,
         ``"neg_mean_squared_error"``, ``"neg_mean_absolute_error"`` and
         ``"neg_root_mean_squared_error"`` (errors, negated so that greater is
@@ -1032,7 +1038,9 @@ def task_scorer(
         ``response_method``, the predictions or the probabilities (for a
         binary task the positive class's column only, as in scikit-learn's
         scorers; for a multiclass task all of them); also ``sample_weight``
-        when the scorer is given one. A regression task's targets and
+        when the scorer is given one, and ``groups`` when it is given
+        them (requested by default, under metadata routing, when the callable
+        has a ``groups`` parameter). A regression task's targets and
         predictions are float arrays.
 
     task : int or str
@@ -1057,8 +1065,8 @@ def task_scorer(
     Returns
     -------
     scorer : callable
-        ``scorer(estimator, X, Y, sample_weight=None) -> float``, where
-        ``estimator`` is a fitted multi-task model of ``sk_mmoe`` (a
+        ``scorer(estimator, X, Y, sample_weight=None, groups=None) -> float``,
+        where ``estimator`` is a fitted multi-task model of ``sk_mmoe`` (a
         single-task one too), another fitted multi-output classifier or
         regressor, or a pipeline that ends in one. The model's tasks are its
         ``task_types_`` where it has them; otherwise a model with ``classes_``
@@ -1166,8 +1174,8 @@ def multitask_scoring(
     -------
     scoring : callable or dict
         Without ``tasks`` and ``n_tasks`` and with a list ``metrics``: a
-        callable ``scorer(estimator, X, Y, sample_weight=None)`` that returns
-        the dict ``{"<metric>_<task>": score}`` by the fitted task names
+        callable ``scorer(estimator, X, Y, sample_weight=None, groups=None)``
+        that returns the dict ``{"<metric>_<task>": score}`` by the fitted task names
         (``task_names_``), the model predicting once per response method.
         Otherwise the dict ``{"<metric>_<task>": scorer}``, where ``<task>``
         is the task's name, or ``"task<k>"`` for a task given by index ``k``
