@@ -210,7 +210,9 @@ module_ : MMoENetwork
     The trained :class:`torch.nn.Module`.
 
 net_ : skorch.NeuralNet
-    The skorch wrapper that trained ``module_``.
+    The skorch wrapper that trained ``module_``. With ``bias_features``, it
+    trained ``module_`` with the bias tower beside it
+    (``net_.module_.bias_tower``), which prediction leaves out.
 
 history_ : list of dict
     One dict per epoch: ``epoch``, ``train_loss`` (the weighted total),
