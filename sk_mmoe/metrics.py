@@ -928,9 +928,12 @@ class _MultiTaskScorer(_ScoreRequests):
                 if _METRICS[metric].applies_to(kind)
             ]
             if not plan[metric]:
+                family = _family(for_regression)
+                if _METRICS[metric].grouped:
+                    family = "binary" if metric == "gauc" else "binary or regression"
                 raise ValueError(
-                    f"{metric!r} is a {_family(for_regression)} metric, but the "
-                    f"model has no {_family(for_regression)} task: its tasks are "
+                    f"{metric!r} is a {family} metric, but the "
+                    f"model has no {family} task: its tasks are "
                     f"{tasks.describe()}. Choose metrics for these task types, or "
                     f"give each task its metrics: multitask_scoring({{task: "
                     f"metrics}})."

@@ -1056,3 +1056,6 @@ def test_multitask_scoring_ndcg_scores_binary_and_regression_tasks():
     assert list(scores) == ["ndcg_task0", "ndcg_task1", "ndcg_mean"]
     with pytest.raises(ValueError, match="scores binary and regression tasks"):
         task_scorer("ndcg", 2)(model, X, Y, groups=np.zeros(200))
+    regressor = MultiTaskMMoERegressor(max_epochs=1, random_state=0).fit(X, Y[:, 1])
+    with pytest.raises(ValueError, match="'gauc' is a binary metric"):
+        multitask_scoring(["gauc"])(regressor, X, Y[:, 1], groups=np.zeros(200))
