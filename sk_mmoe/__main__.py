@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m sk_mmoe", description=__doc__)
     parser.add_argument("--n-samples", type=int, default=20_000)
     parser.add_argument("--share-fraction", type=float, default=0.02)
-    parser.add_argument("--task-correlation", type=float, default=0.5)
+    parser.add_argument("--task-correlation", type=float, default=0.8)
     parser.add_argument("--max-epochs", type=int, default=20)
     parser.add_argument("--seeds", type=int, default=5)
     args = parser.parse_args(argv)

@@ -288,34 +288,43 @@ def _iterative_stratification(
         np.tile(order, n_tasks)[by_label],
         np.cumsum(np.bincount(flat, minlength=n_labels))[:-1],
     )
-    remaining = np.array([len(rows) for rows in rows_of])
+    # Plain lists: the loop below touches a few numbers per row, which is
+    # several times faster than with numpy's small-array overhead.
+    remaining = [len(rows) for rows in rows_of]
     # How many more rows of each label (and in all) each fold should get.
-    wanted = np.outer(remaining, np.full(n_splits, 1 / n_splits))
-    wanted_rows = np.full(n_splits, n_samples / n_splits)
-    folds = np.full(n_samples, -1)
-    while (remaining > 0).any():
+    wanted = [[count / n_splits] * n_splits for count in remaining]
+    wanted_rows = [n_samples / n_splits] * n_splits
+    row_labels = labels.tolist()
+    folds = [-1] * n_samples
+    all_folds = list(range(n_splits))
+    while any(remaining):
         # The label with the fewest rows left (ties: the first, or at random).
-        left = np.where(remaining > 0, remaining, np.iinfo(remaining.dtype).max)
-        candidates = np.flatnonzero(left == left.min())
-        label = candidates[0] if rng is None else rng.choice(candidates)
-        for row in rows_of[label]:
+        fewest = min(count for count in remaining if count)
+        candidates = [i for i, count in enumerate(remaining) if count == fewest]
+        label = (
+            candidates[0] if rng is None else candidates[rng.randint(len(candidates))]
+        )
+        for row in rows_of[label].tolist():
             if folds[row] >= 0:
                 continue
             # The fold that lacks most of this label; among equals, the one
-            # that lacks most of the row's other labels, then of rows.
-            best = _argmax_all(wanted[label], np.arange(n_splits))
+            # that lacks most of the row's labels, then of rows.
+            best = _argmax_all(wanted[label], all_folds)
             if len(best) > 1:
-                best = _argmax_all(wanted[labels[row]][:, best].sum(axis=0), best)
+                lacking = [sum(wanted[k][f] for k in row_labels[row]) for f in best]
+                best = _argmax_all(lacking, best)
             if len(best) > 1:
-                best = _argmax_all(wanted_rows[best], best)
-            fold = best[0] if rng is None or len(best) == 1 else rng.choice(best)
+                best = _argmax_all([wanted_rows[f] for f in best], best)
+            fold = best[0] if rng is None else best[rng.randint(len(best))]
             folds[row] = fold
-            wanted[labels[row], fold] -= 1
-            remaining[labels[row]] -= 1
+            for k in row_labels[row]:
+                wanted[k][fold] -= 1
+                remaining[k] -= 1
             wanted_rows[fold] -= 1
-    return folds
+    return np.asarray(folds)
 
 
-def _argmax_all(values: np.ndarray, ids: np.ndarray) -> np.ndarray:
-    """The ``ids`` whose ``values`` are the largest."""
-    return ids[values == values.max()]
+def _argmax_all(values: list[float], ids: list[int]) -> list[int]:
+    """The ``ids`` (one per value) whose ``values`` are the largest."""
+    top = max(values)
+    return [i for i, value in zip(ids, values, strict=True) if value == top]
