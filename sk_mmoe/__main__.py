@@ -10,6 +10,7 @@ error, and ends on the comparisons that the numbers support.
 from __future__ import annotations
 
 import argparse
+import textwrap
 import time
 import warnings
 
@@ -170,7 +171,7 @@ def main(argv: list[str] | None = None) -> None:
     }
     for (name_a, name_b), (diff, se, n_se) in results.items():
         print(f"   {name_a + ' - ' + name_b:<30}{diff:+.3f} ± {se:.3f}  {n_se:5.1f} SE")
-    print(f"Conclusion on {SCARCE_TASK}: {conclusion(results)}")
+    print(textwrap.fill(f"Conclusion on {SCARCE_TASK}: {conclusion(results)}", 79))
     print(f"({seconds:.0f} s in all)")
 
 
