@@ -132,6 +132,13 @@ class MultiTaskStratifiedKFold(BaseKFold):
             raise TypeError(f"n_bins must be an int, got {n_bins!r}.")
         if n_bins < 1:
             raise ValueError(f"n_bins must be at least 1, got {n_bins}.")
+        if missing_label is not None and not isinstance(
+            missing_label, numbers.Real | str
+        ):
+            raise TypeError(
+                f"missing_label must be an int, float, str or None, got "
+                f"{missing_label!r}."
+            )
         self.missing_label = missing_label
         self.n_bins = n_bins
 

@@ -156,6 +156,7 @@ def test_warns_when_a_class_has_fewer_labelled_rows_than_folds():
         ({"random_state": 0}, ValueError, "Setting a random_state has no effect"),
         ({"n_bins": 0}, ValueError, "n_bins must be at least 1, got 0"),
         ({"n_bins": "3"}, TypeError, "n_bins must be an int"),
+        ({"missing_label": [-1]}, TypeError, "missing_label must be an int"),
     ],
 )
 def test_bad_parameters_are_refused(params, error, match):
