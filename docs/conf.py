@@ -4,8 +4,13 @@ Build (offline, warnings as errors; runs the gallery examples)::
 
     python -m sphinx -W --keep-going -b html docs docs/_build/html
 
-Add ``-D plot_gallery=0`` to skip running the examples. Run the ``testcode``
-blocks of the user guide and the docstring examples with::
+Add ``-D plot_gallery=0`` to skip running the examples. The built pages load
+nothing from the network (MathJax is copied into the site); check it with::
+
+    python docs/sphinxext/check_offline.py docs/_build/html
+
+Run the ``testcode`` blocks of the user guide and the docstring examples
+with::
 
     python -m sphinx -b doctest -D plot_gallery=0 docs docs/_build/doctest
 
