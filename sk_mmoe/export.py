@@ -28,9 +28,10 @@ from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
 from ._base import BaseMultiTaskMMoE
+from ._onnx_inputs import column_inputs, input_form, onnx_feed, prepend_column_inputs
 from ._tasks import ClassificationTask, RegressionTask
 
-__all__ = ["METADATA_KEY", "export_onnx"]
+__all__ = ["METADATA_KEY", "export_onnx", "onnx_feed"]
 
 #: Key of the model's ``metadata_props`` entry that describes the tasks (JSON).
 METADATA_KEY = "sk_mmoe"
@@ -97,6 +98,7 @@ def export_onnx(
     path: str | os.PathLike | IO[bytes],
     *,
     opset: int | None = None,
+    inputs: str = "auto",
 ) -> Any:
     """Write a fitted estimator's predictions as an ONNX graph.
 
@@ -203,9 +205,11 @@ def export_onnx(
             f"opset must be an int >= {_MIN_OPSET} (the lowest opset PyTorch's "
             f"ONNX exporter implements) or None, got {opset!r}."
         )
+    form = input_form(estimator, inputs)
     onnx = _import_onnx()
     names = list(estimator.task_names_)
-    if _INPUT_NAME in names:
+    columns = column_inputs(estimator) if form == "columns" else None
+    if form == "matrix" and _INPUT_NAME in names:
         raise ValueError(
             f"A task is named {_INPUT_NAME!r}, the name of the graph's input; "
             f"rename the task (the column of Y) to export the model."
@@ -227,12 +231,16 @@ def export_onnx(
             verbose=False,
         )
     model = program.model_proto
+    if columns is not None:
+        model = prepend_column_inputs(model, columns)
     model.doc_string = (
         f"{type(estimator).__name__} exported by sk_mmoe: one output per task."
     )
     entry = model.metadata_props.add()
     entry.key = METADATA_KEY
-    entry.value = json.dumps(_metadata(estimator))
+    entry.value = json.dumps(
+        _metadata(estimator, [i.name for i in model.graph.input], form)
+    )
     onnx.checker.check_model(model)
     onnx.save_model(model, path)
     return model
@@ -288,7 +296,9 @@ def _serving_module(estimator: BaseMultiTaskMMoE) -> _ServingModule:
     return _ServingModule(network, estimator._tasks).eval()
 
 
-def _metadata(estimator: BaseMultiTaskMMoE) -> dict[str, Any]:
+def _metadata(
+    estimator: BaseMultiTaskMMoE, inputs: list[str], form: str
+) -> dict[str, Any]:
     from . import __version__
 
     tasks = []
@@ -318,7 +328,8 @@ def _metadata(estimator: BaseMultiTaskMMoE) -> dict[str, Any]:
         "format": _METADATA_FORMAT,
         "sk_mmoe_version": __version__,
         "estimator": type(estimator).__name__,
-        "input": _INPUT_NAME,
+        "input": _INPUT_NAME if form == "matrix" else None,
+        "inputs": inputs,
         "n_features_in": int(estimator.n_features_in_),
         "feature_names_in": None
         if feature_names is None
