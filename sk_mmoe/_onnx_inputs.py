@@ -41,7 +41,7 @@ INPUT_FORMS = ("auto", "columns", "matrix")
 # (float64 included) and matches a NaN key to a NaN input.
 _ML_OPSET = 4
 _ML_DOMAIN = "ai.onnx.ml"
-# ONNX element type of each input type, and the NumPy dtype it is fed.
+# The NumPy dtype of each input type (ONNX's names for them).
 _STRING, _FLOAT, _DOUBLE = "string", "float", "double"
 _DTYPES = {_FLOAT: np.float32, _DOUBLE: np.float64, _STRING: object}
 
@@ -51,9 +51,9 @@ class ColumnInput(NamedTuple):
 
     name: str
     type: str  # "float", "double" or "string"
-    # The kept values of a categorical column, in code order; None for a
-    # numeric column.
-    categories: list[str] | None
+    # The kept values of a categorical column as the input's type (text or
+    # numbers), in code order; None for a numeric column.
+    keys: np.ndarray | None
 
 
 def input_form(estimator: Any, inputs: str) -> str:
@@ -71,7 +71,8 @@ def input_form(estimator: Any, inputs: str) -> str:
 def column_inputs(estimator: Any) -> list[ColumnInput]:
     """The graph's inputs, one per column of ``X`` in ``fit``, in order.
 
-    Named after ``feature_names_in_``, or ``x0``, ``x1``... for an array.
+    Named after ``feature_names_in_``, or ``x0``, ``x1``... for an array;
+    checked against the outputs' names (the tasks') before any export work.
     """
     n_features = int(estimator.n_features_in_)
     names = getattr(estimator, "feature_names_in_", None)
@@ -83,6 +84,13 @@ def column_inputs(estimator: Any) -> list[ColumnInput]:
             "columns of X, which must be distinct and non-empty; export with "
             "inputs='matrix' instead."
         )
+    clashes = [name for name in estimator.task_names_ if name in names]
+    if clashes:
+        raise ValueError(
+            f"A task and a column of X are both named {clashes[0]!r}: the "
+            f"graph's inputs and outputs need distinct names; rename the task "
+            f"(the column of Y) or export with inputs='matrix'."
+        )
     specs = [ColumnInput(name, _FLOAT, None) for name in names]
     encoder = getattr(estimator, "_encoder", None)
     if encoder is None:
@@ -91,7 +99,19 @@ def column_inputs(estimator: Any) -> list[ColumnInput]:
         encoder.columns, encoder.categories, encoder.value_types, strict=True
     ):
         kind = {"str": _STRING, "float32": _FLOAT, "float64": _DOUBLE}[value_type]
-        specs[j] = ColumnInput(names[j], kind, list(categories))
+        if kind == _STRING:
+            keys = np.array(categories, dtype=object)
+            if "" in categories:
+                warnings.warn(
+                    f"Column {names[j]!r} has the empty string as a category; "
+                    f"the exported graph reads an empty string as a missing "
+                    f"value (code {MISSING_CODE}).",
+                    UserWarning,
+                    stacklevel=3,
+                )
+        else:
+            keys = _numeric_keys(names[j], categories, _DTYPES[kind])
+        specs[j] = ColumnInput(names[j], kind, keys)
     return specs
 
 
@@ -106,13 +126,6 @@ def prepend_column_inputs(model: Any, specs: list[ColumnInput]) -> Any:
 
     (network_input,) = model.graph.input
     outputs = {output.name for output in model.graph.output}
-    clashes = sorted(outputs.intersection(spec.name for spec in specs))
-    if clashes:
-        raise ValueError(
-            f"A task and a column of X are both named {clashes[0]!r}: the "
-            f"graph's inputs and outputs need distinct names; rename the task "
-            f"(the column of Y) or export with inputs='matrix'."
-        )
     prefix = "sk_mmoe/"
     while any(name.startswith(prefix) for name in [*outputs, *(s.name for s in specs)]):
         prefix = "_" + prefix
@@ -127,7 +140,7 @@ def prepend_column_inputs(model: Any, specs: list[ColumnInput]) -> Any:
         graph_inputs.append(
             helper.make_tensor_value_info(spec.name, elem_type, [batch, 1])
         )
-        if spec.categories is None:
+        if spec.keys is None:
             columns.append(spec.name)
             continue
         codes = f"{prefix}codes_{j}"
@@ -169,40 +182,31 @@ def _encoding_nodes(spec: ColumnInput, codes: str, name: str) -> list[Any]:
     """Nodes that turn one categorical column into its float32 codes."""
     from onnx import TensorProto, helper, numpy_helper
 
-    categories = spec.categories or []
-    kept = N_RESERVED + np.arange(len(categories))
+    kept = N_RESERVED + np.arange(len(spec.keys))
     if spec.type == _STRING:
-        if "" in categories:
-            warnings.warn(
-                f"Column {spec.name!r} has the empty string as a category; the "
-                f"exported graph reads an empty string as a missing value "
-                f"(code {MISSING_CODE}).",
-                UserWarning,
-                stacklevel=3,
-            )
-        keys = np.array(["", *(c for c in categories if c != "")], dtype=object)
-        values = [
-            MISSING_CODE,
-            *(k for c, k in zip(categories, kept, strict=True) if c != ""),
-        ]
+        # "" is the missing value (a warning said so if it was a category).
+        present = spec.keys != ""
+        keys = np.concatenate([[""], spec.keys[present]]).astype(object)
+        values = np.concatenate([[MISSING_CODE], kept[present]])
         value_dtype = np.float32
     else:
-        keys = _numeric_keys(spec)
-        # LabelEncoder maps float32 to float32 and float64 to float64 only.
+        # A NaN key matches a NaN input. LabelEncoder maps float32 to float32
+        # and float64 to float64 only: codes in float64 are cast afterwards.
         value_dtype = _DTYPES[spec.type]
-        keys = np.concatenate([[np.nan], keys]).astype(value_dtype)
-        values = [MISSING_CODE, *kept]
+        keys = np.concatenate([[np.nan], spec.keys]).astype(value_dtype)
+        values = np.concatenate([[MISSING_CODE], kept])
+    float32 = value_dtype == np.float32
     label_encoder = helper.make_node(
         "LabelEncoder",
         [spec.name],
-        [codes if value_dtype == np.float32 else codes + "_float64"],
+        [codes if float32 else codes + "_float64"],
         name=name,
         domain=_ML_DOMAIN,
         keys_tensor=numpy_helper.from_array(keys),
-        values_tensor=numpy_helper.from_array(np.asarray(values, dtype=value_dtype)),
+        values_tensor=numpy_helper.from_array(values.astype(value_dtype)),
         default_tensor=numpy_helper.from_array(np.array([OTHER_CODE], value_dtype)),
     )
-    if value_dtype == np.float32:
+    if float32:
         return [label_encoder]
     cast = helper.make_node(
         "Cast", [codes + "_float64"], [codes], name=name + "_cast", to=TensorProto.FLOAT
@@ -210,23 +214,22 @@ def _encoding_nodes(spec: ColumnInput, codes: str, name: str) -> list[Any]:
     return [label_encoder, cast]
 
 
-def _numeric_keys(spec: ColumnInput) -> np.ndarray:
+def _numeric_keys(name: str, categories: list[str], dtype: type) -> np.ndarray:
     """The categories of a numeric column as numbers of its input's type.
 
     ``predict`` compares values as text, so two categories whose numbers are
     equal (``1`` and ``1.0`` in a column of mixed objects) are two codes that
     a graph reading numbers cannot tell apart.
     """
-    dtype = _DTYPES[spec.type]
-    keys = np.array([float(c) for c in spec.categories or []], dtype=dtype)
+    keys = np.array([float(c) for c in categories], dtype=dtype)
     _, first, counts = np.unique(keys, return_index=True, return_counts=True)
     if (counts > 1).any():
-        duplicated = [spec.categories[i] for i in first[counts > 1]]
+        duplicated = categories[first[counts > 1][0]]
         raise ValueError(
-            f"Column {spec.name!r} has categories that are different text but "
-            f"the same number ({duplicated[0]!r} and another), which a graph "
-            f"reading {dtype.__name__} cannot tell apart; export with "
-            f"inputs='matrix' and encode the column before the graph."
+            f"Column {name!r} has categories that are different text but the "
+            f"same number ({duplicated!r} and another), which a graph reading "
+            f"{dtype.__name__} cannot tell apart; export with inputs='matrix' "
+            f"and encode the column before the graph."
         )
     return keys
 

@@ -553,3 +553,29 @@ def test_empty_string_category_warns_that_it_reads_as_missing():
     rows = X.iloc[1:3]
     (proba,) = session.run(None, onnx_feed(session, rows))
     np.testing.assert_allclose(proba, clf.predict_proba(rows), atol=1e-5)
+
+
+@needs_onnx
+def test_array_with_columns_that_keep_no_category():
+    """An array fitted with categorical columns: inputs x0, x1...; columns
+    whose every value is rare map anything present to other_code."""
+    rng = np.random.default_rng(0)
+    n = 60
+    X = np.empty((n, 3), dtype=object)
+    X[:, 0] = rng.normal(size=n)
+    X[:, 1] = np.arange(n) * 1000  # every ID seen once: all rare
+    X[:, 2] = [f"name{i}" for i in range(n)]
+    X[::7, 1] = None
+    X[::5, 2] = None
+    y = (X[:, 0] > 0).astype(int)
+    clf = MultiTaskMMoEClassifier(**TINY, categorical_features=[1, 2]).fit(X, y)
+    assert clf._encoder.categories == [[], []]
+    model = export_onnx(clf, io.BytesIO())
+    session = onnxruntime.InferenceSession(model.SerializeToString())
+    assert [(i.name, i.type) for i in session.get_inputs()] == [
+        ("x0", "tensor(float)"),
+        ("x1", "tensor(double)"),
+        ("x2", "tensor(string)"),
+    ]
+    (proba,) = session.run(None, onnx_feed(session, X))
+    np.testing.assert_allclose(proba, clf.predict_proba(X), atol=1e-5)
