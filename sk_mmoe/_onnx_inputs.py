@@ -173,6 +173,10 @@ def prepend_column_inputs(model: Any, specs: list[ColumnInput]) -> Any:
     merged = compose.merge_models(
         encoding, network, io_map=[(encoded, prefix + network_input.name)]
     )
+    # merge_models lists a domain the two models share twice.
+    versions = {entry.domain: entry.version for entry in merged.opset_import}
+    del merged.opset_import[:]
+    merged.opset_import.extend(helper.make_opsetid(*item) for item in versions.items())
     merged.producer_name = model.producer_name
     merged.producer_version = model.producer_version
     return merged

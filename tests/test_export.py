@@ -399,6 +399,8 @@ def test_columns_graph_has_one_typed_input_per_column(exported_columns):
     meta = json.loads(session.get_modelmeta().custom_metadata_map[METADATA_KEY])
     assert meta["input"] is None and meta["inputs"] == list(frame.columns)
     assert meta["categorical"]["columns"] == [3, 4, 5]
+    domains = [entry.domain for entry in model.opset_import]
+    assert sorted(domains) == sorted(set(domains)) and "ai.onnx.ml" in domains
     onnx.checker.check_model(model, full_check=True)
 
 
