@@ -7,6 +7,10 @@ or :class:`~sk_mmoe.MultiTaskMMoE` as an ONNX graph that any ONNX runtime
 ``predict_proba`` and ``predict`` return: each classification task's class
 probabilities and each regression task's prediction in the target's units.
 
+A model fitted on a DataFrame with categorical features reads the raw
+columns (one input each) and encodes them inside the graph;
+:func:`onnx_feed` turns a DataFrame into the graph's inputs.
+
 The graph is built by PyTorch's ``torch.export``-based ONNX exporter
 (``torch.onnx.export(..., dynamo=True)``), which needs the ``onnx`` and
 ``onnxscript`` packages; ``pip install "sk-mmoe[onnx]"`` installs them with
@@ -28,9 +32,10 @@ from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
 from ._base import BaseMultiTaskMMoE
+from ._onnx_inputs import column_inputs, input_form, onnx_feed, prepend_column_inputs
 from ._tasks import ClassificationTask, RegressionTask
 
-__all__ = ["METADATA_KEY", "export_onnx"]
+__all__ = ["METADATA_KEY", "export_onnx", "onnx_feed"]
 
 #: Key of the model's ``metadata_props`` entry that describes the tasks (JSON).
 METADATA_KEY = "sk_mmoe"
@@ -97,13 +102,28 @@ def export_onnx(
     path: str | os.PathLike | IO[bytes],
     *,
     opset: int | None = None,
+    inputs: str = "auto",
 ) -> Any:
     """Write a fitted estimator's predictions as an ONNX graph.
 
-    The graph has one input, ``X``: float32 features of shape ``(n_samples,
-    n_features_in_)`` with any number of rows, the columns in the order of
-    ``X`` in ``fit`` (``feature_names_in_`` if it was a DataFrame). It has one
-    output per task, named after the task (``task_names_``):
+    The graph reads the features in one of two forms (``inputs``):
+
+    * ``"columns"``: one input per column of ``X`` in ``fit``, of shape
+      ``(n_samples, 1)``, named after it (``feature_names_in_``, or ``x0``,
+      ``x1``... for an array), as skl2onnx names a DataFrame's columns. A
+      numeric column is float32. A categorical column
+      (``categorical_features``) is encoded inside the graph as ``predict``
+      encodes it, unseen and missing values included: a column of text is a
+      string tensor (missing values as ``""``), a column of numbers float64
+      (float32 if ``fit`` saw float32), missing values as NaN.
+      :func:`onnx_feed` makes these inputs from a DataFrame.
+    * ``"matrix"``: one input, ``X``: the float32 matrix of shape
+      ``(n_samples, n_features_in_)`` that the network reads, the columns in
+      the order of ``X`` in ``fit``, categorical columns as their integer
+      codes (see the Notes).
+
+    Either has any number of rows. The graph has one output per task, named
+    after the task (``task_names_``):
 
     * a classification task gives its class probabilities, float32 of shape
       ``(n_samples, n_classes)``, the columns in the order of its
@@ -127,7 +147,12 @@ def export_onnx(
         Where to write the ``.onnx`` file.
     opset : int, default=None
         ONNX opset version of the graph, at least 18; by default the
-        exporter's (20 with PyTorch 2.13).
+        exporter's (20 with PyTorch 2.13). The categorical encoding of
+        ``inputs="columns"`` uses version 4 of the ``ai.onnx.ml`` domain.
+    inputs : {"auto", "columns", "matrix"}, default="auto"
+        The graph's inputs: one per column of ``X``, or the encoded matrix
+        ``X``. ``"auto"`` is ``"columns"`` for a model with categorical
+        features and ``"matrix"`` otherwise.
 
     Returns
     -------
@@ -139,6 +164,12 @@ def export_onnx(
     TypeError
         If ``estimator`` is not an ``sk_mmoe`` estimator (a pipeline or a
         search included).
+    ValueError
+        If ``inputs`` or ``opset`` is invalid, or an input and an output
+        would share a name (a task named ``X``, or named like a column with
+        ``inputs="columns"``), or a numeric categorical column has two
+        categories that are one number (``1`` and ``1.0`` in a column of
+        objects, which ``predict`` tells apart by their text).
     sklearn.exceptions.NotFittedError
         If ``estimator`` is not fitted.
     ImportError
@@ -152,8 +183,9 @@ def export_onnx(
     (``torch.onnx.export(..., dynamo=True)``).
 
     The metadata is a JSON object with the keys ``format`` (1),
-    ``sk_mmoe_version``, ``estimator`` (the class name), ``input`` (``"X"``),
-    ``n_features_in``, ``feature_names_in`` (a list, or null),
+    ``sk_mmoe_version``, ``estimator`` (the class name), ``input`` (``"X"``,
+    or null with ``inputs="columns"``), ``inputs`` (the names of the graph's
+    inputs, in order), ``n_features_in``, ``feature_names_in`` (a list, or null),
     ``categorical`` (see below, or null) and ``tasks``:
     one object per task, in order, with ``name``, ``type`` (``"binary"``,
     ``"multiclass"`` or ``"regression"``), ``output`` (the output's name),
@@ -163,16 +195,20 @@ def export_onnx(
         meta = session.get_modelmeta().custom_metadata_map["sk_mmoe"]
         tasks = json.loads(meta)["tasks"]
 
-    A model with categorical features (``categorical_features``) reads their
+    With ``inputs="matrix"``, a model with categorical features reads their
     integer codes, as float32 in the same columns of ``X``: the metadata's
     ``categorical`` object lists the ``columns`` and, for each, its
     ``categories``; a value's code is ``first_code`` (2) plus its position in
     the list (values compared as text), ``other_code`` (1) for a value not
     in the list and ``missing_code`` (0) for a missing value.
 
+    With ``inputs="columns"``, an empty string in a categorical column of
+    text is a missing value (a warning says so if ``""`` was a category in
+    ``fit``), and a numeric categorical column compares numbers where
+    ``predict`` compares their text: ``3`` and ``3.0`` are one value.
+
     Unlike ``predict``, the graph does not check its input: NaN or infinite
-    features give NaN outputs instead of an error, and a DataFrame must be
-    converted to a float32 array of the fitted columns, in order.
+    numeric features give NaN outputs instead of an error.
 
     Examples
     --------
@@ -194,6 +230,22 @@ def export_onnx(
     >>> proba = clf.predict_proba(X[:3])
     >>> all(np.allclose(p, q, atol=1e-5) for p, q in zip(onnx_proba, proba))
     True
+
+    A DataFrame with a categorical column gives one input per column:
+
+    >>> import pandas as pd
+    >>> from sk_mmoe import onnx_feed
+    >>> frame = pd.DataFrame(X, columns=[f"f{j}" for j in range(5)])
+    >>> frame["city"] = np.where(X[:, 0] > 0, "oslo", "rome")
+    >>> clf = MultiTaskMMoEClassifier(max_epochs=2, random_state=0).fit(frame, Y)
+    >>> model = export_onnx(clf, io.BytesIO())
+    >>> session = ort.InferenceSession(model.SerializeToString())
+    >>> [graph_input.name for graph_input in session.get_inputs()]
+    ['f0', 'f1', 'f2', 'f3', 'f4', 'city']
+    >>> onnx_proba = session.run(None, onnx_feed(session, frame[:3]))
+    >>> proba = clf.predict_proba(frame[:3])
+    >>> all(np.allclose(p, q, atol=1e-5) for p, q in zip(onnx_proba, proba))
+    True
     """
     estimator = _check_estimator(estimator)
     if opset is not None and (
@@ -203,9 +255,11 @@ def export_onnx(
             f"opset must be an int >= {_MIN_OPSET} (the lowest opset PyTorch's "
             f"ONNX exporter implements) or None, got {opset!r}."
         )
+    form = input_form(estimator, inputs)
     onnx = _import_onnx()
     names = list(estimator.task_names_)
-    if _INPUT_NAME in names:
+    columns = column_inputs(estimator) if form == "columns" else None
+    if form == "matrix" and _INPUT_NAME in names:
         raise ValueError(
             f"A task is named {_INPUT_NAME!r}, the name of the graph's input; "
             f"rename the task (the column of Y) to export the model."
@@ -227,12 +281,16 @@ def export_onnx(
             verbose=False,
         )
     model = program.model_proto
+    if columns is not None:
+        model = prepend_column_inputs(model, columns)
     model.doc_string = (
         f"{type(estimator).__name__} exported by sk_mmoe: one output per task."
     )
     entry = model.metadata_props.add()
     entry.key = METADATA_KEY
-    entry.value = json.dumps(_metadata(estimator))
+    entry.value = json.dumps(
+        _metadata(estimator, [i.name for i in model.graph.input], form)
+    )
     onnx.checker.check_model(model)
     onnx.save_model(model, path)
     return model
@@ -288,7 +346,9 @@ def _serving_module(estimator: BaseMultiTaskMMoE) -> _ServingModule:
     return _ServingModule(network, estimator._tasks).eval()
 
 
-def _metadata(estimator: BaseMultiTaskMMoE) -> dict[str, Any]:
+def _metadata(
+    estimator: BaseMultiTaskMMoE, inputs: list[str], form: str
+) -> dict[str, Any]:
     from . import __version__
 
     tasks = []
@@ -318,7 +378,8 @@ def _metadata(estimator: BaseMultiTaskMMoE) -> dict[str, Any]:
         "format": _METADATA_FORMAT,
         "sk_mmoe_version": __version__,
         "estimator": type(estimator).__name__,
-        "input": _INPUT_NAME,
+        "input": _INPUT_NAME if form == "matrix" else None,
+        "inputs": inputs,
         "n_features_in": int(estimator.n_features_in_),
         "feature_names_in": None
         if feature_names is None
