@@ -24,7 +24,6 @@ import scipy.sparse as sp
 import torch
 from sklearn.base import BaseEstimator
 from sklearn.utils import assert_all_finite, check_consistent_length, check_random_state
-from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.validation import check_array, check_is_fitted
 from skorch.callbacks import Callback, EarlyStopping
 
@@ -40,7 +39,7 @@ from ._targets import (
     is_polars,
     read_targets,
 )
-from ._tasks import ClassificationTask, Task, make_task
+from ._tasks import Task, make_task
 from ._threads import resolve_threads, torch_threads
 from ._training import (
     OPTIMIZERS,
@@ -54,7 +53,7 @@ from ._training import (
     silent,
 )
 from .losses import MultiTaskLoss
-from .network import MMoENetwork, _softmax_last_dim, embedding_params
+from .network import MMoENetwork, embedding_params
 from .weighting import WEIGHTING_STRATEGIES, FixedWeights, LossWeighting
 
 __all__ = ["BaseMultiTaskMMoE"]
@@ -179,8 +178,9 @@ class BaseMultiTaskMMoE(BaseEstimator):
     def _class_weight_param(self) -> Any:
         return None
 
-    def _regression_loss(self) -> str:
-        return "squared_error"
+    def _task_loss(self, kind: str, name: str) -> str | None:
+        """The loss asked for task ``name`` of type ``kind``; None: its own."""
+        return None
 
     # ------------------------------------------------------------------
     # Fitting
@@ -488,32 +488,25 @@ class BaseMultiTaskMMoE(BaseEstimator):
         kinds = self._task_kinds(
             _with_known_labels(
                 targets,
-                [
-                    t.classes if isinstance(t, ClassificationTask) else None
-                    for t in self._tasks
-                ]
-                if incremental
-                else known,
+                [t.known_classes() for t in self._tasks] if incremental else known,
             )
         )
         tasks = []
         for k, (kind, name) in enumerate(zip(kinds, targets.names, strict=True)):
-            task = make_task(kind, name)
+            task = make_task(kind, name, self._task_loss(kind, name))
             values = targets.labelled_values(k)
             if incremental:
                 fitted = self._tasks[k]
                 # classes are fixed by the first call: ones given later must
                 # be the fitted ones, and the labels must be among them.
-                if known[k] is None and isinstance(fitted, ClassificationTask):
-                    known[k] = fitted.classes
+                if known[k] is None:
+                    known[k] = fitted.known_classes()
                 fitted.check_compatible(task.fit(values, known[k]))
-                task = fitted
+                # The fitted encoding, trained with the loss asked for now.
+                loss, task = task.loss, copy.copy(fitted)
+                task.loss = loss
             else:
-                if (
-                    require_classes
-                    and known[k] is None
-                    and isinstance(task, ClassificationTask)
-                ):
+                if require_classes and known[k] is None and task.declares_classes:
                     raise ValueError(
                         f"classes must be passed on the first call to "
                         f"partial_fit: the labels of every classification task "
@@ -550,7 +543,7 @@ class BaseMultiTaskMMoE(BaseEstimator):
                 weighting = learned  # Keeps its learned state and optimizer slot.
             else:
                 weighting = WEIGHTING_STRATEGIES[task_weights](
-                    [task.loss == "regression" for task in tasks]
+                    [task.uncertainty_scale for task in tasks]
                 )
         else:
             weighting = FixedWeights(task_weights)
@@ -562,7 +555,6 @@ class BaseMultiTaskMMoE(BaseEstimator):
             )
         return MultiTaskLoss(
             [task.loss for task in tasks],
-            regression_loss=self._regression_loss(),
             weighting=weighting,
             class_weights=class_weights,
         )
@@ -759,69 +751,26 @@ class BaseMultiTaskMMoE(BaseEstimator):
         """One array of class weights per classification task, None for others."""
         class_weight = self._class_weight_param()
         n_tasks = len(tasks)
-        classification = [isinstance(t, ClassificationTask) for t in tasks]
-        ones = [
-            np.ones(t.n_outputs) if c else None
-            for t, c in zip(tasks, classification, strict=True)
-        ]
-        if class_weight is None:
-            return ones
+        weighted = [task.declares_classes for task in tasks]
         if isinstance(class_weight, str | dict):
-            if isinstance(class_weight, dict) and sum(classification) > 1:
+            if isinstance(class_weight, dict) and sum(weighted) > 1:
                 raise ValueError(
                     "class_weight as a dict is for a single classification task; "
-                    f"with {sum(classification)} pass a list of one dict (or "
+                    f"with {sum(weighted)} pass a list of one dict (or "
                     "'balanced' or None) per task."
                 )
-            class_weight = [class_weight if c else None for c in classification]
+            class_weight = [class_weight if w else None for w in weighted]
+        elif class_weight is None:
+            class_weight = [None] * n_tasks
         if len(class_weight) != n_tasks:
             raise ValueError(
                 f"class_weight must have one entry per task: y has {n_tasks} "
                 f"task(s), class_weight has {len(class_weight)}."
             )
-        weights: list[np.ndarray | None] = []
-        for k, (entry, task) in enumerate(zip(class_weight, tasks, strict=True)):
-            if entry is None:
-                weights.append(ones[k])
-                continue
-            if not isinstance(task, ClassificationTask):
-                raise ValueError(
-                    f"class_weight for task {task.name!r} must be None: it is a "
-                    f"{task.kind} task."
-                )
-            classes = task.classes
-            if isinstance(entry, str) and entry == "balanced":
-                codes = encoded[:, k]
-                codes = codes[~np.isnan(codes)].astype(np.int64)
-                present = np.unique(codes)
-                w = np.ones(len(classes))
-                w[present] = compute_class_weight("balanced", classes=present, y=codes)
-            elif isinstance(entry, dict):
-                unknown = [c for c in entry if not np.isin(c, classes).item()]
-                if unknown:
-                    raise ValueError(
-                        f"class_weight for task {task.name!r} names labels "
-                        f"{unknown} that are not among its classes "
-                        f"{classes.tolist()}."
-                    )
-                w = np.array([float(entry.get(c, 1.0)) for c in classes.tolist()])
-                if not np.all(np.isfinite(w)) or np.any(w < 0):
-                    raise ValueError(
-                        f"class_weight for task {task.name!r} must be finite and "
-                        f"non-negative, got {entry!r}."
-                    )
-                if not np.any(w > 0):
-                    raise ValueError(
-                        f"class_weight for task {task.name!r} gives every class "
-                        f"weight 0, so the task would never be learned: {entry!r}."
-                    )
-            else:
-                raise ValueError(
-                    f"class_weight entry for task {task.name!r} must be None, "
-                    f"'balanced' or a dict, got {entry!r}."
-                )
-            weights.append(w)
-        return weights
+        return [
+            task.class_weights(entry, encoded[:, k])
+            for k, (entry, task) in enumerate(zip(class_weight, tasks, strict=True))
+        ]
 
     def _check_task_columns(self, y: Any) -> None:
         """Check that ``y`` has the fitted tasks: their number and names.
@@ -968,20 +917,11 @@ class BaseMultiTaskMMoE(BaseEstimator):
         return out
 
     def _task_outputs(self, X: Any) -> list[np.ndarray]:
-        """Each task's outputs: probabilities (classification) or raw values."""
+        """Each task's prediction head: probabilities or values."""
         outputs = self._forward(self._validate_X(X))
-        proba = _softmax_last_dim(outputs).cpu().numpy()
-        raw = outputs.cpu().numpy()
-        columns = []
-        for k, task in enumerate(self._tasks):
-            if isinstance(task, ClassificationTask):
-                p = proba[:, k, : task.n_outputs].astype(np.float64)
-                # Renormalise in float64 so that rows sum to 1 to double precision.
-                p /= p.sum(axis=1, keepdims=True)
-                columns.append(p)
-            else:
-                columns.append(raw[:, k, : task.n_outputs])
-        return columns
+        return [
+            task.head(outputs[:, k]).cpu().numpy() for k, task in enumerate(self._tasks)
+        ]
 
     def _predict_columns(self, X: Any) -> list[np.ndarray]:
         """Each task's predictions, in its own label type or units."""
@@ -1008,8 +948,7 @@ class BaseMultiTaskMMoE(BaseEstimator):
         """Class probabilities of every classification task, None for others."""
         outputs = self._task_outputs(X)
         out = [
-            p if isinstance(task, ClassificationTask) else None
-            for task, p in zip(self._tasks, outputs, strict=True)
+            task.proba(head) for task, head in zip(self._tasks, outputs, strict=True)
         ]
         return out[0] if self._single_task else out
 

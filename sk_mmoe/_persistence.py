@@ -35,7 +35,11 @@ from .network import MMoENetwork, embedding_params
 __all__ = ["load_model", "save_model"]
 
 _FORMAT = "sk_mmoe.model"
-_FORMAT_VERSION = 2
+# 3: each task's state names its loss, and the loss state no longer lists
+# the tasks of each kind (it derives them from the tasks). Format 2 files
+# are read too: their tasks train with their type's default loss.
+_FORMAT_VERSION = 3
+_READABLE_VERSIONS = (2, 3)
 
 #: The estimators a file can hold, by class name.
 _ESTIMATORS: dict[str, type[BaseMultiTaskMMoE]] = {
@@ -291,7 +295,7 @@ def _read(path: _Path) -> dict[str, Any]:
     if not isinstance(outer, dict) or outer.get("format") != _FORMAT:
         raise ValueError(f"{name} is not a file written by save_model.")
     version = outer.get("format_version")
-    if not isinstance(version, int) or version != _FORMAT_VERSION:
+    if not isinstance(version, int) or version not in _READABLE_VERSIONS:
         raise ValueError(
             f"{name} was written by sk_mmoe {outer.get('sk_mmoe_version')!r} in "
             f"file format {version!r}, which this version of sk_mmoe cannot "
@@ -507,14 +511,10 @@ def load_model(
     criterion = estimator._make_criterion(
         tasks,
         estimator._check_task_weights([task.name for task in tasks]),
-        [
-            np.ones(task.n_outputs) if hasattr(task, "classes") else None
-            for task in tasks
-        ],
+        [task.class_weights(None, None) for task in tasks],
     )
-    _check_shapes(
-        criterion.state_dict(), content["criterion_state"], "loss state", name
-    )
+    criterion_state = _current_criterion_state(content["criterion_state"])
+    _check_shapes(criterion.state_dict(), criterion_state, "loss state", name)
     with seeded(0, torch_device):  # The initial weights are overwritten.
         net = estimator._make_net(
             n_features,
@@ -529,7 +529,7 @@ def load_model(
         net.initialize()
     try:
         net.module_.load_state_dict(content["module_state"])
-        net.criterion_.load_state_dict(content["criterion_state"])
+        net.criterion_.load_state_dict(criterion_state)
         net.optimizer_.load_state_dict(content["optimizer_state"])
         sparse_state = content["sparse_optimizer_state"]
         if (sparse_state is None) != (getattr(net, "optimizer_sparse_", None) is None):
@@ -555,6 +555,13 @@ def load_model(
         encoder=encoder,
     )
     return estimator
+
+
+def _current_criterion_state(state: dict[str, Any]) -> dict[str, Any]:
+    """The loss state without the task lists that files of format 2 hold
+    (the loss now derives them from the tasks)."""
+    legacy = ("classification_tasks", "regression_tasks")
+    return {key: value for key, value in state.items() if key not in legacy}
 
 
 def _read_encoder(state: Any, n_features: int) -> CategoricalEncoder | None:

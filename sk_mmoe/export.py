@@ -28,7 +28,7 @@ from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
 from ._base import BaseMultiTaskMMoE
-from ._tasks import ClassificationTask, RegressionTask
+from ._tasks import Task
 
 __all__ = ["METADATA_KEY", "export_onnx"]
 
@@ -45,51 +45,22 @@ _EXTRA_HINT = 'pip install "sk-mmoe[onnx]"'
 
 
 class _ServingModule(nn.Module):
-    """The network followed by what ``predict_proba`` / ``predict`` compute.
+    """The network followed by each task's prediction head (:meth:`Task.head`).
 
-    Returns one tensor per task: the softmax over the task's own classes
-    (float32, ``(n, n_classes)``) for a classification task, the prediction
-    in the target's units (float64, ``(n,)``) for a regression task.
+    Returns one tensor per task, what ``predict_proba`` / ``predict`` compute:
+    the softmax over the task's own classes (float32, ``(n, n_classes)``) for
+    a classification task, the prediction in the target's units (float64,
+    ``(n,)``) for a task with numeric targets.
     """
 
-    def __init__(self, network: nn.Module, tasks: list[Any]) -> None:
+    def __init__(self, network: nn.Module, tasks: list[Task]) -> None:
         super().__init__()
         self.network = network
-        # (is_classification, width) of every task.
-        self.heads: list[tuple[bool, int]] = []
-        # Mean and scale of every task (0 and 1 for a classification task), as
-        # float64 tensors: a Python float would become a float32 constant.
-        moments = []
-        for task in tasks:
-            if isinstance(task, ClassificationTask):
-                self.heads.append((True, task.n_outputs))
-                moments.append((0.0, 1.0))
-            elif isinstance(task, RegressionTask):
-                self.heads.append((False, 1))
-                moments.append((float(task.mean), float(task.scale)))
-            else:
-                raise TypeError(
-                    f"export_onnx cannot export task {task.name!r} of type "
-                    f"{task.kind!r}: only classification and regression tasks."
-                )
-        self.register_buffer(
-            "moments", torch.tensor(moments, dtype=torch.float64), persistent=False
-        )
+        self.tasks = list(tasks)
 
     def forward(self, X: torch.Tensor) -> tuple[torch.Tensor, ...]:
         outputs = self.network(X)
-        results = []
-        for k, (classification, width) in enumerate(self.heads):
-            if classification:
-                # Only the task's own columns: the -inf padding of narrower
-                # tasks never reaches the softmax.
-                results.append(torch.softmax(outputs[:, k, :width], dim=-1))
-            else:
-                # In float64, as predict de-standardises: a large mean keeps
-                # its precision.
-                mean, scale = self.moments[k, 0], self.moments[k, 1]
-                results.append(outputs[:, k, 0].to(torch.float64) * scale + mean)
-        return tuple(results)
+        return tuple(task.head(outputs[:, k]) for k, task in enumerate(self.tasks))
 
 
 def export_onnx(
@@ -291,16 +262,7 @@ def _serving_module(estimator: BaseMultiTaskMMoE) -> _ServingModule:
 def _metadata(estimator: BaseMultiTaskMMoE) -> dict[str, Any]:
     from . import __version__
 
-    tasks = []
-    for task in estimator._tasks:
-        entry: dict[str, Any] = {"name": task.name, "type": task.kind}
-        entry["output"] = task.name
-        if isinstance(task, ClassificationTask):
-            entry["classes"] = task.classes.tolist()
-        else:
-            entry["mean"] = float(task.mean)
-            entry["scale"] = float(task.scale)
-        tasks.append(entry)
+    tasks = [task.metadata() for task in estimator._tasks]
     feature_names = getattr(estimator, "feature_names_in_", None)
     encoder = getattr(estimator, "_encoder", None)
     categorical = None
