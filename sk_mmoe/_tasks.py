@@ -50,6 +50,7 @@ __all__ = [
     "accepts_loss",
     "make_task",
     "task_from_state",
+    "task_outputs",
     "task_type",
 ]
 
@@ -106,6 +107,17 @@ class Task(ABC):
     @abstractmethod
     def encode(self, values: np.ndarray) -> np.ndarray:
         """Float32 targets of the labelled entries ``values``."""
+
+    def outputs(self, outputs: torch.Tensor, k: int) -> torch.Tensor:
+        """The outputs ``(n, width)`` that the task's head and loss read.
+
+        ``outputs`` are the network's outputs of every task, ``(n, n_tasks,
+        width)``, and ``k`` the task's position. A task reads its own
+        tower's; a task whose prediction depends on other tasks' (a
+        conditional task reading its parent's) overrides this, and
+        :func:`task_outputs` then applies it in the loss too.
+        """
+        return outputs[:, k]
 
     @abstractmethod
     def head(self, outputs: torch.Tensor) -> torch.Tensor:
@@ -544,6 +556,28 @@ def task_type(kind: str, loss: str | None, name: str) -> str:
         f"loss for task {name!r} must be one of {accepted} (it is a {kind} "
         f"task), got {loss!r}."
     )
+
+
+class TaskOutputs:
+    """The map from the network's outputs to those the tasks' heads and
+    losses read: :meth:`Task.outputs` of each task (picklable, unlike a
+    closure)."""
+
+    def __init__(self, tasks: list[Task]) -> None:
+        self.tasks = list(tasks)
+
+    def __call__(self, outputs: torch.Tensor) -> torch.Tensor:
+        return torch.stack(
+            [task.outputs(outputs, k) for k, task in enumerate(self.tasks)], dim=1
+        )
+
+
+def task_outputs(tasks: list[Task]) -> TaskOutputs | None:
+    """The :class:`TaskOutputs` of ``tasks``, or None when every task reads
+    its own tower's outputs."""
+    if all(type(task).outputs is Task.outputs for task in tasks):
+        return None
+    return TaskOutputs(tasks)
 
 
 def make_task(kind: str, name: str, loss: str | None = None) -> Task:

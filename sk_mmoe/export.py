@@ -60,7 +60,9 @@ class _ServingModule(nn.Module):
 
     def forward(self, X: torch.Tensor) -> tuple[torch.Tensor, ...]:
         outputs = self.network(X)
-        return tuple(task.head(outputs[:, k]) for k, task in enumerate(self.tasks))
+        return tuple(
+            task.head(task.outputs(outputs, k)) for k, task in enumerate(self.tasks)
+        )
 
 
 def export_onnx(
@@ -79,12 +81,14 @@ def export_onnx(
     * a classification task gives its class probabilities, float32 of shape
       ``(n_samples, n_classes)``, the columns in the order of its
       ``classes_``, as ``predict_proba`` returns them;
-    * a regression task gives its prediction in the target's units, float64
-      of shape ``(n_samples,)``, as ``predict`` returns it.
+    * a regression or count task gives its prediction in the target's
+      units, float64 of shape ``(n_samples,)``, as ``predict`` returns it.
 
-    Under onnxruntime the outputs equal ``predict_proba`` and ``predict``
-    within ``1e-5`` (regression: within ``1e-5`` times the task's
-    ``target_scale_``). The model's ``metadata_props`` hold, under the key
+    Each output is the task's own prediction head, the one ``predict`` and
+    ``predict_proba`` run. Under onnxruntime the outputs equal
+    ``predict_proba`` and ``predict`` within ``1e-5`` (regression: within
+    ``1e-5`` times the task's ``target_scale_``; count: within ``1e-5``
+    relative). The model's ``metadata_props`` hold, under the key
     ``"sk_mmoe"``, a JSON document that describes the tasks, so that a server
     can map the columns to labels (see the Notes).
 
@@ -127,9 +131,9 @@ def export_onnx(
     ``n_features_in``, ``feature_names_in`` (a list, or null),
     ``categorical`` (see below, or null) and ``tasks``:
     one object per task, in order, with ``name``, ``type`` (``"binary"``,
-    ``"multiclass"`` or ``"regression"``), ``output`` (the output's name),
-    and ``classes`` (a list) for a classification task or ``mean`` and
-    ``scale`` for a regression task. With onnxruntime::
+    ``"multiclass"``, ``"regression"`` or ``"poisson"``), ``output`` (the
+    output's name), and ``classes`` (a list) for a classification task or
+    ``mean`` and ``scale`` for a regression or count task. With onnxruntime::
 
         meta = session.get_modelmeta().custom_metadata_map["sk_mmoe"]
         tasks = json.loads(meta)["tasks"]

@@ -62,6 +62,10 @@ class MultiTaskLoss(nn.Module):
         How the per-task losses are combined; equal fixed weights by default.
     class_weights : sequence of (sequence of float or None), default=None
         For each task, one weight per class (cross-entropy tasks) or None.
+    task_outputs : callable, default=None
+        Maps the network's outputs to those the per-row losses read (same
+        shape), for tasks whose outputs depend on other tasks'; None reads
+        the network's outputs as they are.
 
     Examples
     --------
@@ -80,8 +84,10 @@ class MultiTaskLoss(nn.Module):
         regression_loss: str = "squared_error",
         weighting: LossWeighting | None = None,
         class_weights: Sequence[Sequence[float] | None] | None = None,
+        task_outputs: Callable[[torch.Tensor], torch.Tensor] | None = None,
     ) -> None:
         super().__init__()
+        self._task_outputs = task_outputs
         if regression_loss not in REGRESSION_LOSSES:
             raise ValueError(
                 f"regression_loss must be one of {REGRESSION_LOSSES}, got "
@@ -157,6 +163,8 @@ class MultiTaskLoss(nn.Module):
         counts : Tensor of shape (n_tasks,)
             Number (or total sample weight) of each task's labelled rows.
         """
+        if self._task_outputs is not None:
+            outputs = self._task_outputs(outputs)
         target = target.to(outputs.dtype)
         labelled = ~torch.isnan(target)
         # Missing entries read a finite stand-in and are then multiplied by 0.

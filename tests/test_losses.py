@@ -197,3 +197,19 @@ def test_per_task_losses_of_different_kinds_in_one_batch():
             outputs[:, k : k + 1], target[:, k : k + 1]
         )
         torch.testing.assert_close(losses[k : k + 1], alone)
+
+
+def test_task_outputs_map_what_the_losses_read():
+    outputs = _logits(n_classes=(2, 2))
+    target = torch.tensor([[0.0, 1.0]] * 8)
+
+    def swap(out):
+        return out.flip(1)
+
+    swapped, _ = MultiTaskLoss(["cross_entropy"] * 2, task_outputs=swap).task_losses(
+        outputs, target
+    )
+    direct, _ = MultiTaskLoss(["cross_entropy"] * 2).task_losses(
+        outputs.flip(1), target
+    )
+    torch.testing.assert_close(swapped, direct)

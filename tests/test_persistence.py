@@ -405,6 +405,13 @@ def _set_task(k, **entries):
         (lambda c: c["tasks"][0].pop("classes"), "malformed"),
         (_set_task(0, dtype="not a dtype"), "malformed"),
         (lambda c: c["tasks"].pop(), "do not match"),
+        (lambda c: c.pop("network"), "network specification is malformed"),
+        (
+            lambda c: c["network"].update(numeric_scaling="yes"),
+            "network specification is malformed",
+        ),
+        (lambda c: c["network"].update(n_features=4), "features and its tasks"),
+        (lambda c: c["network"].update(output_sizes=[2, 3]), "do not match"),
         (_set_task(1, kind="regression", mean=0.0, scale=1.0), "do not match"),
         (lambda c: c["module_state"].update(extra=torch.zeros(2)), "unexpected"),
         (
@@ -518,6 +525,7 @@ KINDS = ["classifier", "regressor", "mixed", "poisson"]
 def _as_format_2(content):
     """The content as format 2 wrote it: tasks without their loss, and the
     task lists of each kind in the loss state."""
+    content.pop("network")
     kinds = [task["kind"] for task in content["tasks"]]
     for task in content["tasks"]:
         task.pop("loss", None)

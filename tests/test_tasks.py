@@ -1,5 +1,7 @@
 """Tests for sk_mmoe._tasks: the task types."""
 
+import pickle
+
 import numpy as np
 import pytest
 import torch
@@ -12,6 +14,7 @@ from sk_mmoe._tasks import (
     infer_task_type,
     make_task,
     task_from_state,
+    task_outputs,
 )
 
 
@@ -229,3 +232,23 @@ def test_a_poisson_task_cannot_continue_as_a_regression_task():
     poisson = make_task("poisson", "t").fit(np.array([1.0, 2.0]))
     with pytest.raises(ValueError, match="poisson task and must stay one"):
         poisson.check_compatible(make_task("regression", "t").fit(np.array([1.0, 2.0])))
+
+
+class _ReadsFirstTower(ClassificationTask):
+    """A task whose outputs are another task's (a stand-in for a task that
+    depends on another's prediction)."""
+
+    def outputs(self, outputs, k):
+        return outputs[:, 0] + outputs[:, k]
+
+
+def test_task_outputs_let_a_task_read_other_towers():
+    plain = [make_task("binary", "a"), make_task("binary", "b")]
+    assert task_outputs(plain) is None
+    tasks = [plain[0], _ReadsFirstTower("b", "binary", np.array([0, 1]))]
+    outputs = torch.randn(5, 2, 2)
+    read = task_outputs(tasks)(outputs)
+    torch.testing.assert_close(read[:, 0], outputs[:, 0])
+    torch.testing.assert_close(read[:, 1], outputs[:, 0] + outputs[:, 1])
+    again = pickle.loads(pickle.dumps(task_outputs(tasks)))
+    torch.testing.assert_close(again(outputs), read)
