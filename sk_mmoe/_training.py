@@ -129,6 +129,13 @@ class MultiTaskNet(NeuralNet):
         ]
 
     def partial_fit(self, X: Any, y: Any = None, classes: Any = None, **fit_params):
+        """skorch's ``partial_fit``, data-parallel when a process group is
+        set, and letting a real interrupt through.
+
+        skorch's catches every ``KeyboardInterrupt`` (its callbacks stop
+        training by raising one) and offers no hook to tell a user's Ctrl-C
+        apart, so its few lines are written here.
+        """
         if not self.initialized_:
             self.initialize()
         world = _distributed.current_world()
