@@ -33,7 +33,7 @@ from torch import nn
 
 from ._base import BaseMultiTaskMMoE
 from ._onnx_inputs import column_inputs, input_form, onnx_feed, prepend_column_inputs
-from ._tasks import ClassificationTask, RegressionTask
+from ._tasks import Task
 
 __all__ = ["METADATA_KEY", "export_onnx", "onnx_feed"]
 
@@ -50,51 +50,24 @@ _EXTRA_HINT = 'pip install "sk-mmoe[onnx]"'
 
 
 class _ServingModule(nn.Module):
-    """The network followed by what ``predict_proba`` / ``predict`` compute.
+    """The network followed by each task's prediction head (:meth:`Task.head`).
 
-    Returns one tensor per task: the softmax over the task's own classes
-    (float32, ``(n, n_classes)``) for a classification task, the prediction
-    in the target's units (float64, ``(n,)``) for a regression task.
+    Returns one tensor per task, what ``predict_proba`` / ``predict`` compute:
+    the softmax over the task's own classes (float32, ``(n, n_classes)``) for
+    a classification task, the prediction in the target's units (float64,
+    ``(n,)``) for a task with numeric targets.
     """
 
-    def __init__(self, network: nn.Module, tasks: list[Any]) -> None:
+    def __init__(self, network: nn.Module, tasks: list[Task]) -> None:
         super().__init__()
         self.network = network
-        # (is_classification, width) of every task.
-        self.heads: list[tuple[bool, int]] = []
-        # Mean and scale of every task (0 and 1 for a classification task), as
-        # float64 tensors: a Python float would become a float32 constant.
-        moments = []
-        for task in tasks:
-            if isinstance(task, ClassificationTask):
-                self.heads.append((True, task.n_outputs))
-                moments.append((0.0, 1.0))
-            elif isinstance(task, RegressionTask):
-                self.heads.append((False, 1))
-                moments.append((float(task.mean), float(task.scale)))
-            else:
-                raise TypeError(
-                    f"export_onnx cannot export task {task.name!r} of type "
-                    f"{task.kind!r}: only classification and regression tasks."
-                )
-        self.register_buffer(
-            "moments", torch.tensor(moments, dtype=torch.float64), persistent=False
-        )
+        self.tasks = list(tasks)
 
     def forward(self, X: torch.Tensor) -> tuple[torch.Tensor, ...]:
         outputs = self.network(X)
-        results = []
-        for k, (classification, width) in enumerate(self.heads):
-            if classification:
-                # Only the task's own columns: the -inf padding of narrower
-                # tasks never reaches the softmax.
-                results.append(torch.softmax(outputs[:, k, :width], dim=-1))
-            else:
-                # In float64, as predict de-standardises: a large mean keeps
-                # its precision.
-                mean, scale = self.moments[k, 0], self.moments[k, 1]
-                results.append(outputs[:, k, 0].to(torch.float64) * scale + mean)
-        return tuple(results)
+        return tuple(
+            task.head(task.outputs(outputs, k)) for k, task in enumerate(self.tasks)
+        )
 
 
 def export_onnx(
@@ -128,12 +101,14 @@ def export_onnx(
     * a classification task gives its class probabilities, float32 of shape
       ``(n_samples, n_classes)``, the columns in the order of its
       ``classes_``, as ``predict_proba`` returns them;
-    * a regression task gives its prediction in the target's units, float64
-      of shape ``(n_samples,)``, as ``predict`` returns it.
+    * a regression or count task gives its prediction in the target's
+      units, float64 of shape ``(n_samples,)``, as ``predict`` returns it.
 
-    Under onnxruntime the outputs equal ``predict_proba`` and ``predict``
-    within ``1e-5`` (regression: within ``1e-5`` times the task's
-    ``target_scale_``). The model's ``metadata_props`` hold, under the key
+    Each output is the task's own prediction head, the one ``predict`` and
+    ``predict_proba`` run. Under onnxruntime the outputs equal
+    ``predict_proba`` and ``predict`` within ``1e-5`` (regression: within
+    ``1e-5`` times the task's ``target_scale_``; count: within ``1e-5``
+    relative). The model's ``metadata_props`` hold, under the key
     ``"sk_mmoe"``, a JSON document that describes the tasks, so that a server
     can map the columns to labels (see the Notes).
 
@@ -188,9 +163,9 @@ def export_onnx(
     inputs, in order), ``n_features_in``, ``feature_names_in`` (a list, or null),
     ``categorical`` (see below, or null) and ``tasks``:
     one object per task, in order, with ``name``, ``type`` (``"binary"``,
-    ``"multiclass"`` or ``"regression"``), ``output`` (the output's name),
-    and ``classes`` (a list) for a classification task or ``mean`` and
-    ``scale`` for a regression task. With onnxruntime::
+    ``"multiclass"``, ``"regression"`` or ``"poisson"``), ``output`` (the
+    output's name), and ``classes`` (a list) for a classification task or
+    ``mean`` and ``scale`` for a regression or count task. With onnxruntime::
 
         meta = session.get_modelmeta().custom_metadata_map["sk_mmoe"]
         tasks = json.loads(meta)["tasks"]
@@ -351,16 +326,7 @@ def _metadata(
 ) -> dict[str, Any]:
     from . import __version__
 
-    tasks = []
-    for task in estimator._tasks:
-        entry: dict[str, Any] = {"name": task.name, "type": task.kind}
-        entry["output"] = task.name
-        if isinstance(task, ClassificationTask):
-            entry["classes"] = task.classes.tolist()
-        else:
-            entry["mean"] = float(task.mean)
-            entry["scale"] = float(task.scale)
-        tasks.append(entry)
+    tasks = [task.metadata() for task in estimator._tasks]
     feature_names = getattr(estimator, "feature_names_in_", None)
     encoder = getattr(estimator, "_encoder", None)
     categorical = None

@@ -50,11 +50,15 @@ from ._targets import (
     missing_mask,
     split_columns,
 )
+from ._tasks import TASK_TYPES
 
 __all__ = ["multitask_scoring", "task_scorer"]
 
 _RESPONSE_METHODS = ("predict", "predict_proba")
 _REGRESSION = "regression"
+# Kinds of the metrics of classification tasks; any other kind is the metric
+# family of tasks with numeric targets (a task's ``scored_by``).
+_CLASSIFICATION_KINDS = ("label", "ranking", "probability")
 
 
 @dataclass(frozen=True)
@@ -66,7 +70,8 @@ class _Metric:
     than two classes among the labelled rows), ``"probability"`` (the whole
     ``predict_proba`` row, with every class of the task as labels) or
     ``"regression"`` (compares ``predict`` with the targets of a regression
-    task).
+    task), or the metric family that a task type declares with its own
+    metrics (``"count"``), compared as ``"regression"``.
     """
 
     function: Callable[..., float]
@@ -77,11 +82,12 @@ class _Metric:
 
     @property
     def response_method(self) -> str:
-        return "predict" if self.kind in ("label", _REGRESSION) else "predict_proba"
+        return "predict_proba" if self.kind in ("ranking", "probability") else "predict"
 
     @property
-    def for_regression(self) -> bool:
-        return self.kind == _REGRESSION
+    def family(self) -> str:
+        """The metric family, as a task's ``scored_by`` names it."""
+        return "classification" if self.kind in _CLASSIFICATION_KINDS else self.kind
 
 
 _METRICS: dict[str, _Metric] = {
@@ -123,8 +129,19 @@ def _metric_names() -> list[str]:
     return sorted([*_METRICS, *_ALIASES])
 
 
-def _family(regression: bool) -> str:
-    return "regression" if regression else "classification"
+def _scored_by(model: Any, types: list[str]) -> list[tuple[str, ...]]:
+    """The metric families that score each task: the task's own (sk_mmoe's
+    estimators), else regression or classification by its type."""
+    tasks = getattr(model, "_tasks", None)
+    if tasks is not None and len(tasks) == len(types):
+        return [task.scored_by for task in tasks]
+    return [(_REGRESSION if t == _REGRESSION else "classification",) for t in types]
+
+
+# The metrics that task types declare for their own family (Task.metrics).
+for _cls in TASK_TYPES.values():
+    for _name, (_function, _sign) in _cls.metrics.items():
+        _METRICS[_name] = _Metric(_function, _cls.metric_family, sign=_sign)
 
 
 # ---------------------------------------------------------------------------
@@ -136,15 +153,17 @@ def _family(regression: bool) -> str:
 class _Tasks:
     """The tasks of a fitted model, as the scorers see them.
 
-    ``types`` holds ``"binary"``, ``"multiclass"`` or ``"regression"`` per
-    task, ``classes`` the classes of each classification task (None for a
-    regression task).
+    ``types`` holds the type of each task (``"binary"``, ``"multiclass"``,
+    ``"regression"``...), ``classes`` the classes of each classification
+    task (None for others), ``scored_by`` the metric families that score
+    each task.
     """
 
     names: list[str]
     types: list[str]
     classes: list[np.ndarray | None]
     missing: Any  # the model's marker of a missing entry (NaN/None always are)
+    scored_by: list[tuple[str, ...]]
 
     @classmethod
     def of(cls, estimator: Any, n_columns: int, Y_names: list[str] | None) -> _Tasks:
@@ -182,7 +201,8 @@ class _Tasks:
         missing = getattr(model, "missing_label", None)
         if missing is None:
             missing = getattr(model, "missing_target", None)
-        return cls([str(n) for n in names], types, classes, missing)
+        scored_by = _scored_by(model, types)
+        return cls([str(n) for n in names], types, classes, missing, scored_by)
 
     def index(self, task: int | str) -> int:
         if isinstance(task, str):
@@ -350,7 +370,8 @@ class _TaskScorer:
         tasks = evaluation.tasks
         k = tasks.index(self.task) if k is None else k
         name, kind, classes = tasks.names[k], tasks.types[k], tasks.classes[k]
-        self._check_task_type(name, kind)
+        scored_by = tasks.scored_by[k]
+        self._check_task_type(name, kind, scored_by)
         y = evaluation.targets(k)
         labelled = ~missing_mask(y, tasks.missing)
         if not labelled.any():
@@ -361,7 +382,7 @@ class _TaskScorer:
         response = evaluation.response(method, k)[labelled]
         sample_weight = evaluation.sample_weight
         weights = None if sample_weight is None else sample_weight[labelled]
-        if kind == _REGRESSION:
+        if "classification" not in scored_by:
             y_true = _as_float(y[labelled], name, "Y")
             response = _as_float(response, name, "the prediction")
         else:
@@ -391,18 +412,20 @@ class _TaskScorer:
             return _METRICS[self.metric].response_method
         return self.response_method
 
-    def _check_task_type(self, name: str, kind: str) -> None:
+    def _check_task_type(
+        self, name: str, kind: str, scored_by: tuple[str, ...]
+    ) -> None:
         """A classification metric for a regression task is a mistake, and
         vice versa."""
-        is_regression = kind == _REGRESSION
+        is_regression = "classification" not in scored_by
         if isinstance(self.metric, str):
-            if _METRICS[self.metric].for_regression != is_regression:
-                task = "a regression" if is_regression else f"a {kind} classification"
+            metric = _METRICS[self.metric]
+            if metric.family not in scored_by:
+                task = f"a {kind}" if is_regression else f"a {kind} classification"
                 raise ValueError(
-                    f"{self.metric!r} is a "
-                    f"{_family(not is_regression)} metric, but task {name!r} is "
-                    f"{task} task; score it with a {_family(is_regression)} "
-                    f"metric."
+                    f"{self.metric!r} is a {metric.family} metric, but task "
+                    f"{name!r} is {task} task; score it with a "
+                    f"{' or '.join(scored_by)} metric."
                 )
         elif is_regression and self.response_method == "predict_proba":
             raise ValueError(
@@ -421,7 +444,7 @@ class _TaskScorer:
     ) -> float:
         metric = _METRICS[self.metric]
         kwargs = {**metric.kwargs, **self.metric_kwargs}
-        if metric.kind == _REGRESSION:
+        if metric.family != "classification":  # numeric targets
             return metric.sign * metric.function(
                 y_true, response, sample_weight=weights, **kwargs
             )
@@ -582,16 +605,14 @@ class _MultiTaskScorer:
         tasks = evaluation.tasks
         plan = {}
         for metric in self.metrics:
-            for_regression = _METRICS[metric].for_regression
+            family = _METRICS[metric].family
             plan[metric] = [
-                k
-                for k, kind in enumerate(tasks.types)
-                if (kind == _REGRESSION) == for_regression
+                k for k, families in enumerate(tasks.scored_by) if family in families
             ]
             if not plan[metric]:
                 raise ValueError(
-                    f"{metric!r} is a {_family(for_regression)} metric, but the "
-                    f"model has no {_family(for_regression)} task: its tasks are "
+                    f"{metric!r} is a {family} metric, but the "
+                    f"model has no {family} task: its tasks are "
                     f"{tasks.describe()}. Choose metrics for these task types, or "
                     f"give each task its metrics: multitask_scoring({{task: "
                     f"metrics}})."
@@ -685,8 +706,10 @@ def task_scorer(
         For a regression task, from ``predict``: ``"r2"``,
         ``"neg_mean_squared_error"``, ``"neg_mean_absolute_error"`` and
         ``"neg_root_mean_squared_error"`` (errors, negated so that greater is
-        better). A classification metric on a regression task, or a
-        regression metric on a classification task, is a ``ValueError``.
+        better). A count task (``loss="poisson"``) takes these and
+        ``"neg_mean_poisson_deviance"`` (the mean Poisson deviance, negated).
+        A classification metric on a regression task, or a regression metric
+        on a classification task, is a ``ValueError``.
 
         Or a callable ``metric(y_true, y_pred, **kwargs)`` that receives the
         task's true targets on its labelled rows and, as chosen by

@@ -591,9 +591,9 @@ def test_failed_fit_on_bad_input_keeps_the_model(kind, data):
 
 def test_wide_sparse_input_trains_through_a_sparse_projection(kind, monkeypatch):
     sp = pytest.importorskip("scipy.sparse")
-    from sk_mmoe import _base, load_model, save_model
+    from sk_mmoe import _building, load_model, save_model
 
-    monkeypatch.setattr(_base, "_SPARSE_PROJECTION_MIN_FEATURES", 50)
+    monkeypatch.setattr(_building, "_SPARSE_PROJECTION_MIN_FEATURES", 50)
     rng = np.random.default_rng(0)
     X = sp.random(
         200, 400, density=0.02, format="csr", dtype=np.float32, random_state=0

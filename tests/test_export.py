@@ -5,6 +5,7 @@ import json
 import sys
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from sklearn.exceptions import NotFittedError
@@ -81,6 +82,11 @@ def _fit(kind):
         return MultiTaskMMoEClassifier(
             **{**TINY, "n_task_experts": 1, "n_levels": 2}
         ).fit(X, np.column_stack([binary, multiclass]))
+    if kind == "poisson":
+        counts = np.random.default_rng(1).poisson(np.exp(0.5 * X[:, 3]))
+        return MultiTaskMMoE(**TINY, loss={"views": "poisson"}).fit(
+            X, pd.DataFrame({"click": binary, "views": counts, "time": regression})
+        )
     if kind == "shared_gate":
         return MultiTaskMMoE(**{**TINY, "shared_gate": True}).fit(
             X, np.column_stack([regression, multiclass])
@@ -98,7 +104,11 @@ KINDS = [
     "cgc",
     "ple",
     "shared_gate",
+    "poisson",
 ]
+
+# Task types whose output is a value, not probabilities.
+NUMERIC = ("regression", "poisson")
 
 
 @pytest.fixture(scope="module", params=KINDS)
@@ -121,14 +131,14 @@ def _expected(estimator, X):
     predictions = estimator.predict(X)
     if single:
         predictions = predictions.reshape(-1, 1)
-    if all(kind == "regression" for kind in kinds):
+    if all(kind in NUMERIC for kind in kinds):
         proba = [None] * len(kinds)
     else:
         proba = estimator.predict_proba(X)
         if single:
             proba = [proba]
     return [
-        predictions[:, k].astype(np.float64) if kind == "regression" else proba[k]
+        predictions[:, k].astype(np.float64) if kind in NUMERIC else proba[k]
         for k, kind in enumerate(kinds)
     ]
 
@@ -142,10 +152,12 @@ def test_outputs_equal_predict_proba_and_predict(exported, n_rows):
     expected = _expected(estimator, X)
     assert len(outputs) == len(expected) == estimator.n_outputs_
     for k, (got, want) in enumerate(zip(outputs, expected, strict=True)):
-        if estimator.task_types_[k] == "regression":
+        if estimator.task_types_[k] in NUMERIC:
             assert got.dtype == np.float64 and got.shape == (n_rows,)
             scale = estimator._tasks[k].scale
-            np.testing.assert_allclose(got, want, rtol=0, atol=1e-5 * scale)
+            np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * scale)
+            if estimator.task_types_[k] == "poisson":
+                assert (got > 0).all()
         else:
             n_classes = len(estimator._tasks[k].classes)
             assert got.dtype == np.float32 and got.shape == (n_rows, n_classes)
@@ -171,7 +183,7 @@ def test_graph_inputs_outputs_and_metadata(exported):
     assert [t["output"] for t in meta["tasks"]] == estimator.task_names_
     assert [t["type"] for t in meta["tasks"]] == estimator.task_types_
     for task, entry in zip(estimator._tasks, meta["tasks"], strict=True):
-        if entry["type"] == "regression":
+        if entry["type"] in NUMERIC:
             assert (entry["mean"], entry["scale"]) == (task.mean, task.scale)
         else:
             assert entry["classes"] == task.classes.tolist()

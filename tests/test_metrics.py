@@ -929,3 +929,31 @@ def test_mixed_model_in_a_pipeline_with_metrics_by_task():
         scores["neg_mean_squared_error_watch_time"]
     )
     assert scores["neg_mean_squared_error_watch_time"] < 0
+
+
+def test_count_tasks_are_scored_by_regression_and_count_metrics():
+    from sklearn.metrics import mean_poisson_deviance
+
+    X, Y = _data()
+    rng = np.random.default_rng(0)
+    counts = rng.poisson(np.exp(X[:, 0])).astype(float)
+    watch = 10 + 3 * X[:, 1]
+    Y = np.column_stack([Y[:, 0], counts, watch])
+    model = MultiTaskMMoE(**SMALL, loss={"task1": "poisson"}).fit(X, Y)
+    pred = model.predict(X)[:, 1].astype(float)
+    deviance = task_scorer("neg_mean_poisson_deviance", task=1)(model, X, Y)
+    assert deviance == pytest.approx(-mean_poisson_deviance(counts, pred))
+    assert task_scorer("r2", task=1)(model, X, Y) == pytest.approx(
+        r2_score(counts, pred)
+    )
+    with pytest.raises(ValueError, match="is a count metric, but task 'task2'"):
+        task_scorer("neg_mean_poisson_deviance", task=2)(model, X, Y)
+    with pytest.raises(ValueError, match="score it with a regression or count"):
+        task_scorer("roc_auc", task=1)(model, X, Y)
+    scores = multitask_scoring(["neg_mean_poisson_deviance", "r2"])(model, X, Y)
+    assert set(scores) == {
+        "neg_mean_poisson_deviance_task1",
+        "r2_task1",
+        "r2_task2",
+        "r2_mean",
+    }
