@@ -54,7 +54,12 @@ from ._training import (
     silent,
 )
 from .losses import MultiTaskLoss
-from .network import MMoENetwork, _softmax_last_dim, embedding_params
+from .network import (
+    BatchedLinear,
+    MMoENetwork,
+    _softmax_last_dim,
+    embedding_params,
+)
 from .weighting import WEIGHTING_STRATEGIES, FixedWeights, LossWeighting
 
 __all__ = ["BaseMultiTaskMMoE"]
@@ -68,6 +73,12 @@ _PREDICT_CHUNK = 16384
 # multiple of this many rows makes each row's output independent of how many
 # rows are predicted together (one row online gives the same as in a batch).
 _ROW_ALIGN = 16
+
+# torch's CPU batched product (baddbmm) sums with its own loop, in another
+# order than BLAS, while rows * in_features * out_features is under this
+# (aten/src/ATen/native/LinearAlgebra.cpp): prediction pads the rows so that
+# every layer takes the BLAS path, whatever the number of rows predicted.
+_BMM_BLAS_MIN_SIZE = 400
 
 #: The parameters that build the network; declared once, here.
 ARCHITECTURE_PARAMS = (
@@ -341,6 +352,7 @@ class BaseMultiTaskMMoE(BaseEstimator):
                 tasks, *criterion_parts, learned=net.criterion_.weighting
             ).to(net.device)
         else:
+            projection = self._projection_width(X, len(tasks))
             with seeded(seed, device):
                 net = self._make_net(
                     X.shape[1],
@@ -348,11 +360,13 @@ class BaseMultiTaskMMoE(BaseEstimator):
                     self._make_criterion(tasks, *criterion_parts),
                     device,
                     encoder,
-                    # Scaling would densify a sparse input: not for those.
+                    # Scaling or embedding would densify what the projection
+                    # reads sparse: not for those inputs.
                     numeric_scaling=self.numeric_scaling == "robust"
-                    and not sp.issparse(X),
-                    numeric_embedding=self._embeds_numbers(X, encoder),
-                    sparse_projection=self._projection_width(X, len(tasks)),
+                    and projection is None,
+                    numeric_embedding=projection is None
+                    and self._embeds_numbers(X, encoder),
+                    sparse_projection=projection,
                 )
                 if net.module.scaling is not None:
                     # Rows of weight 0 are as good as absent.
@@ -656,7 +670,7 @@ class BaseMultiTaskMMoE(BaseEstimator):
 
     def _embeds_numbers(self, X: Any, encoder: CategoricalEncoder | None) -> bool:
         """Whether the network embeds the numeric columns of ``X``."""
-        if sp.issparse(X) or self.numeric_embedding is None:
+        if self.numeric_embedding is None:
             return False
         n_numeric = X.shape[1] - (len(encoder.columns) if encoder else 0)
         if self.numeric_embedding == "auto":
@@ -678,7 +692,29 @@ class BaseMultiTaskMMoE(BaseEstimator):
         gates = (1 if self.shared_gate else n_tasks) * gated
         shared = n_experts if self.n_levels > 1 else 0
         width = int(n_experts * hidden + gates + shared)
-        return width if width < X.shape[1] else None
+        if width >= X.shape[1]:
+            return None
+        skipped = [
+            f"{name}={getattr(self, name)!r}"
+            for name, differs in (
+                ("numeric_scaling", self.numeric_scaling == "robust"),
+                ("numeric_embedding", self.numeric_embedding == "periodic"),
+            )
+            if differs
+        ]
+        if skipped:
+            warnings.warn(
+                f"X is a sparse matrix of {X.shape[1]} columns, read through a "
+                f"sparse projection that keeps it sparse: {' and '.join(skipped)} "
+                f"would densify it and {'are' if len(skipped) > 1 else 'is'} not "
+                "applied, so the model differs "
+                "from the one fitted on its dense copy. Scale the columns "
+                "upstream if needed (e.g. MaxAbsScaler, which keeps them "
+                "sparse), and set numeric_scaling=None (and numeric_embedding"
+                "=None or 'auto') to silence this warning.",
+                UserWarning,
+            )
+        return width
 
     def _module_params(self) -> dict[str, Any]:
         """The architecture parameters, validated, as the network takes them."""
@@ -948,6 +984,7 @@ class BaseMultiTaskMMoE(BaseEstimator):
         # A network with a sparse projection reads CSR batches as they are.
         sparse_batches = module.projection is not None and sp.issparse(X)
         dataset = ArrayBatches(X, sparse_batches=sparse_batches)
+        min_rows = _invariant_rows(module)
         chunks = []
         # Large predictions choose their threads as fit does; small ones keep
         # the current count (sampling the load would cost more than them).
@@ -958,10 +995,15 @@ class BaseMultiTaskMMoE(BaseEstimator):
             contextlib.nullcontext() if n_threads is None else torch_threads(n_threads)
         )
         with threads, torch.inference_mode():
-            for start in range(0, X.shape[0], _PREDICT_CHUNK):
-                Xb, _ = dataset.batch(slice(start, start + _PREDICT_CHUNK))
+            # Kernels split the rows between the threads: each thread's share
+            # is aligned too.
+            align = _ROW_ALIGN * torch.get_num_threads()
+            chunk = max(align, _PREDICT_CHUNK // align * align)
+            for start in range(0, X.shape[0], chunk):
+                Xb, _ = dataset.batch(slice(start, start + chunk))
                 n_rows = Xb.shape[0]
-                out = module(_pad_rows(Xb).to(device), return_gates=gates)
+                Xb = _pad_rows(Xb, min_rows, align)
+                out = module(Xb.to(device), return_gates=gates)
                 chunks.append((out[1] if gates else out)[:n_rows])
         out = chunks[0] if len(chunks) == 1 else torch.cat(chunks)
         _check_finite_outputs(out, None if gates else module.class_padding)
@@ -1132,15 +1174,32 @@ def _robust_statistics(
     rows = X.shape[0]
     if rows > max_rows:
         X = X[np.random.default_rng(seed).choice(rows, max_rows, replace=False)]
-    X = np.asarray(X, dtype=np.float64)
-    q25, center, q75 = np.quantile(X, [0.25, 0.5, 0.75], axis=0)
+    if sp.issparse(X):
+        # Densified a block of columns at a time: the same statistics as
+        # those of the dense copy, in bounded memory.
+        X = sp.csc_matrix(X)
+        step = 64
+        stats = [
+            _column_statistics(X[:, start : start + step].toarray())
+            for start in range(0, X.shape[1], step)
+        ]
+        q25, center, q75, std = (np.concatenate(s) for s in zip(*stats, strict=True))
+    else:
+        q25, center, q75, std = _column_statistics(X)
     scale = (q75 - q25) / 1.349
-    std = X.std(axis=0)
     scale = np.where(scale > 0, scale, np.where(std > 0, std, 1.0))
     return (
         torch.as_tensor(center, dtype=torch.float32),
         torch.as_tensor(scale, dtype=torch.float32),
     )
+
+
+def _column_statistics(X: np.ndarray) -> tuple[np.ndarray, ...]:
+    """First quartile, median, third quartile and standard deviation of every
+    column of ``X``, in float64."""
+    X = np.asarray(X, dtype=np.float64)
+    q25, median, q75 = np.quantile(X, [0.25, 0.5, 0.75], axis=0)
+    return q25, median, q75, X.std(axis=0)
 
 
 def _check_sample_weight(sample_weight: Any, n_samples: int) -> np.ndarray | None:
@@ -1181,9 +1240,28 @@ def _check_finite_outputs(outputs: torch.Tensor, padding: torch.Tensor | None) -
         )
 
 
-def _pad_rows(X: torch.Tensor) -> torch.Tensor:
-    """``X`` with zero rows appended up to a multiple of ``_ROW_ALIGN`` rows."""
-    missing = -X.shape[0] % _ROW_ALIGN
+def _invariant_rows(module: MMoENetwork) -> int:
+    """Fewest rows a forward pass of ``module`` needs for every row's outputs
+    not to depend on the other rows: enough for its narrowest layer to take
+    the BLAS path (see ``_BMM_BLAS_MIN_SIZE``)."""
+    narrowest = min(
+        (
+            layer.in_features * layer.out_features
+            for layer in module.modules()
+            if isinstance(layer, BatchedLinear)
+        ),
+        default=_BMM_BLAS_MIN_SIZE,
+    )
+    return -(-_BMM_BLAS_MIN_SIZE // narrowest)
+
+
+def _pad_rows(
+    X: torch.Tensor, min_rows: int = 1, align: int = _ROW_ALIGN
+) -> torch.Tensor:
+    """``X`` with zero rows appended up to at least ``min_rows`` rows, and a
+    multiple of ``align`` rows."""
+    n_rows = max(X.shape[0], min_rows)
+    missing = n_rows - X.shape[0] + (-n_rows % align)
     if not missing:
         return X
     if X.layout == torch.sparse_csr:
