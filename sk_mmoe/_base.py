@@ -34,6 +34,7 @@ from ._distributed import agree_seed, local_device
 from ._features import CategoricalEncoder, categorical_mask, feature_names
 from ._targets import (
     TargetColumns,
+    check_not_dask_key,
     check_not_lazy,
     default_task_names,
     encode_targets,
@@ -254,6 +255,7 @@ class BaseMultiTaskMMoE(BaseEstimator):
 
     def _fit_entry(self, X, y, sample_weight, *, partial: bool, classes=None):
         """The fit flow of ``fit`` and ``partial_fit`` (parameters validated)."""
+        check_not_dask_key(y)
         with torch_threads(resolve_threads(self.n_threads)):
             return self._fit_flow(X, y, sample_weight, partial=partial, classes=classes)
 
