@@ -679,3 +679,44 @@ def test_wide_sparse_input_trains_through_a_sparse_projection(kind, monkeypatch)
     loaded.set_params(warm_start=True, max_epochs=1).fit(X, Y)
     np.testing.assert_array_equal(_outputs(loaded, X), _outputs(model, X))
     assert rng is not None
+
+
+def test_shared_parameters_have_the_same_order_defaults_constraints_and_docs():
+    import inspect
+    import re
+
+    from sklearn.utils._param_validation import make_constraint
+
+    def parameter_docs(cls):
+        """Each entry of the Parameters section of ``cls``'s docstring."""
+        section = inspect.getdoc(cls).split("Parameters\n----------\n", 1)[1]
+        section = re.split(r"\n\S[^\n]*\n-+\n", section, maxsplit=1)[0]
+        entries = [e.strip() for e in re.split(r"\n(?=\S)", section)]
+        return {e.split(" :", 1)[0]: e for e in entries if e}
+
+    estimators = list(ESTIMATORS.values())
+    signatures = [inspect.signature(cls.__init__).parameters for cls in estimators]
+    docs = [parameter_docs(cls) for cls in estimators]
+    shared = [
+        name
+        for name in signatures[0]
+        if name != "self" and all(name in s for s in signatures)
+    ]
+    assert len(shared) > 20
+    for cls, signature, doc in zip(estimators, signatures, docs, strict=True):
+        assert [name for name in signature if name in shared] == shared, cls
+        assert set(shared) <= set(doc), cls
+    for name in shared:
+        for signature, doc, cls in zip(signatures, docs, estimators, strict=True):
+            first = signatures[0][name]
+            assert (signature[name].default, signature[name].kind) == (
+                first.default,
+                first.kind,
+            ), (cls, name)
+            assert doc[name] == docs[0][name], (cls, name)
+            assert [
+                str(make_constraint(c)) for c in cls._parameter_constraints[name]
+            ] == [
+                str(make_constraint(c))
+                for c in estimators[0]._parameter_constraints[name]
+            ], (cls, name)
