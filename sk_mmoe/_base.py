@@ -45,6 +45,7 @@ from ._features import CategoricalEncoder, feature_names
 from ._inputs import InputHandling
 from ._targets import (
     TargetColumns,
+    check_not_dask_key,
     check_not_lazy,
     encode_targets,
     read_targets,
@@ -59,6 +60,7 @@ from ._training import (
     n_validation_rows,
     seeded,
 )
+from .network import BatchedLinear, MMoENetwork
 from .weighting import WEIGHTING_STRATEGIES
 
 __all__ = ["BaseMultiTaskMMoE"]
@@ -72,6 +74,12 @@ _PREDICT_CHUNK = 16384
 # multiple of this many rows makes each row's output independent of how many
 # rows are predicted together (one row online gives the same as in a batch).
 _ROW_ALIGN = 16
+
+# torch's CPU batched product (baddbmm) sums with its own loop, in another
+# order than BLAS, while rows * in_features * out_features is under this
+# (aten/src/ATen/native/LinearAlgebra.cpp): prediction pads the rows so that
+# every layer takes the BLAS path, whatever the number of rows predicted.
+_BMM_BLAS_MIN_SIZE = 400
 
 #: The parameters that build the network; declared once, here.
 ARCHITECTURE_PARAMS = (
@@ -270,6 +278,7 @@ class BaseMultiTaskMMoE(ParameterChecks, InputHandling, NetworkBuilding, BaseEst
 
     def _fit_entry(self, X, y, sample_weight, *, partial: bool, classes=None):
         """The fit flow of ``fit`` and ``partial_fit`` (parameters validated)."""
+        check_not_dask_key(y)
         with torch_threads(resolve_threads(self.n_threads)):
             return self._fit_flow(X, y, sample_weight, partial=partial, classes=classes)
 
@@ -617,6 +626,7 @@ class BaseMultiTaskMMoE(ParameterChecks, InputHandling, NetworkBuilding, BaseEst
         # A network with a sparse projection reads CSR batches as they are.
         sparse_batches = module.projection is not None and sp.issparse(X)
         dataset = ArrayBatches(X, sparse_batches=sparse_batches)
+        min_rows = _invariant_rows(module)
         chunks = []
         # Large predictions choose their threads as fit does; small ones keep
         # the current count (sampling the load would cost more than them).
@@ -627,10 +637,15 @@ class BaseMultiTaskMMoE(ParameterChecks, InputHandling, NetworkBuilding, BaseEst
             contextlib.nullcontext() if n_threads is None else torch_threads(n_threads)
         )
         with threads, torch.inference_mode():
-            for start in range(0, X.shape[0], _PREDICT_CHUNK):
-                Xb, _ = dataset.batch(slice(start, start + _PREDICT_CHUNK))
+            # Kernels split the rows between the threads: each thread's share
+            # is aligned too.
+            align = _ROW_ALIGN * torch.get_num_threads()
+            chunk = max(align, _PREDICT_CHUNK // align * align)
+            for start in range(0, X.shape[0], chunk):
+                Xb, _ = dataset.batch(slice(start, start + chunk))
                 n_rows = Xb.shape[0]
-                out = module(_pad_rows(Xb).to(device), return_gates=gates)
+                Xb = _pad_rows(Xb, min_rows, align)
+                out = module(Xb.to(device), return_gates=gates)
                 chunks.append((out[1] if gates else out)[:n_rows])
         out = chunks[0] if len(chunks) == 1 else torch.cat(chunks)
         _check_finite_outputs(out, None if gates else module.class_padding)
@@ -743,9 +758,28 @@ def _check_finite_outputs(outputs: torch.Tensor, padding: torch.Tensor | None) -
         )
 
 
-def _pad_rows(X: torch.Tensor) -> torch.Tensor:
-    """``X`` with zero rows appended up to a multiple of ``_ROW_ALIGN`` rows."""
-    missing = -X.shape[0] % _ROW_ALIGN
+def _invariant_rows(module: MMoENetwork) -> int:
+    """Fewest rows a forward pass of ``module`` needs for every row's outputs
+    not to depend on the other rows: enough for its narrowest layer to take
+    the BLAS path (see ``_BMM_BLAS_MIN_SIZE``)."""
+    narrowest = min(
+        (
+            layer.in_features * layer.out_features
+            for layer in module.modules()
+            if isinstance(layer, BatchedLinear)
+        ),
+        default=_BMM_BLAS_MIN_SIZE,
+    )
+    return -(-_BMM_BLAS_MIN_SIZE // narrowest)
+
+
+def _pad_rows(
+    X: torch.Tensor, min_rows: int = 1, align: int = _ROW_ALIGN
+) -> torch.Tensor:
+    """``X`` with zero rows appended up to at least ``min_rows`` rows, and a
+    multiple of ``align`` rows."""
+    n_rows = max(X.shape[0], min_rows)
+    missing = n_rows - X.shape[0] + (-n_rows % align)
     if not missing:
         return X
     if X.layout == torch.sparse_csr:

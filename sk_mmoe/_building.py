@@ -11,6 +11,7 @@ is a base of the estimators that makes the spec, the loss and the skorch net.
 from __future__ import annotations
 
 import copy
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -116,18 +117,20 @@ class NetworkBuilding:
         self, X: Any, encoder: CategoricalEncoder | None, tasks: list[Task]
     ) -> NetworkSpec:
         """The spec of a new network for the encoded ``X`` of a fit."""
+        projection = self._projection_width(X, len(tasks))
         return NetworkSpec(
             X.shape[1],
             tuple(task.n_outputs for task in tasks),
-            # Scaling would densify a sparse input: not for those.
-            numeric_scaling=self.numeric_scaling == "robust" and not sp.issparse(X),
-            numeric_embedding=self._embeds_numbers(X, encoder),
-            sparse_projection=self._projection_width(X, len(tasks)),
+            # Scaling or embedding would densify what the projection reads
+            # sparse: not for those inputs.
+            numeric_scaling=self.numeric_scaling == "robust" and projection is None,
+            numeric_embedding=projection is None and self._embeds_numbers(X, encoder),
+            sparse_projection=projection,
         )
 
     def _embeds_numbers(self, X: Any, encoder: CategoricalEncoder | None) -> bool:
         """Whether the network embeds the numeric columns of ``X``."""
-        if sp.issparse(X) or self.numeric_embedding is None:
+        if self.numeric_embedding is None:
             return False
         n_numeric = X.shape[1] - (len(encoder.columns) if encoder else 0)
         if self.numeric_embedding == "auto":
@@ -149,7 +152,29 @@ class NetworkBuilding:
         gates = (1 if self.shared_gate else n_tasks) * gated
         shared = n_experts if self.n_levels > 1 else 0
         width = int(n_experts * hidden + gates + shared)
-        return width if width < X.shape[1] else None
+        if width >= X.shape[1]:
+            return None
+        skipped = [
+            f"{name}={getattr(self, name)!r}"
+            for name, differs in (
+                ("numeric_scaling", self.numeric_scaling == "robust"),
+                ("numeric_embedding", self.numeric_embedding == "periodic"),
+            )
+            if differs
+        ]
+        if skipped:
+            warnings.warn(
+                f"X is a sparse matrix of {X.shape[1]} columns, read through a "
+                f"sparse projection that keeps it sparse: {' and '.join(skipped)} "
+                f"would densify it and {'are' if len(skipped) > 1 else 'is'} not "
+                "applied, so the model differs "
+                "from the one fitted on its dense copy. Scale the columns "
+                "upstream if needed (e.g. MaxAbsScaler, which keeps them "
+                "sparse), and set numeric_scaling=None (and numeric_embedding"
+                "=None or 'auto') to silence this warning.",
+                UserWarning,
+            )
+        return width
 
     def _make_criterion(
         self,
@@ -265,12 +290,29 @@ def _robust_statistics(
     rows = X.shape[0]
     if rows > max_rows:
         X = X[np.random.default_rng(seed).choice(rows, max_rows, replace=False)]
-    X = np.asarray(X, dtype=np.float64)
-    q25, center, q75 = np.quantile(X, [0.25, 0.5, 0.75], axis=0)
+    if sp.issparse(X):
+        # Densified a block of columns at a time: the same statistics as
+        # those of the dense copy, in bounded memory.
+        X = sp.csc_matrix(X)
+        step = 64
+        stats = [
+            _column_statistics(X[:, start : start + step].toarray())
+            for start in range(0, X.shape[1], step)
+        ]
+        q25, center, q75, std = (np.concatenate(s) for s in zip(*stats, strict=True))
+    else:
+        q25, center, q75, std = _column_statistics(X)
     scale = (q75 - q25) / 1.349
-    std = X.std(axis=0)
     scale = np.where(scale > 0, scale, np.where(std > 0, std, 1.0))
     return (
         torch.as_tensor(center, dtype=torch.float32),
         torch.as_tensor(scale, dtype=torch.float32),
     )
+
+
+def _column_statistics(X: np.ndarray) -> tuple[np.ndarray, ...]:
+    """First quartile, median, third quartile and standard deviation of every
+    column of ``X``, in float64."""
+    X = np.asarray(X, dtype=np.float64)
+    q25, median, q75 = np.quantile(X, [0.25, 0.5, 0.75], axis=0)
+    return q25, median, q75, X.std(axis=0)

@@ -807,14 +807,6 @@ def load_census_income(
 _REC_TASKS = ("click", "rated_highly", "shared", "watch_time")
 _REC_DEVICES = ("mobile", "desktop", "tablet", "tv")
 _REC_DEVICE_PROBA = np.array([0.55, 0.25, 0.12, 0.08])
-_REC_FEATURES = (
-    "user_id",
-    "item_id",
-    "hour",
-    "device",
-    "item_age_days",
-    "user_activity",
-)
 
 
 class _RecTask(NamedTuple):
@@ -1235,18 +1227,13 @@ def make_recommendation_tasks(
     >>> Y.notna().sum().to_dict()  # labelled rows per task
     {'click': 5000, 'rated_highly': 444, 'shared': 20, 'watch_time': 1483}
 
-    Fit a mixed multi-task model after encoding the categorical columns:
+    Fit a mixed multi-task model on the frame as it is: the estimators
+    embed the categorical columns (the IDs and the device) and scale the
+    numeric ones themselves, so no encoder is needed:
 
-    >>> from sklearn.compose import make_column_transformer
-    >>> from sklearn.pipeline import make_pipeline
-    >>> from sklearn.preprocessing import OneHotEncoder, StandardScaler
     >>> from sk_mmoe import MultiTaskMMoE
-    >>> encode = make_column_transformer(
-    ...     (OneHotEncoder(handle_unknown="ignore"), ["user_id", "item_id", "device"]),
-    ...     remainder=StandardScaler(),
-    ... )
-    >>> model = make_pipeline(encode, MultiTaskMMoE(max_epochs=2, random_state=0))
-    >>> model.fit(X, Y).predict(X[:2]).shape
+    >>> model = MultiTaskMMoE(max_epochs=2, random_state=0).fit(X, Y)
+    >>> model.predict(X[:2]).shape
     (2, 4)
     """
     check_scalar(n_samples, "n_samples", numbers.Integral, min_val=1)

@@ -218,14 +218,10 @@ def test_sparse_input_and_partial_fit_n_features(data):
     # What the two estimator checks listed as expected failures test.
     X, Y = data
     X_sparse = np.where(np.abs(X) < 0.5, 0, X).astype(np.float32)
-    # Sparse inputs are neither scaled nor embedded (that would densify them).
-    dense = MultiTaskMMoE(**SMALL, numeric_scaling=None, numeric_embedding=None).fit(
-        X_sparse, Y
-    )
+    # Sparse inputs are scaled and embedded as their dense copies.
+    dense = MultiTaskMMoE(**SMALL).fit(X_sparse, Y)
     for container in (sp.csr_matrix, sp.csc_matrix, sp.csr_array):
-        sparse = MultiTaskMMoE(**SMALL, numeric_scaling=None).fit(
-            container(X_sparse), Y
-        )
+        sparse = MultiTaskMMoE(**SMALL).fit(container(X_sparse), Y)
         np.testing.assert_array_equal(
             sparse.predict(container(X_sparse)), dense.predict(X_sparse)
         )
