@@ -31,7 +31,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from sk_mmoe import MultiTaskMMoEClassifier, _base, _training
+from sk_mmoe import MultiTaskMMoEClassifier, _building, _training
 
 
 def make_data(n_rows: int, n_columns: int, nnz: int, seed: int = 0):
@@ -61,12 +61,12 @@ def fit(X, Y, epochs: int) -> float:
 
 def densified(X, Y, epochs: int) -> float:
     """The fit with the sparse projection switched off: batches densified."""
-    threshold = _base._SPARSE_PROJECTION_MIN_FEATURES
-    _base._SPARSE_PROJECTION_MIN_FEATURES = X.shape[1] + 1
+    threshold = _building._SPARSE_PROJECTION_MIN_FEATURES
+    _building._SPARSE_PROJECTION_MIN_FEATURES = X.shape[1] + 1
     try:
         return fit(X, Y, epochs)
     finally:
-        _base._SPARSE_PROJECTION_MIN_FEATURES = threshold
+        _building._SPARSE_PROJECTION_MIN_FEATURES = threshold
 
 
 def with_sparse_adam(X, Y, epochs: int) -> float:

@@ -4,8 +4,13 @@ Build (offline, warnings as errors; runs the gallery examples)::
 
     python -m sphinx -W --keep-going -b html docs docs/_build/html
 
-Add ``-D plot_gallery=0`` to skip running the examples. Run the ``testcode``
-blocks of the user guide and the docstring examples with::
+Add ``-D plot_gallery=0`` to skip running the examples. The built pages load
+nothing from the network (MathJax is copied into the site); check it with::
+
+    python docs/sphinxext/check_offline.py docs/_build/html
+
+Run the ``testcode`` blocks of the user guide and the docstring examples
+with::
 
     python -m sphinx -b doctest -D plot_gallery=0 docs docs/_build/doctest
 
@@ -15,6 +20,7 @@ inventories over the network, so it is off by default.
 """
 
 import os
+import re
 import sys
 import warnings
 from pathlib import Path
@@ -52,6 +58,9 @@ extensions = [
     "sphinx.ext.autosummary",
     "sphinx.ext.doctest",
     "sphinx.ext.mathjax",
+    # Serves MathJax from the built site instead of a CDN, so that formulas
+    # render offline.
+    "sphinx-mathjax-offline",
     "sphinx.ext.viewcode",
     "numpydoc",
     "sphinx_gallery.gen_gallery",
@@ -102,9 +111,21 @@ def _link_to_sklearn(app, env, node, contnode):
     return reference
 
 
+# sphinx-gallery's execution-time pages load jQuery and DataTables from CDNs
+# to make their table sortable: drop that raw HTML, keep the table, so that
+# every page reads offline.
+CDN_BLOCK = re.compile(r"^ *\.\. raw:: html\n\n(?:(?: {4,}.*)?\n)+", re.MULTILINE)
+
+
+def _drop_cdn_scripts(app, docname, source):
+    if docname.endswith("sg_execution_times"):
+        source[0] = CDN_BLOCK.sub("", source[0])
+
+
 def setup(app):
     # Called after intersphinx (when enabled), which resolves first.
     app.connect("missing-reference", _link_to_sklearn)
+    app.connect("source-read", _drop_cdn_scripts)
 
 
 # -- autodoc / autosummary / numpydoc ----------------------------------------

@@ -4,7 +4,7 @@ from ._classifier import MultiTaskMMoEClassifier
 from ._mixed import MultiTaskMMoE
 from ._persistence import load_model, save_model
 from ._regressor import MultiTaskMMoERegressor
-from .export import export_onnx
+from .export import export_onnx, onnx_feed
 
 __version__ = "0.2.0.dev0"
 
@@ -15,5 +15,6 @@ __all__ = [
     "__version__",
     "export_onnx",
     "load_model",
+    "onnx_feed",
     "save_model",
 ]

@@ -1,12 +1,17 @@
-"""The base of the MMoE estimators: parameters, validation, fit and prediction.
+"""The base of the MMoE estimators: parameters, the fit flow and prediction.
 
 :class:`BaseMultiTaskMMoE` holds everything the classifier, the regressor and
 the mixed-task estimator share: the parameters of the network and of
-training, the fit / ``partial_fit`` / warm-start flow (written once), the
+training, the fit / ``partial_fit`` / warm-start flow (written once, in the
+steps prepare the data, build or continue the net, train, publish), the
 fitted state (set in one place, :meth:`BaseMultiTaskMMoE._set_fitted_state`,
 which :func:`sk_mmoe.load_model` uses too), and the forward pass behind
-``predict``, ``gate_weights`` and ``score``. The public estimators only say
-which task types they accept and how they present predictions.
+``predict``, ``gate_weights`` and ``score``. The checks of the arguments
+against the data (:mod:`sk_mmoe._checks`), the handling of ``X``
+(:mod:`sk_mmoe._inputs`) and the building of the network and its loss
+(:mod:`sk_mmoe._building`) are its bases. The public estimators only say
+which task types they accept and how they present predictions; everything
+that depends on a task's type is in :mod:`sk_mmoe._tasks`.
 """
 
 from __future__ import annotations
@@ -14,50 +19,52 @@ from __future__ import annotations
 import contextlib
 import copy
 import numbers
-import warnings
 from abc import abstractmethod
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 import torch
 from sklearn.base import BaseEstimator
-from sklearn.utils import assert_all_finite, check_consistent_length, check_random_state
-from sklearn.utils.class_weight import compute_class_weight
-from sklearn.utils.validation import check_array, check_is_fitted
-from skorch.callbacks import Callback, EarlyStopping
+from sklearn.utils import check_consistent_length, check_random_state
+from sklearn.utils.validation import check_is_fitted
+from skorch.callbacks import Callback
 
-from ._batches import ArrayBatches, BatchIterator
-from ._bias import BiasColumns, BiasedNetwork, BiasTower, main_network
-from ._compat import Interval, StrOptions, fit_context, validate_data
+from ._batches import ArrayBatches
+from ._bias import main_network
+from ._building import NetworkBuilding, NetworkSpec, _robust_statistics
+from ._checks import (
+    ParameterChecks,
+    _check_sample_weight,
+    _per_task,
+    _with_known_labels,
+)
+from ._compat import Interval, StrOptions, fit_context
 from ._distributed import agree_seed, local_device
-from ._features import CategoricalEncoder, categorical_mask, feature_names
-from ._ranking import rank_values
+from ._features import CategoricalEncoder, feature_names
+from ._inputs import InputHandling
+from ._ranking import rank_score_of, rank_values
 from ._targets import (
     TargetColumns,
+    check_not_dask_key,
     check_not_lazy,
-    default_task_names,
     encode_targets,
-    is_polars,
     read_targets,
 )
-from ._tasks import ClassificationTask, Task, make_task
+from ._tasks import Task, make_task
 from ._threads import resolve_threads, torch_threads
 from ._training import (
     OPTIMIZERS,
     HoldOut,
     MultiTaskNet,
     NonFiniteLoss,
-    StopOnNonFinite,
-    logging_callbacks,
     n_validation_rows,
     seeded,
-    silent,
 )
-from .losses import MultiTaskLoss
-from .network import MMoENetwork, _softmax_last_dim, embedding_params
-from .weighting import WEIGHTING_STRATEGIES, FixedWeights, LossWeighting
+from .network import BatchedLinear, MMoENetwork
+from .weighting import WEIGHTING_STRATEGIES
 
 __all__ = ["BaseMultiTaskMMoE"]
 
@@ -70,6 +77,12 @@ _PREDICT_CHUNK = 16384
 # multiple of this many rows makes each row's output independent of how many
 # rows are predicted together (one row online gives the same as in a batch).
 _ROW_ALIGN = 16
+
+# torch's CPU batched product (baddbmm) sums with its own loop, in another
+# order than BLAS, while rows * in_features * out_features is under this
+# (aten/src/ATen/native/LinearAlgebra.cpp): prediction pads the rows so that
+# every layer takes the BLAS path, whatever the number of rows predicted.
+_BMM_BLAS_MIN_SIZE = 400
 
 #: The parameters that build the network; declared once, here.
 ARCHITECTURE_PARAMS = (
@@ -113,7 +126,39 @@ _INTEGER_PARAMS = (
 )
 
 
-class BaseMultiTaskMMoE(BaseEstimator):
+@dataclass
+class _FitData:
+    """A fit call's data, validated, with what the call fits of the tasks.
+
+    ``spec`` is the network specification of a new fit, None when training
+    continues (the fitted network's stays). ``bias_values`` are the
+    ``bias_features`` columns (float32), None without a bias tower: ``X``
+    does not hold them, the net trains on ``training_X``.
+    """
+
+    X: Any
+    feature_names: np.ndarray | None
+    encoder: CategoricalEncoder | None
+    targets: TargetColumns
+    sample_weight: np.ndarray | None
+    tasks: list[Task]
+    encoded: np.ndarray
+    task_weights: np.ndarray | str
+    class_weights: list[np.ndarray | None]
+    early: bool
+    n_valid: int
+    spec: NetworkSpec | None
+    bias_values: np.ndarray | None = None
+
+    @property
+    def training_X(self) -> Any:
+        """What the net trains on: ``X``, the bias columns after its own."""
+        if self.bias_values is None:
+            return self.X
+        return np.hstack([self.X, self.bias_values])
+
+
+class BaseMultiTaskMMoE(ParameterChecks, InputHandling, NetworkBuilding, BaseEstimator):
     """Base class of the MMoE estimators; not meant to be used directly.
 
     Subclasses define ``__init__`` (their parameters), the task types they
@@ -183,8 +228,9 @@ class BaseMultiTaskMMoE(BaseEstimator):
     def _class_weight_param(self) -> Any:
         return None
 
-    def _regression_loss(self) -> str:
-        return "squared_error"
+    def _task_loss(self, kind: str, name: str) -> str | None:
+        """The loss asked for task ``name`` of type ``kind``; None: its own."""
+        return None
 
     # ------------------------------------------------------------------
     # Fitting
@@ -247,6 +293,7 @@ class BaseMultiTaskMMoE(BaseEstimator):
 
     def _fit_entry(self, X, y, sample_weight, *, partial: bool, classes=None):
         """The fit flow of ``fit`` and ``partial_fit`` (parameters validated)."""
+        check_not_dask_key(y)
         with torch_threads(resolve_threads(self.n_threads)):
             return self._fit_flow(X, y, sample_weight, partial=partial, classes=classes)
 
@@ -290,11 +337,34 @@ class BaseMultiTaskMMoE(BaseEstimator):
         epochs: int | None = None,
         early: bool | None = None,
     ) -> BaseMultiTaskMMoE:
+        """The fit flow, in steps as skorch's ``initialize``: prepare the
+        data, build a new network or continue the fitted one, train, publish.
+
+        Everything is validated before the fitted state is touched, and the
+        net trained is a new one or a copy of the fitted one: a failed or
+        interrupted call leaves a fitted model as it was.
+        """
         device = local_device(self._check_device())
+        data = self._prepare_data(
+            X, y, sample_weight, incremental, classes, require_classes, early
+        )
+        rng = check_random_state(self.random_state)
+        seed = int(rng.randint(np.iinfo(np.int32).max))
+        seed = agree_seed(seed)  # rank 0's, in a data-parallel fit
+        if incremental:
+            net, seed = self._continue_net(data, seed)
+        else:
+            net = self._new_net(data, seed, device)
+        self._train(net, data, seed, device, epochs)
+        self._publish(net, data)
+        return self
+
+    def _prepare_data(
+        self, X, y, sample_weight, incremental, classes, require_classes, early
+    ) -> _FitData:
+        """The validated data of a fit call, and what it fits of the tasks."""
         check_not_lazy(X, "X")
-        bias, X, X_bias = self._split_bias_columns(X, incremental)
-        # Validate everything before touching the fitted state, so that a
-        # failed call leaves a fitted model as it was.
+        bias_columns, X, bias_values = self._split_bias_columns(X, incremental)
         if incremental:
             X = self._validate_X(X, fitted=False)
             names = getattr(self, "feature_names_in_", None)
@@ -313,16 +383,44 @@ class BaseMultiTaskMMoE(BaseEstimator):
             targets, classes, incremental, require_classes, sample_weight
         )
         encoded = encode_targets(targets, tasks)
-        criterion_parts = self._criterion_parts(tasks, targets, encoded)
-        n_valid = (
-            n_validation_rows(X.shape[0], self.validation_fraction) if early else 0
+        task_weights = self._check_task_weights(targets.names)
+        class_weights = self._check_class_weight(tasks, encoded)
+        n_valid = self._n_validation_rows(X.shape[0], early)
+        self._check_architecture(incremental)
+        spec = (
+            None
+            if incremental
+            else self._new_network_spec(X, encoder, tasks, bias_columns)
         )
-        if n_valid >= X.shape[0]:
+        return _FitData(
+            X=X,
+            feature_names=names,
+            encoder=encoder,
+            targets=targets,
+            sample_weight=sample_weight,
+            tasks=tasks,
+            encoded=encoded,
+            task_weights=task_weights,
+            class_weights=class_weights,
+            early=early,
+            n_valid=n_valid,
+            spec=spec,
+            bias_values=bias_values,
+        )
+
+    def _n_validation_rows(self, n_samples: int, early: bool) -> int:
+        """Rows held out for early stopping (0 without)."""
+        n_valid = n_validation_rows(n_samples, self.validation_fraction) if early else 0
+        if n_valid >= n_samples:
             raise ValueError(
                 f"early_stopping needs at least 2 samples to hold out "
                 f"validation_fraction={self.validation_fraction} of them, got "
-                f"n_samples={X.shape[0]}."
+                f"n_samples={n_samples}."
             )
+        return n_valid
+
+    def _check_architecture(self, incremental: bool) -> None:
+        """Refuse to continue training a network of another architecture."""
         module_params = self._module_params()
         if incremental and module_params != self.net_.module_params:
             raise ValueError(
@@ -332,59 +430,62 @@ class BaseMultiTaskMMoE(BaseEstimator):
                 f"{module_params}); refit with warm_start=False."
             )
 
-        rng = check_random_state(self.random_state)
-        seed = int(rng.randint(np.iinfo(np.int32).max))
-        seed = agree_seed(seed)  # rank 0's, in a data-parallel fit
-        if incremental:
-            # Train a copy, published only if training succeeds: a failed or
-            # interrupted call leaves the fitted network as it was.
-            net = copy.deepcopy(self.net_)
-            # A new seed per call, so successive calls see new batch orders.
-            seed = (seed + len(net.history)) % np.iinfo(np.int32).max
-            self._update_training_params(net)
-            net.criterion_ = self._make_criterion(
-                tasks, *criterion_parts, learned=net.criterion_.weighting
-            ).to(net.device)
-        else:
-            with seeded(seed, device):
-                net = self._make_net(
-                    X.shape[1],
-                    tasks,
-                    self._make_criterion(tasks, *criterion_parts),
-                    device,
-                    encoder,
-                    # Scaling would densify a sparse input: not for those.
-                    numeric_scaling=self.numeric_scaling == "robust"
-                    and not sp.issparse(X),
-                    numeric_embedding=self._embeds_numbers(X, encoder),
-                    sparse_projection=self._projection_width(X, len(tasks)),
-                    bias_columns=bias,
-                )
-                if net.module.scaling is not None:
-                    # Rows of weight 0 are as good as absent.
-                    rows = X if sample_weight is None else X[sample_weight > 0]
-                    net.module.scaling.set_statistics(*_robust_statistics(rows, seed))
-                if bias is not None:
-                    net.module.bias_tower.set_statistics(X_bias)
-        if bias is not None and incremental:
-            net.module_.bias_tower.dropout = self.bias_dropout
-        # The tower reads the bias columns after the main ones.
-        X_train = X if bias is None else np.hstack([X, X_bias])
+    def _new_net(self, data: _FitData, seed: int, device: torch.device) -> MultiTaskNet:
+        """A new net for ``data``, its initial weights drawn from ``seed``."""
+        with seeded(seed, device):
+            criterion = self._make_criterion(
+                data.tasks, data.task_weights, data.class_weights
+            )
+            net = self._make_net(data.spec, data.tasks, criterion, device, data.encoder)
+            if net.module.scaling is not None:
+                # Rows of weight 0 are as good as absent.
+                X, weight = data.X, data.sample_weight
+                rows = X if weight is None else X[weight > 0]
+                net.module.scaling.set_statistics(*_robust_statistics(rows, seed))
+            if data.bias_values is not None:
+                net.module.bias_tower.set_statistics(data.bias_values)
+        return net
 
+    def _continue_net(self, data: _FitData, seed: int) -> tuple[MultiTaskNet, int]:
+        """A copy of the fitted net to train further, and its seed."""
+        net = copy.deepcopy(self.net_)
+        # A new seed per call, so successive calls see new batch orders.
+        seed = (seed + len(net.history)) % np.iinfo(np.int32).max
+        self._update_training_params(net)
+        net.criterion_ = self._make_criterion(
+            data.tasks,
+            data.task_weights,
+            data.class_weights,
+            learned=net.criterion_.weighting,
+        ).to(net.device)
+        if data.bias_values is not None:
+            net.module_.bias_tower.dropout = self.bias_dropout
+        return net, seed
+
+    def _train(
+        self,
+        net: MultiTaskNet,
+        data: _FitData,
+        seed: int,
+        device: torch.device,
+        epochs: int | None,
+    ) -> None:
+        """Train ``net`` on ``data`` (``epochs``: None for ``max_epochs``)."""
         dataset = ArrayBatches(
-            X_train,
-            encoded,
-            sample_weight,
+            data.training_X,
+            data.encoded,
+            data.sample_weight,
             sparse_batches=net.module.projection is not None,
         )
+        early, n_train = data.early, data.X.shape[0] - data.n_valid
         net.train_split = HoldOut(self.validation_fraction, seed) if early else None
-        net.callbacks = self._training_callbacks(early, X.shape[0] - n_valid)
+        net.callbacks = self._training_callbacks(early, n_train)
         net.iterator_train__seed = seed
         net.max_epochs = self.max_epochs if epochs is None else epochs
         net.verbose = self.verbose
         try:
             with seeded(seed, device):
-                if incremental:
+                if net.initialized_:
                     net.initialize_callbacks()
                 else:
                     net.initialize()
@@ -396,84 +497,27 @@ class BaseMultiTaskMMoE(BaseEstimator):
             ) from None
         # Prediction runs in eval mode; training switches back as it starts.
         net.module_.eval()
-        if incremental:
-            self._set_fitted_state(net, self._tasks)
-        else:
-            self._set_fitted_state(
-                net,
-                tasks,
-                n_features=X.shape[1],
-                feature_names=names,
-                single_task=targets.is_single_task,
-                encoder=encoder,
-            )
-        return self
 
-    def _split_bias_columns(
-        self, X: Any, incremental: bool
-    ) -> tuple[BiasColumns | None, Any, np.ndarray | None]:
-        """The ``bias_features`` of a fit, ``X`` without them, and their values."""
-        fitted = getattr(self, "_bias", None) if incremental else None
-        if self.bias_features is None:
-            if fitted is not None:
-                raise ValueError(
-                    "warm_start and partial_fit continue training the fitted "
-                    "network, which has a bias tower; bias_features must stay "
-                    f"{self.bias_features_in_.tolist()} (or refit with "
-                    "warm_start=False)."
-                )
-            return None, X, None
-        if not hasattr(X, "shape"):
-            X = np.asarray(X, dtype=object)
-        if len(X.shape) != 2:
-            raise ValueError(f"X must be 2-D, got shape {X.shape}.")
-        bias = BiasColumns.resolve(self.bias_features, X.shape[1], feature_names(X))
-        if incremental and bias != fitted:
-            raise ValueError(
-                "warm_start and partial_fit continue training the fitted "
-                "network, but bias_features or the columns of X changed since "
-                "the first fit; refit with warm_start=False."
-            )
-        X, values = bias.split(X, required=True)
-        return bias, X, values
-
-    def _encode_new_X(self, X: Any) -> tuple[Any, CategoricalEncoder | None]:
-        """``X`` of a new fit as float32, with its categorical encoder if any."""
-        if self.categorical_features is None or (
-            isinstance(self.categorical_features, str) and not hasattr(X, "dtypes")
-        ):
-            mask = None  # nothing categorical: the usual array path
-        else:
-            if not hasattr(X, "shape") or getattr(X, "ndim", 2) != 2:
-                X = np.asarray(X, dtype=object)
-            if len(X.shape) != 2:
-                raise ValueError(f"X must be 2-D, got shape {X.shape}.")
-            mask = categorical_mask(X, self.categorical_features)
-        if mask is None or not mask.any():
-            X = check_array(
-                X, accept_sparse="csr", dtype=np.float32, input_name="X", estimator=self
-            )
-            return X, None
-        if hasattr(X, "toarray"):
-            raise ValueError(
-                "categorical_features cannot be used with a sparse X; pass a "
-                "DataFrame (or a dense array) with the categorical columns."
-            )
-        if X.shape[0] == 0:
-            raise ValueError("Found array with 0 sample(s) while fitting; X is empty.")
-        encoder = CategoricalEncoder(
-            mask, self.max_categories, _MIN_CATEGORY_FREQUENCY
-        ).fit(X)
-        encoded = encoder.transform(X)
-        assert_all_finite(encoded, estimator_name=type(self).__name__, input_name="X")
-        return encoded, encoder
+    def _publish(self, net: MultiTaskNet, data: _FitData) -> None:
+        """Publish the trained net: a new fit with its data's description."""
+        if data.spec is None:  # continued training: the first fit's data
+            self._set_fitted_state(net, data.tasks)
+            return
+        self._set_fitted_state(
+            net,
+            data.tasks,
+            spec=data.spec,
+            feature_names=data.feature_names,
+            single_task=data.targets.is_single_task,
+            encoder=data.encoder,
+        )
 
     def _set_fitted_state(
         self,
         net: MultiTaskNet,
         tasks: list[Task],
         *,
-        n_features: int | None = None,
+        spec: NetworkSpec | None = None,
         feature_names: np.ndarray | None = None,
         single_task: bool | None = None,
         encoder: CategoricalEncoder | None = None,
@@ -481,8 +525,9 @@ class BaseMultiTaskMMoE(BaseEstimator):
         """Publish a trained net: the one place that sets the fitted state.
 
         ``fit``, ``partial_fit`` and :func:`sk_mmoe.load_model` all end here.
-        Continued training passes only ``net`` and ``tasks``: the data
-        description (features, task columns) is that of the first fit.
+        Continued training passes only ``net`` and ``tasks`` (the tasks keep
+        their encoding; their loss may have changed): the data description
+        (network spec, features, task columns) is that of the first fit.
         """
         self.net_ = net
         self.module_ = main_network(net.module_)
@@ -493,19 +538,19 @@ class BaseMultiTaskMMoE(BaseEstimator):
         self.n_iter_ = len(self.history_)
         weights = net.criterion_.weighting.weights().detach().cpu().numpy()
         self.task_weights_ = weights.astype(np.float64)
-        if n_features is None:
+        self._tasks = list(tasks)
+        if spec is None:
             return
-        self.n_features_in_ = n_features
+        self._spec = spec
+        self.n_features_in_ = spec.n_features
         if feature_names is not None:
             self.feature_names_in_ = feature_names
         elif hasattr(self, "feature_names_in_"):
             del self.feature_names_in_
-        self._tasks = list(tasks)
         self._single_task = bool(single_task)
         self._encoder = encoder
-        self._bias = getattr(net.module_, "columns", None)
-        if self._bias is not None:
-            self.bias_features_in_ = self._bias.described
+        if spec.bias_columns is not None:
+            self.bias_features_in_ = spec.bias_columns.described
         elif hasattr(self, "bias_features_in_"):
             del self.bias_features_in_
         self.task_names_ = [task.name for task in tasks]
@@ -533,32 +578,25 @@ class BaseMultiTaskMMoE(BaseEstimator):
         kinds = self._task_kinds(
             _with_known_labels(
                 targets,
-                [
-                    t.classes if isinstance(t, ClassificationTask) else None
-                    for t in self._tasks
-                ]
-                if incremental
-                else known,
+                [t.known_classes() for t in self._tasks] if incremental else known,
             )
         )
         tasks = []
         for k, (kind, name) in enumerate(zip(kinds, targets.names, strict=True)):
-            task = make_task(kind, name)
+            task = make_task(kind, name, self._task_loss(kind, name))
             values = targets.labelled_values(k)
             if incremental:
                 fitted = self._tasks[k]
                 # classes are fixed by the first call: ones given later must
                 # be the fitted ones, and the labels must be among them.
-                if known[k] is None and isinstance(fitted, ClassificationTask):
-                    known[k] = fitted.classes
+                if known[k] is None:
+                    known[k] = fitted.known_classes()
                 fitted.check_compatible(task.fit(values, known[k]))
-                task = fitted
+                # The fitted encoding, trained with the loss asked for now.
+                loss, task = task.loss, copy.copy(fitted)
+                task.loss = loss
             else:
-                if (
-                    require_classes
-                    and known[k] is None
-                    and isinstance(task, ClassificationTask)
-                ):
+                if require_classes and known[k] is None and task.declares_classes:
                     raise ValueError(
                         f"classes must be passed on the first call to "
                         f"partial_fit: the labels of every classification task "
@@ -573,165 +611,6 @@ class BaseMultiTaskMMoE(BaseEstimator):
                 )
             tasks.append(task)
         return tasks
-
-    def _criterion_parts(
-        self, tasks: list[Task], targets: TargetColumns, encoded: np.ndarray
-    ) -> tuple[Any, list[np.ndarray | None]]:
-        """The validated task weights and class weights."""
-        return self._check_task_weights(targets.names), self._check_class_weight(
-            tasks, encoded
-        )
-
-    def _make_criterion(
-        self,
-        tasks: list[Task],
-        task_weights: Any,
-        class_weights: list[np.ndarray | None],
-        learned: LossWeighting | None = None,
-    ) -> MultiTaskLoss:
-        """The loss; ``learned`` is a fitted weighting to continue training."""
-        if isinstance(task_weights, str):
-            if isinstance(learned, WEIGHTING_STRATEGIES[task_weights]):
-                weighting = learned  # Keeps its learned state and optimizer slot.
-            else:
-                weighting = WEIGHTING_STRATEGIES[task_weights](
-                    [task.loss == "regression" for task in tasks]
-                )
-        else:
-            weighting = FixedWeights(task_weights)
-        if learned is not None and type(weighting) is not type(learned):
-            raise ValueError(
-                f"task_weights={self.task_weights!r} selects another weighting "
-                f"strategy than the fitted model's ({type(learned).__name__}); "
-                f"refit with warm_start=False to change it."
-            )
-        return MultiTaskLoss(
-            [task.loss for task in tasks],
-            regression_loss=self._regression_loss(),
-            weighting=weighting,
-            class_weights=class_weights,
-        )
-
-    def _make_net(
-        self,
-        n_features: int,
-        tasks: list[Task],
-        criterion: MultiTaskLoss,
-        device: torch.device,
-        encoder: CategoricalEncoder | None = None,
-        numeric_scaling: bool = False,
-        numeric_embedding: bool = False,
-        sparse_projection: int | None = None,
-        bias_columns: BiasColumns | None = None,
-    ) -> MultiTaskNet:
-        """A new, uninitialised skorch net around a new network.
-
-        Call it under :func:`~sk_mmoe._training.seeded`: it draws the initial
-        weights. With ``bias_columns``, the network has a bias tower beside it.
-        """
-        module_params = self._module_params()
-        module = MMoENetwork(
-            n_features,
-            [t.n_outputs for t in tasks],
-            **module_params,
-            **embedding_params(encoder),
-            numeric_scaling=numeric_scaling,
-            numeric_embedding=numeric_embedding,
-            sparse_projection=sparse_projection,
-        )
-        if bias_columns is not None:
-            tower = BiasTower(
-                bias_columns.task_mask([task.name for task in tasks]),
-                max(module.output_sizes),
-                self.bias_dropout,
-            )
-            module = BiasedNetwork(module, tower, bias_columns)
-        return MultiTaskNet(
-            module=module,
-            criterion=criterion,
-            optimizer=self._optimizer_class(),
-            lr=self.lr,
-            optimizer__weight_decay=self.weight_decay,
-            # Learned task weights are not shrunk towards zero.
-            optimizer__param_groups=[("weighting.*", {"weight_decay": 0.0})],
-            batch_size=self.batch_size,
-            iterator_train=BatchIterator,
-            iterator_valid=BatchIterator,
-            iterator_train__shuffle=True,
-            train_split=None,
-            device=str(device),
-            task_names=[task.name for task in tasks],
-            module_params=module_params,
-        )
-
-    def _update_training_params(self, net: MultiTaskNet) -> None:
-        """Apply the current optimisation parameters to a fitted net."""
-        net.batch_size = self.batch_size
-        net.lr = self.lr
-        net.optimizer__weight_decay = self.weight_decay
-        if net.optimizer is not self._optimizer_class():
-            net.optimizer = self._optimizer_class()
-            net.initialize_optimizer()
-        weighting_params = set(net.criterion_.weighting.parameters())
-        sparse = getattr(net, "optimizer_sparse_", None)
-        for group in [] if sparse is None else sparse.param_groups:
-            group["lr"] = self.lr
-        for group in net.optimizer_.param_groups:
-            group["lr"] = self.lr
-            learned = any(p in weighting_params for p in group["params"])
-            group["weight_decay"] = 0.0 if learned else self.weight_decay
-
-    def _check_device(self) -> torch.device:
-        try:
-            device = torch.device(self.device)
-        except (RuntimeError, TypeError) as exc:
-            raise ValueError(f"device={self.device!r} is not a torch device.") from exc
-        if device.type == "meta":
-            raise ValueError(
-                "device='meta' holds no data and cannot train or predict; use "
-                "'cpu' or an accelerator."
-            )
-        if device.type == "cuda" and not torch.cuda.is_available():
-            raise ValueError(
-                f"device={self.device!r} was requested but CUDA is not available "
-                f"on this machine; use device='cpu'."
-            )
-        if device.type != "cpu":
-            try:
-                torch.empty(1, device=device)
-            except Exception as exc:  # torch raises RuntimeError, AssertionError...
-                reason = (str(exc).splitlines() or [""])[0]
-                raise ValueError(
-                    f"device={self.device!r} is not available on this machine "
-                    f"({type(exc).__name__}: {reason}); use device='cpu'."
-                ) from None
-        return device
-
-    def _embeds_numbers(self, X: Any, encoder: CategoricalEncoder | None) -> bool:
-        """Whether the network embeds the numeric columns of ``X``."""
-        if sp.issparse(X) or self.numeric_embedding is None:
-            return False
-        n_numeric = X.shape[1] - (len(encoder.columns) if encoder else 0)
-        if self.numeric_embedding == "auto":
-            return 0 < n_numeric <= _AUTO_NUMERIC_EMBEDDING_COLUMNS
-        return n_numeric > 0
-
-    def _projection_width(self, X: Any, n_tasks: int) -> int | None:
-        """Width of the sparse projection for ``X``: only for wide sparse inputs.
-
-        As wide as everything the first level feeds (the first layer of its
-        experts and its gates), so the projection loses nothing; None when
-        ``X`` is dense or narrower than that.
-        """
-        if not sp.issparse(X) or X.shape[1] < _SPARSE_PROJECTION_MIN_FEATURES:
-            return None
-        gated = self.n_experts + self.n_task_experts
-        n_experts = self.n_experts + n_tasks * self.n_task_experts
-        hidden = np.atleast_1d(self.expert_hidden_layer_sizes)[0]
-        gates = (1 if self.shared_gate else n_tasks) * gated
-        shared = n_experts if self.n_levels > 1 else 0
-        width = int(n_experts * hidden + gates + shared)
-        return width if width < X.shape[1] else None
 
     def _module_params(self) -> dict[str, Any]:
         """The architecture parameters, validated, as the network takes them."""
@@ -760,236 +639,9 @@ class BaseMultiTaskMMoE(BaseEstimator):
             )
         return params
 
-    def _optimizer_class(self) -> type:
-        if isinstance(self.optimizer, str):
-            return OPTIMIZERS[self.optimizer]
-        if not issubclass(self.optimizer, torch.optim.Optimizer):
-            raise ValueError(
-                f"optimizer must be one of {sorted(OPTIMIZERS)} or a subclass of "
-                f"torch.optim.Optimizer, got {self.optimizer!r}."
-            )
-        return self.optimizer
-
-    def _check_task_weights(self, task_names: list[str]) -> np.ndarray | str:
-        n_tasks = len(task_names)
-        if isinstance(self.task_weights, str):
-            return self.task_weights
-        if self.task_weights is None:
-            return np.ones(n_tasks)
-        if isinstance(self.task_weights, Mapping):
-            unknown = set(map(str, self.task_weights)) - set(task_names)
-            if unknown:
-                raise ValueError(
-                    f"task_weights names unknown tasks {sorted(unknown)}; the "
-                    f"tasks are {task_names}."
-                )
-            named = {str(k): v for k, v in self.task_weights.items()}
-            weights = [named.get(name, 1.0) for name in task_names]
-        else:
-            weights = self.task_weights
-        try:
-            weights = np.asarray(weights, dtype=np.float64).reshape(-1)
-        except (TypeError, ValueError) as exc:
-            raise ValueError(
-                f"task_weights must be numbers, got {self.task_weights!r}."
-            ) from exc
-        if weights.shape[0] != n_tasks:
-            raise ValueError(
-                f"task_weights must have one weight per task: y has {n_tasks} "
-                f"task(s), task_weights has {weights.shape[0]}."
-            )
-        if not np.all(np.isfinite(weights)) or np.any(weights < 0):
-            raise ValueError(
-                f"task_weights must be finite and non-negative, got {weights.tolist()}."
-            )
-        if not np.any(weights > 0):
-            raise ValueError("task_weights must not all be zero.")
-        return weights
-
-    def _check_class_weight(
-        self, tasks: list[Task], encoded: np.ndarray
-    ) -> list[np.ndarray | None]:
-        """One array of class weights per classification task, None for others."""
-        class_weight = self._class_weight_param()
-        n_tasks = len(tasks)
-        classification = [isinstance(t, ClassificationTask) for t in tasks]
-        ones = [
-            np.ones(t.n_outputs) if c else None
-            for t, c in zip(tasks, classification, strict=True)
-        ]
-        if class_weight is None:
-            return ones
-        if isinstance(class_weight, str | dict):
-            if isinstance(class_weight, dict) and sum(classification) > 1:
-                raise ValueError(
-                    "class_weight as a dict is for a single classification task; "
-                    f"with {sum(classification)} pass a list of one dict (or "
-                    "'balanced' or None) per task."
-                )
-            class_weight = [class_weight if c else None for c in classification]
-        if len(class_weight) != n_tasks:
-            raise ValueError(
-                f"class_weight must have one entry per task: y has {n_tasks} "
-                f"task(s), class_weight has {len(class_weight)}."
-            )
-        weights: list[np.ndarray | None] = []
-        for k, (entry, task) in enumerate(zip(class_weight, tasks, strict=True)):
-            if entry is None:
-                weights.append(ones[k])
-                continue
-            if not isinstance(task, ClassificationTask):
-                raise ValueError(
-                    f"class_weight for task {task.name!r} must be None: it is a "
-                    f"{task.kind} task."
-                )
-            classes = task.classes
-            if isinstance(entry, str) and entry == "balanced":
-                codes = encoded[:, k]
-                codes = codes[~np.isnan(codes)].astype(np.int64)
-                present = np.unique(codes)
-                w = np.ones(len(classes))
-                w[present] = compute_class_weight("balanced", classes=present, y=codes)
-            elif isinstance(entry, dict):
-                unknown = [c for c in entry if not np.isin(c, classes).item()]
-                if unknown:
-                    raise ValueError(
-                        f"class_weight for task {task.name!r} names labels "
-                        f"{unknown} that are not among its classes "
-                        f"{classes.tolist()}."
-                    )
-                w = np.array([float(entry.get(c, 1.0)) for c in classes.tolist()])
-                if not np.all(np.isfinite(w)) or np.any(w < 0):
-                    raise ValueError(
-                        f"class_weight for task {task.name!r} must be finite and "
-                        f"non-negative, got {entry!r}."
-                    )
-                if not np.any(w > 0):
-                    raise ValueError(
-                        f"class_weight for task {task.name!r} gives every class "
-                        f"weight 0, so the task would never be learned: {entry!r}."
-                    )
-            else:
-                raise ValueError(
-                    f"class_weight entry for task {task.name!r} must be None, "
-                    f"'balanced' or a dict, got {entry!r}."
-                )
-            weights.append(w)
-        return weights
-
-    def _check_task_columns(self, y: Any) -> None:
-        """Check that ``y`` has the fitted tasks: their number and names.
-
-        A DataFrame's columns must be the fitted task names in the same
-        order, unless the model was fitted without names.
-        """
-        n_tasks = 1 if np.ndim(y) == 1 else np.shape(y)[1]
-        names = [str(c) for c in y.columns] if hasattr(y, "columns") else None
-        unnamed = self.task_names_ == default_task_names(self.n_outputs_)
-        if n_tasks != self.n_outputs_ or not (
-            names is None or unnamed or names == self.task_names_
-        ):
-            got = names if names is not None else f"{n_tasks} task(s)"
-            raise ValueError(
-                f"y must have the tasks the model was fitted on, "
-                f"{self.task_names_}, in that order; got {got}."
-            )
-
-    def _training_callbacks(self, early: bool, n_train: int) -> list:
-        callbacks = [("stop_on_non_finite", StopOnNonFinite())]
-        if early:
-            callbacks.append(
-                (
-                    "early_stopping",
-                    EarlyStopping(
-                        monitor="valid_loss",
-                        patience=self.n_iter_no_change,
-                        threshold=self.tol,
-                        threshold_mode="abs",
-                        load_best=True,
-                        sink=silent,
-                    ),
-                )
-            )
-        # Deep copies: fitting must not change the objects in the parameters.
-        callbacks.extend(copy.deepcopy(list(self.callbacks or [])))
-        if self.verbose:
-            callbacks.extend(logging_callbacks(-(-n_train // self.batch_size)))
-        return callbacks
-
     # ------------------------------------------------------------------
     # Prediction
     # ------------------------------------------------------------------
-
-    def _validate_X(self, X: Any, fitted: bool = True) -> Any:
-        """``X`` for a fitted model, as the network reads it (float32).
-
-        ``fitted=False`` skips the fitted check (continued training checks
-        ``X`` before the model is published).
-        """
-        if fitted:
-            check_is_fitted(self)
-        check_not_lazy(X, "X")
-        if getattr(self, "_bias", None) is not None:
-            X, _ = self._bias.split(X, required=False)
-        if self._encoder is not None:
-            # Feature names and count, without converting the strings.
-            self._check_columns(X)
-            if not hasattr(X, "shape"):
-                X = np.asarray(X, dtype=object)
-            if len(X.shape) != 2 or X.shape[0] == 0:
-                raise ValueError(
-                    f"X must be a non-empty 2-D table, got shape {X.shape}."
-                )
-            encoded = self._encoder.transform(X)
-            assert_all_finite(
-                encoded, estimator_name=type(self).__name__, input_name="X"
-            )
-            return encoded
-        if (
-            type(X) is np.ndarray
-            and X.dtype == np.float32
-            and X.ndim == 2
-            and X.shape[0] > 0
-            and X.shape[1] == self.n_features_in_
-            and not hasattr(self, "feature_names_in_")
-        ):
-            # validate_data would return this array unchanged after checking
-            # that it is finite; its other checks cost as much as predicting
-            # one row (online serving).
-            assert_all_finite(X, estimator_name=type(self).__name__, input_name="X")
-            return X
-        if is_polars(X, "DataFrame"):
-            self._check_columns(X)
-            return check_array(X, dtype=np.float32, input_name="X", estimator=self)
-        return validate_data(
-            self, X, reset=False, accept_sparse="csr", dtype=np.float32
-        )
-
-    def _check_columns(self, X: Any) -> None:
-        """Check the names and number of the columns of ``X`` against fit's."""
-        if not is_polars(X, "DataFrame"):
-            validate_data(self, X, reset=False, skip_check_array=True)
-            return
-        # Not all supported scikit-learn versions read a polars frame's
-        # columns (see feature_names): they are checked here, as it checks
-        # those of a pandas frame.
-        name = type(self).__name__
-        fitted = getattr(self, "feature_names_in_", None)
-        if fitted is None:
-            warnings.warn(
-                f"X has feature names, but {name} was fitted without feature names",
-                UserWarning,
-            )
-        elif list(X.columns) != list(fitted):
-            raise ValueError(
-                f"The feature names should match those that were passed during "
-                f"fit, in the same order: {list(fitted)}; X has {X.columns}."
-            )
-        if X.shape[1] != self.n_features_in_:
-            raise ValueError(
-                f"X has {X.shape[1]} features, but {name} is expecting "
-                f"{self.n_features_in_} features as input."
-            )
 
     def _forward(self, X: Any, gates: bool = False) -> torch.Tensor:
         """The outputs (or gate weights) of ``X``, computed chunk by chunk."""
@@ -1003,6 +655,7 @@ class BaseMultiTaskMMoE(BaseEstimator):
         # A network with a sparse projection reads CSR batches as they are.
         sparse_batches = module.projection is not None and sp.issparse(X)
         dataset = ArrayBatches(X, sparse_batches=sparse_batches)
+        min_rows = _invariant_rows(module)
         chunks = []
         # Large predictions choose their threads as fit does; small ones keep
         # the current count (sampling the load would cost more than them).
@@ -1013,30 +666,27 @@ class BaseMultiTaskMMoE(BaseEstimator):
             contextlib.nullcontext() if n_threads is None else torch_threads(n_threads)
         )
         with threads, torch.inference_mode():
-            for start in range(0, X.shape[0], _PREDICT_CHUNK):
-                Xb, _ = dataset.batch(slice(start, start + _PREDICT_CHUNK))
+            # Kernels split the rows between the threads: each thread's share
+            # is aligned too.
+            align = _ROW_ALIGN * torch.get_num_threads()
+            chunk = max(align, _PREDICT_CHUNK // align * align)
+            for start in range(0, X.shape[0], chunk):
+                Xb, _ = dataset.batch(slice(start, start + chunk))
                 n_rows = Xb.shape[0]
-                out = module(_pad_rows(Xb).to(device), return_gates=gates)
+                Xb = _pad_rows(Xb, min_rows, align)
+                out = module(Xb.to(device), return_gates=gates)
                 chunks.append((out[1] if gates else out)[:n_rows])
         out = chunks[0] if len(chunks) == 1 else torch.cat(chunks)
         _check_finite_outputs(out, None if gates else module.class_padding)
         return out
 
     def _task_outputs(self, X: Any) -> list[np.ndarray]:
-        """Each task's outputs: probabilities (classification) or raw values."""
+        """Each task's prediction head: probabilities or values."""
         outputs = self._forward(self._validate_X(X))
-        proba = _softmax_last_dim(outputs).cpu().numpy()
-        raw = outputs.cpu().numpy()
-        columns = []
-        for k, task in enumerate(self._tasks):
-            if isinstance(task, ClassificationTask):
-                p = proba[:, k, : task.n_outputs].astype(np.float64)
-                # Renormalise in float64 so that rows sum to 1 to double precision.
-                p /= p.sum(axis=1, keepdims=True)
-                columns.append(p)
-            else:
-                columns.append(raw[:, k, : task.n_outputs])
-        return columns
+        return [
+            task.head(task.outputs(outputs, k)).cpu().numpy()
+            for k, task in enumerate(self._tasks)
+        ]
 
     def _predict_columns(self, X: Any) -> list[np.ndarray]:
         """Each task's predictions, in its own label type or units."""
@@ -1063,8 +713,7 @@ class BaseMultiTaskMMoE(BaseEstimator):
         """Class probabilities of every classification task, None for others."""
         outputs = self._task_outputs(X)
         out = [
-            p if isinstance(task, ClassificationTask) else None
-            for task, p in zip(self._tasks, outputs, strict=True)
+            task.proba(head) for task, head in zip(self._tasks, outputs, strict=True)
         ]
         return out[0] if self._single_task else out
 
@@ -1097,8 +746,9 @@ class BaseMultiTaskMMoE(BaseEstimator):
         2019): for instance the click probability plus the expected watch
         time, weighted by hand. Each task contributes, times its weight, the
         probability of its positive class (binary task) or its prediction
-        in its own units (regression task); a multiclass task contributes
-        the expected value of its class, from an explicit value per class.
+        in its own units (regression or count task); a multiclass task
+        contributes the expected value of its class, from an explicit value
+        per class.
 
         Parameters
         ----------
@@ -1107,10 +757,10 @@ class BaseMultiTaskMMoE(BaseEstimator):
 
         weights : sequence or dict
             One entry per task, in task order, or a dict by task name (tasks
-            not named count 0): a number for a binary or a regression task;
-            for a multiclass task, a dict from each class to its value or a
-            sequence of one value per class in the order of ``classes_``
-            (also allowed for a binary task).
+            not named count 0): a number for a binary, regression or count
+            task; for a multiclass task, a dict from each class to its value
+            or a sequence of one value per class in the order of
+            ``classes_`` (also allowed for a binary task).
 
         Returns
         -------
@@ -1132,14 +782,8 @@ class BaseMultiTaskMMoE(BaseEstimator):
         """
         check_is_fitted(self)
         values = rank_values(self._tasks, weights)
-        outputs = self._task_outputs(X)
-        score = np.zeros(outputs[0].shape[0])
-        for task, output, value in zip(self._tasks, outputs, values, strict=True):
-            if isinstance(task, ClassificationTask):
-                score += output @ value
-            else:
-                score += value[0] * task.decode(output).astype(np.float64)
-        return score
+        # The tasks' prediction heads, as the exported graph combines them.
+        return rank_score_of(self._tasks, self._task_outputs(X), values)
 
     def _score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
         """Mean over tasks of each task's default score on its labelled rows.
@@ -1175,104 +819,6 @@ class BaseMultiTaskMMoE(BaseEstimator):
         return tags
 
 
-def _per_task(values: Sequence[Any] | None, targets: TargetColumns, name: str):
-    """``classes`` (or a similar per-task argument) as one entry per task."""
-    n_tasks = len(targets.names)
-    if values is None:
-        return [None] * n_tasks
-    if _is_flat(values):
-        if not targets.is_single_task:
-            # E.g. scikit-learn's classes=[0, 1] with two tasks: not one
-            # label per task, but one array of labels per task.
-            raise ValueError(
-                f"{name} must give one entry per task (an array of labels, or "
-                f"None), y has {n_tasks} tasks; got the flat list "
-                f"{list(values)!r}. For example {name}=[[0, 1]] * {n_tasks}."
-            )
-        values = [values]
-    if len(values) != n_tasks:
-        raise ValueError(
-            f"{name} must give one entry per task: y has {n_tasks} task(s), "
-            f"{name} has {len(values)}."
-        )
-    return list(values)
-
-
-def _with_known_labels(targets: TargetColumns, known: list[Any]) -> TargetColumns:
-    """``targets`` whose labelled entries also hold each task's known classes."""
-    if all(classes is None for classes in known):
-        return targets
-    columns, labelled = [], []
-    for k, classes in enumerate(known):
-        values = targets.labelled_values(k)
-        extra = None if classes is None else np.asarray(classes)
-        # Labels of another kind (strings vs numbers) are refused later with
-        # the task's classes in the message: leave them out here.
-        if extra is not None and _is_text(extra) == _is_text(values):
-            if extra.dtype != values.dtype:
-                values, extra = values.astype(object), extra.astype(object)
-            values = np.concatenate([values, extra])
-        columns.append(values)
-        labelled.append(np.ones(len(values), dtype=bool))
-    return TargetColumns(columns, labelled, targets.names, targets.is_single_task)
-
-
-def _is_text(values: np.ndarray) -> bool:
-    if values.dtype == object:
-        return any(isinstance(v, str) for v in values.tolist())
-    return values.dtype.kind in "US"
-
-
-def _is_flat(values: Sequence[Any]) -> bool:
-    return np.ndim(np.asarray(values, dtype=object)) == 1 and not any(
-        np.ndim(v) or v is None for v in values
-    )
-
-
-def _robust_statistics(
-    X: np.ndarray, seed: int, max_rows: int = 100_000
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Median and spread of every column of ``X`` (a row sample if large).
-
-    The spread is the interquartile range over 1.349 (the standard deviation
-    of normal data), else the standard deviation, else 1.
-    """
-    rows = X.shape[0]
-    if rows > max_rows:
-        X = X[np.random.default_rng(seed).choice(rows, max_rows, replace=False)]
-    X = np.asarray(X, dtype=np.float64)
-    q25, center, q75 = np.quantile(X, [0.25, 0.5, 0.75], axis=0)
-    scale = (q75 - q25) / 1.349
-    std = X.std(axis=0)
-    scale = np.where(scale > 0, scale, np.where(std > 0, std, 1.0))
-    return (
-        torch.as_tensor(center, dtype=torch.float32),
-        torch.as_tensor(scale, dtype=torch.float32),
-    )
-
-
-def _check_sample_weight(sample_weight: Any, n_samples: int) -> np.ndarray | None:
-    """Row weights as float32, or None: 1-D, finite, >= 0, not all zero."""
-    if sample_weight is None:
-        return None
-    if isinstance(sample_weight, numbers.Number):
-        sample_weight = np.full(n_samples, sample_weight)
-    try:
-        weights = np.asarray(sample_weight, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise ValueError("sample_weight must be numbers.") from None
-    if weights.shape != (n_samples,):
-        raise ValueError(
-            f"sample_weight must have shape ({n_samples},), one weight per row "
-            f"of X, got shape {weights.shape}."
-        )
-    if not np.isfinite(weights).all() or (weights < 0).any():
-        raise ValueError("sample_weight must be finite and non-negative.")
-    if not (weights > 0).any():
-        raise ValueError("sample_weight must not all be zero.")
-    return weights.astype(np.float32)
-
-
 def _check_finite_outputs(outputs: torch.Tensor, padding: torch.Tensor | None) -> None:
     """Refuse non-finite network outputs or gate weights (e.g. features near
     float32's limit); ``padding`` marks the outputs that are -inf by design."""
@@ -1289,9 +835,28 @@ def _check_finite_outputs(outputs: torch.Tensor, padding: torch.Tensor | None) -
         )
 
 
-def _pad_rows(X: torch.Tensor) -> torch.Tensor:
-    """``X`` with zero rows appended up to a multiple of ``_ROW_ALIGN`` rows."""
-    missing = -X.shape[0] % _ROW_ALIGN
+def _invariant_rows(module: MMoENetwork) -> int:
+    """Fewest rows a forward pass of ``module`` needs for every row's outputs
+    not to depend on the other rows: enough for its narrowest layer to take
+    the BLAS path (see ``_BMM_BLAS_MIN_SIZE``)."""
+    narrowest = min(
+        (
+            layer.in_features * layer.out_features
+            for layer in module.modules()
+            if isinstance(layer, BatchedLinear)
+        ),
+        default=_BMM_BLAS_MIN_SIZE,
+    )
+    return -(-_BMM_BLAS_MIN_SIZE // narrowest)
+
+
+def _pad_rows(
+    X: torch.Tensor, min_rows: int = 1, align: int = _ROW_ALIGN
+) -> torch.Tensor:
+    """``X`` with zero rows appended up to at least ``min_rows`` rows, and a
+    multiple of ``align`` rows."""
+    n_rows = max(X.shape[0], min_rows)
+    missing = n_rows - X.shape[0] + (-n_rows % align)
     if not missing:
         return X
     if X.layout == torch.sparse_csr:

@@ -260,11 +260,10 @@ class BiasedNetwork(nn.Module):
     the main columns only, it is the main network (as at prediction).
     """
 
-    def __init__(self, main: nn.Module, bias_tower: BiasTower, columns: BiasColumns):
+    def __init__(self, main: nn.Module, bias_tower: BiasTower):
         super().__init__()
         self.main = main
         self.bias_tower = bias_tower
-        self.columns = columns
 
     # What the estimator reads of the network it trains.
     @property

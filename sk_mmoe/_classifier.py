@@ -14,7 +14,7 @@ from . import _docs
 from ._base import BaseMultiTaskMMoE, store_params
 from ._compat import StrOptions, fit_context
 from ._targets import TargetColumns
-from ._tasks import Task, infer_task_type
+from ._tasks import Task, infer_task_type, make_task
 
 __all__ = ["MultiTaskMMoEClassifier"]
 
@@ -163,7 +163,7 @@ class MultiTaskMMoEClassifier(ClassifierMixin, BaseMultiTaskMMoE):
         kinds = []
         for k, name in enumerate(targets.names):
             kind = infer_task_type(targets.labelled_values(k), name)
-            if kind == "regression":
+            if not make_task(kind, name).declares_classes:
                 raise ValueError(
                     f"Unknown label type: task {name!r} (column {k} of y) has "
                     f"continuous values; MultiTaskMMoEClassifier needs class "

@@ -3,10 +3,11 @@
 scikit-learn gives no public home to the tools that its own estimators use to
 validate parameters (``Interval``, ``StrOptions``, ``validate_params``), to run
 ``fit`` under that validation (``_fit_context``) and to read the column names
-of a data frame (``_get_feature_names``). sk_mmoe uses them so that its
-estimators behave exactly like scikit-learn's. The rest of the package imports
-them from here, so that a scikit-learn release that moves one of them breaks
-this module alone, with an error that says what to do.
+of a data frame (``_get_feature_names``), nor to the bases of its k-fold
+splitters (``_BaseKFold``, ``_RepeatedSplits``). sk_mmoe uses them so that its
+estimators and splitters behave exactly like scikit-learn's. The rest of the
+package imports them from here, so that a scikit-learn release that moves one
+of them breaks this module alone, with an error that says what to do.
 
 ``validate_data`` is public since scikit-learn 1.6 (below the declared floor);
 it is re-exported so that all of scikit-learn's validation helpers come from
@@ -26,7 +27,9 @@ import importlib
 import sklearn
 
 __all__ = [
+    "BaseKFold",
     "Interval",
+    "RepeatedSplits",
     "StrOptions",
     "fit_context",
     "get_feature_names",
@@ -42,6 +45,8 @@ _NAMES = {
     "validate_params": ("sklearn.utils._param_validation", "validate_params"),
     "get_feature_names": ("sklearn.utils.validation", "_get_feature_names"),
     "validate_data": ("sklearn.utils.validation", "validate_data"),
+    "BaseKFold": ("sklearn.model_selection._split", "_BaseKFold"),
+    "RepeatedSplits": ("sklearn.model_selection._split", "_RepeatedSplits"),
 }
 
 
@@ -63,3 +68,5 @@ StrOptions = _import(*_NAMES["StrOptions"])
 validate_params = _import(*_NAMES["validate_params"])
 get_feature_names = _import(*_NAMES["get_feature_names"])
 validate_data = _import(*_NAMES["validate_data"])
+BaseKFold = _import(*_NAMES["BaseKFold"])
+RepeatedSplits = _import(*_NAMES["RepeatedSplits"])

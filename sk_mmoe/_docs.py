@@ -188,7 +188,8 @@ task_names_ : list of str
     ``"task0"``, ``"task1"``...
 
 task_types_ : list of str
-    Type of each task: ``"binary"``, ``"multiclass"`` or ``"regression"``.
+    Type of each task: ``"binary"``, ``"multiclass"``, ``"regression"`` or
+    ``"poisson"`` (a count task, ``loss="poisson"``).
 
 task_weights_ : ndarray of shape (n_tasks,)
     The weight each task's loss has at the end of training: the fixed

@@ -33,6 +33,8 @@ __all__ = ["CategoricalEncoder", "categorical_mask", "feature_names"]
 MISSING_CODE = 0
 OTHER_CODE = 1
 N_RESERVED = 2
+# What a categorical column can hold (CategoricalEncoder.value_types).
+_VALUE_TYPES = ("str", "float32", "float64")
 
 
 def feature_names(X: Any) -> np.ndarray | None:
@@ -126,6 +128,50 @@ def _text_column(X: Any, j: int) -> tuple[np.ndarray, np.ndarray]:
     return values.astype(str), missing
 
 
+def _value_type(X: Any, j: int) -> str:
+    """What the values of column ``j`` are: ``"float32"``, ``"float64"``
+    (any other real numbers, integers included) or ``"str"`` (anything else,
+    booleans included).
+
+    Recorded in ``fit`` so that an exported graph reads a numeric categorical
+    column as numbers of the precision that ``fit`` saw.
+    """
+    if is_polars(X, "DataFrame"):
+        series = X.to_series(j)
+        if series.dtype.is_numeric():
+            return "float32" if is_polars(series.dtype, "Float32") else "float64"
+        if not is_polars(series.dtype, "Object"):
+            return "str"
+        return _objects_type(polars_values(series))
+    if hasattr(X, "iloc"):
+        column = X.iloc[:, j]
+        dtype = column.dtype
+        if getattr(dtype, "categories", None) is not None:
+            dtype = dtype.categories.dtype  # a pandas category: its values' type
+        dtype = getattr(dtype, "numpy_dtype", dtype)  # nullable Int64, Float32...
+        if isinstance(dtype, np.dtype) and dtype.kind == "O":
+            return _objects_type(column.to_numpy(dtype=object))
+    else:
+        dtype = X[:, j].dtype
+        if isinstance(dtype, np.dtype) and dtype.kind == "O":
+            return _objects_type(np.asarray(X[:, j]))
+    kind = getattr(dtype, "kind", "O")
+    if kind not in "iuf":
+        return "str"
+    return "float32" if kind == "f" and dtype.itemsize == 4 else "float64"
+
+
+def _objects_type(values: np.ndarray) -> str:
+    """:func:`_value_type` of objects: numbers if every present one is."""
+    present = values[~missing_mask(values, None)]
+    if present.size == 0 or not all(
+        isinstance(v, numbers.Real) and not isinstance(v, bool | np.bool_)
+        for v in present
+    ):
+        return "str"
+    return "float32" if all(isinstance(v, np.float32) for v in present) else "float64"
+
+
 class CategoricalEncoder:
     """Maps categorical columns to codes; numeric columns pass as float32.
 
@@ -138,6 +184,14 @@ class CategoricalEncoder:
         ``max_categories - 2`` distinct values get their own code.
     min_frequency : int
         Values seen fewer times in ``fit`` share the code of unknown values.
+
+    Attributes
+    ----------
+    categories : list of list of str
+        The kept values of each categorical column, as text, in code order.
+    value_types : list of str
+        What each categorical column held in ``fit``: ``"str"``,
+        ``"float32"`` or ``"float64"`` (other numbers).
     """
 
     def __init__(self, mask: np.ndarray, max_categories: int, min_frequency: int):
@@ -145,6 +199,7 @@ class CategoricalEncoder:
         self.max_categories = int(max_categories)
         self.min_frequency = int(min_frequency)
         self.categories: list[list[Any]] = []
+        self.value_types: list[str] = []
 
     @property
     def columns(self) -> list[int]:
@@ -158,6 +213,7 @@ class CategoricalEncoder:
 
     def fit(self, X: Any) -> CategoricalEncoder:
         self.categories = []
+        self.value_types = [_value_type(X, j) for j in self.columns]
         for j in self.columns:
             text, missing = _text_column(X, j)
             labels, counts = np.unique(text[~missing], return_counts=True)
@@ -207,6 +263,7 @@ class CategoricalEncoder:
             "max_categories": self.max_categories,
             "min_frequency": self.min_frequency,
             "categories": [list(c) for c in self.categories],
+            "value_types": list(self.value_types),
         }
 
     @classmethod
@@ -219,4 +276,14 @@ class CategoricalEncoder:
         encoder.categories = [[str(v) for v in c] for c in state["categories"]]
         if len(encoder.categories) != int(encoder.mask.sum()):
             raise ValueError("the categorical columns and their categories differ")
+        # Absent from files written before it was recorded: text, which the
+        # exported graph then reads as the text of the values.
+        value_types = state.get("value_types", ["str"] * len(encoder.categories))
+        if (
+            not isinstance(value_types, list)
+            or len(value_types) != len(encoder.categories)
+            or not all(v in _VALUE_TYPES for v in value_types)
+        ):
+            raise ValueError("the value types of the categorical columns are malformed")
+        encoder.value_types = list(value_types)
         return encoder

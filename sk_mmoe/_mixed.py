@@ -15,13 +15,7 @@ from ._classifier import CLASS_WEIGHT_PARAMETER
 from ._compat import StrOptions, fit_context
 from ._regressor import LOSS_PARAMETER
 from ._targets import TargetColumns
-from ._tasks import (
-    TASK_TYPES,
-    ClassificationTask,
-    RegressionTask,
-    Task,
-    infer_task_type,
-)
+from ._tasks import TASK_TYPES, Task, accepts_loss, infer_task_type
 from .losses import REGRESSION_LOSSES
 
 __all__ = ["MultiTaskMMoE"]
@@ -104,14 +98,21 @@ class MultiTaskMMoE(BaseMultiTaskMMoE):
     ((2, 2), None)
     """,
         class_weight=CLASS_WEIGHT_PARAMETER,
-        loss=LOSS_PARAMETER,
+        loss=LOSS_PARAMETER.replace(
+            '"poisson"}, default', '"poisson"} or dict, default', 1
+        )
+        + """
+    A dict ``{task name: loss}`` gives the loss of the tasks it names
+    (the others keep their type's default); a loss given by name also
+    decides the type of a task whose type is inferred: whole-number counts
+    with ``"poisson"`` are a count task, not classes.""",
     )
 
     _parameter_constraints: dict = {
         **BaseMultiTaskMMoE._parameter_constraints,
         "task_types": [StrOptions({"auto"}), list, tuple, dict],
         "class_weight": [StrOptions({"balanced"}), dict, list, None],
-        "loss": [StrOptions(set(REGRESSION_LOSSES))],
+        "loss": [StrOptions(set(REGRESSION_LOSSES)), dict],
         "missing_label": [numbers.Real, str, None],
     }
 
@@ -129,7 +130,7 @@ class MultiTaskMMoE(BaseMultiTaskMMoE):
         task_weights: Sequence[float] | Mapping[str, float] | str | None = None,
         task_types: str | Sequence[str] | Mapping[str, str] = "auto",
         class_weight: str | dict | list | None = None,
-        loss: str = "squared_error",
+        loss: str | Mapping[str, str] = "squared_error",
         missing_label: int | float | str | None = None,
         bias_features: Sequence[int | str] | Mapping[str, Any] | None = None,
         bias_dropout: float = 0.1,
@@ -161,8 +162,15 @@ class MultiTaskMMoE(BaseMultiTaskMMoE):
     def _class_weight_param(self) -> Any:
         return self.class_weight
 
-    def _regression_loss(self) -> str:
-        return self.loss
+    def _task_loss(self, kind: str, name: str) -> str | None:
+        if isinstance(self.loss, Mapping):
+            return self._named_losses().get(name)
+        # The loss of the tasks that take it (the regression tasks).
+        return self.loss if accepts_loss(kind, self.loss) else None
+
+    def _named_losses(self) -> dict[str, str]:
+        """``loss`` as a dict, ``{task name: loss}``."""
+        return {str(name): loss for name, loss in self.loss.items()}
 
     def _task_kinds(self, targets: TargetColumns) -> list[str]:
         names = targets.names
@@ -184,10 +192,18 @@ class MultiTaskMMoE(BaseMultiTaskMMoE):
                     f"task_types must give one type per task: y has "
                     f"{len(names)} task(s), task_types has {len(declared)}."
                 )
+        named = self._named_losses() if isinstance(self.loss, Mapping) else {}
+        unknown = sorted(set(named) - set(names))
+        if unknown:
+            raise ValueError(
+                f"loss names unknown tasks {unknown}; the tasks are {names}."
+            )
         kinds = []
         for k, (kind, name) in enumerate(zip(declared, names, strict=True)):
             if kind is None or kind == "auto":
-                kind = infer_task_type(targets.labelled_values(k), name)
+                kind = infer_task_type(
+                    targets.labelled_values(k), name, named.get(name)
+                )
             elif kind not in TASK_TYPES:
                 raise ValueError(
                     f"task_types for task {name!r} must be one of "
@@ -197,17 +213,9 @@ class MultiTaskMMoE(BaseMultiTaskMMoE):
         return kinds
 
     def _set_task_attributes(self, tasks: list[Task], single_task: bool) -> None:
-        self.classes_ = [
-            task.classes if isinstance(task, ClassificationTask) else None
-            for task in tasks
-        ]
-        regression = [isinstance(task, RegressionTask) for task in tasks]
-        self.target_mean_ = np.array(
-            [t.mean if r else np.nan for t, r in zip(tasks, regression, strict=True)]
-        )
-        self.target_scale_ = np.array(
-            [t.scale if r else np.nan for t, r in zip(tasks, regression, strict=True)]
-        )
+        self.classes_ = [task.classes for task in tasks]
+        self.target_mean_ = np.array([task.mean for task in tasks])
+        self.target_scale_ = np.array([task.scale for task in tasks])
 
     @fit_context(prefer_skip_nested_validation=True)
     def partial_fit(
@@ -282,8 +290,9 @@ class MultiTaskMMoE(BaseMultiTaskMMoE):
 
         For every task, the rows whose entry in ``Y`` is missing are dropped;
         a classification task is scored by the accuracy of :meth:`predict`,
-        a regression task by the coefficient of determination :math:`R^2`
-        (weighted by ``sample_weight`` if given). The result is the unweighted
+        a regression task by the coefficient of determination :math:`R^2`,
+        a count task by its :math:`D^2` (the fraction of Poisson deviance
+        explained), weighted by ``sample_weight`` if given. The result is the unweighted
         mean of these scores over the tasks. Since the two scales differ,
         prefer per-task scorers (:mod:`sk_mmoe.metrics`) for model selection.
 

@@ -24,19 +24,25 @@ from sklearn.utils.validation import check_is_fitted
 from skorch.history import History
 
 from ._base import BaseMultiTaskMMoE
-from ._bias import BiasColumns, BiasedNetwork, main_network
+from ._building import NetworkSpec
 from ._classifier import MultiTaskMMoEClassifier
 from ._features import CategoricalEncoder
 from ._mixed import MultiTaskMMoE
 from ._regressor import MultiTaskMMoERegressor
-from ._tasks import task_from_state
-from ._training import OPTIMIZERS, seeded
-from .network import MMoENetwork, embedding_params
+from ._tasks import Task, task_from_state
+from ._training import OPTIMIZERS, MultiTaskNet, seeded
 
 __all__ = ["load_model", "save_model"]
 
 _FORMAT = "sk_mmoe.model"
-_FORMAT_VERSION = 2
+# 3: the file holds the network specification, each task's state names its
+# loss, and the loss state no longer lists the tasks of each kind (it
+# derives them from the tasks; a bias tower is in the specification and its
+# weights in the module state). Format 2 files are read too: their network
+# specification is read from the weights' names, and their tasks train with
+# their type's default loss.
+_FORMAT_VERSION = 3
+_READABLE_VERSIONS = (2, 3)
 
 #: The estimators a file can hold, by class name.
 _ESTIMATORS: dict[str, type[BaseMultiTaskMMoE]] = {
@@ -210,6 +216,7 @@ def save_model(estimator: BaseMultiTaskMMoE, path: _Path) -> None:
         "params": _params_to_plain(estimator),
         "random_state": _random_state_to_plain(estimator.random_state),
         "tasks": [task.state() for task in estimator._tasks],
+        "network": estimator._spec.state(),
         "single_task": bool(estimator._single_task),
         "n_features_in": int(estimator.n_features_in_),
         "feature_names_in": None if feature_names is None else feature_names.tolist(),
@@ -217,8 +224,8 @@ def save_model(estimator: BaseMultiTaskMMoE, path: _Path) -> None:
         if estimator._encoder is None
         else estimator._encoder.state(),
         "history": _history_to_plain(estimator.history_),
-        "module_state": _to_plain(estimator.module_.state_dict(), "module_"),
-        **_bias_content(estimator),
+        # The trained network: module_, and the bias tower beside it if any.
+        "module_state": _to_plain(estimator.net_.module_.state_dict(), "net_.module_"),
         "criterion_state": _to_plain(
             estimator.net_.criterion_.state_dict(), "the loss"
         ),
@@ -293,7 +300,7 @@ def _read(path: _Path) -> dict[str, Any]:
     if not isinstance(outer, dict) or outer.get("format") != _FORMAT:
         raise ValueError(f"{name} is not a file written by save_model.")
     version = outer.get("format_version")
-    if not isinstance(version, int) or version != _FORMAT_VERSION:
+    if not isinstance(version, int) or version not in _READABLE_VERSIONS:
         raise ValueError(
             f"{name} was written by sk_mmoe {outer.get('sk_mmoe_version')!r} in "
             f"file format {version!r}, which this version of sk_mmoe cannot "
@@ -310,6 +317,7 @@ def _read(path: _Path) -> dict[str, Any]:
     content = _torch_load(io.BytesIO(data), name)
     if not isinstance(content, dict):
         raise ValueError(f"{name} is malformed: its content is not a dict.")
+    content["format_version"] = version
     return content
 
 
@@ -441,6 +449,28 @@ def load_model(
     name = _describe(path)
     content = _read(path)
     _check_fields(content, name)
+    estimator, tasks, encoder = _estimator_from(content, device, name)
+    torch_device = _device_of(estimator, content, name)
+    spec = _network_spec_of(content, tasks, name)
+    net = _restored_net(estimator, spec, tasks, encoder, torch_device, content, name)
+    feature_names = content["feature_names_in"]
+    estimator._set_fitted_state(
+        net,
+        tasks,
+        spec=spec,
+        feature_names=None
+        if feature_names is None
+        else np.asarray(feature_names, dtype=object),
+        single_task=content["single_task"],
+        encoder=encoder,
+    )
+    return estimator
+
+
+def _estimator_from(
+    content: dict[str, Any], device: Any, name: str
+) -> tuple[BaseMultiTaskMMoE, list[Task], CategoricalEncoder | None]:
+    """The unfitted estimator, its tasks and its encoder, all checked."""
     params = dict(content["params"])
     if device is not None:
         params["device"] = str(device)
@@ -450,7 +480,7 @@ def load_model(
         if content["random_state"] is not None:
             estimator.random_state = _random_state_from_plain(content["random_state"])
         tasks = [task_from_state(state) for state in content["tasks"]]
-        module_params = estimator._module_params()
+        estimator._module_params()
         encoder = _read_encoder(content["categorical"], content["n_features_in"])
     except ValueError as exc:
         raise ValueError(f"{name} holds invalid parameters: {exc}") from None
@@ -459,8 +489,14 @@ def load_model(
             f"{name} is malformed or holds parameters that this version of "
             f"sk_mmoe does not know: {type(exc).__name__}: {exc}"
         ) from None
+    return estimator, tasks, encoder
+
+
+def _device_of(
+    estimator: BaseMultiTaskMMoE, content: dict[str, Any], name: str
+) -> torch.device:
     try:
-        torch_device = estimator._check_device()
+        return estimator._check_device()
     except ValueError as exc:
         raise ValueError(
             f"{exc} The model was saved with "
@@ -468,74 +504,86 @@ def load_model(
             f"load_model(path, device='cpu') to load it on the CPU."
         ) from None
 
-    n_features = content["n_features_in"]
-    output_sizes = [task.n_outputs for task in tasks]
-    # Every input column has weights in the first layer: a larger count than
-    # the stored weights is a crafted file, refused before building anything.
+
+def _network_spec_of(
+    content: dict[str, Any], tasks: list[Task], name: str
+) -> NetworkSpec:
+    """The network specification of a file, checked against its tasks and
+    against the number of stored weights (a crafted file cannot make the
+    network larger than the weights it holds)."""
+    if content["format_version"] >= 3:
+        try:
+            spec = NetworkSpec.from_state(content.get("network"))
+        except ValueError as exc:
+            raise ValueError(f"{name} is malformed: {exc}.") from None
+    else:
+        spec = _format_2_network_spec(content, tasks)
+    output_sizes = tuple(task.n_outputs for task in tasks)
+    if spec.n_features != content["n_features_in"] or spec.output_sizes != output_sizes:
+        raise ValueError(
+            f"{name} is malformed: its network specification, its "
+            f"{content['n_features_in']} features and its tasks do not match."
+        )
     stored = sum(
         t.numel()
         for t in content["module_state"].values()
         if isinstance(t, torch.Tensor)
     )
-    if n_features > stored or sum(output_sizes) > stored:
+    if spec.n_features > stored or sum(output_sizes) > stored:
         raise ValueError(
-            f"{name} is malformed: it declares {n_features} features and "
+            f"{name} is malformed: it declares {spec.n_features} features and "
             f"{sum(output_sizes)} outputs for {stored} stored weights."
         )
-    # Whether the network scales its inputs is in its weights.
-    numeric_scaling = "scaling.center" in content["module_state"]
-    numeric_embedding = any(
-        key.startswith("embedding.numeric_embedding.")
-        for key in content["module_state"]
+    return spec
+
+
+def _format_2_network_spec(content: dict[str, Any], tasks: list[Task]) -> NetworkSpec:
+    """The network specification of a format 2 file, which did not store it:
+    its input layers are read from the names of its weights."""
+    state = content["module_state"]
+    projection = state.get("projection.bias")
+    return NetworkSpec(
+        content["n_features_in"],
+        tuple(task.n_outputs for task in tasks),
+        numeric_scaling="scaling.center" in state,
+        numeric_embedding=any(
+            key.startswith("embedding.numeric_embedding.") for key in state
+        ),
+        sparse_projection=int(projection.shape[0])
+        if isinstance(projection, torch.Tensor)
+        else None,
     )
-    projection = content["module_state"].get("projection.bias")
-    sparse_projection = (
-        int(projection.shape[0]) if isinstance(projection, torch.Tensor) else None
-    )
+
+
+def _restored_net(
+    estimator: BaseMultiTaskMMoE,
+    spec: NetworkSpec,
+    tasks: list[Task],
+    encoder: CategoricalEncoder | None,
+    device: torch.device,
+    content: dict[str, Any],
+    name: str,
+) -> MultiTaskNet:
+    """The skorch net of a file, with its weights, loss and optimizer state."""
+    module_params = estimator._module_params()
     # Shapes first, on the meta device (no memory): a crafted file cannot make
     # the real network larger than the weights it holds.
     with torch.device("meta"):
-        shapes = MMoENetwork(
-            n_features,
-            output_sizes,
-            **module_params,
-            **embedding_params(encoder),
-            numeric_scaling=numeric_scaling,
-            numeric_embedding=numeric_embedding,
-            sparse_projection=sparse_projection,
-        ).state_dict()
+        shapes = spec.build(module_params, encoder).state_dict()
     _check_shapes(shapes, content["module_state"], "weights", name)
-
     criterion = estimator._make_criterion(
         tasks,
         estimator._check_task_weights([task.name for task in tasks]),
-        [
-            np.ones(task.n_outputs) if hasattr(task, "classes") else None
-            for task in tasks
-        ],
+        [task.class_weights(None, None) for task in tasks],
     )
-    _check_shapes(
-        criterion.state_dict(), content["criterion_state"], "loss state", name
-    )
-    bias_columns = _read_bias_columns(content, n_features, name)
-    with seeded(0, torch_device):  # The initial weights are overwritten.
-        net = estimator._make_net(
-            n_features,
-            tasks,
-            criterion,
-            torch_device,
-            encoder,
-            numeric_scaling,
-            numeric_embedding,
-            sparse_projection,
-            bias_columns,
-        )
+    criterion_state = _current_criterion_state(content["criterion_state"])
+    _check_shapes(criterion.state_dict(), criterion_state, "loss state", name)
+    with seeded(0, device):  # The initial weights are overwritten.
+        net = estimator._make_net(spec, tasks, criterion, device, encoder)
         net.initialize()
     try:
-        main_network(net.module_).load_state_dict(content["module_state"])
-        if bias_columns is not None:
-            net.module_.bias_tower.load_state_dict(content["bias_tower_state"])
-        net.criterion_.load_state_dict(content["criterion_state"])
+        net.module_.load_state_dict(content["module_state"])
+        net.criterion_.load_state_dict(criterion_state)
         net.optimizer_.load_state_dict(content["optimizer_state"])
         sparse_state = content["sparse_optimizer_state"]
         if (sparse_state is None) != (getattr(net, "optimizer_sparse_", None) is None):
@@ -549,49 +597,14 @@ def load_model(
         ) from None
     net.history_ = History({**epoch, "batches": []} for epoch in content["history"])
     net.module_.eval()  # As after fit: prediction never switches modes.
-    feature_names = content["feature_names_in"]
-    estimator._set_fitted_state(
-        net,
-        tasks,
-        n_features=n_features,
-        feature_names=None
-        if feature_names is None
-        else np.asarray(feature_names, dtype=object),
-        single_task=content["single_task"],
-        encoder=encoder,
-    )
-    return estimator
+    return net
 
 
-def _bias_content(estimator: BaseMultiTaskMMoE) -> dict[str, Any]:
-    """The bias columns and tower of a model that has them (no entry else)."""
-    network = estimator.net_.module_
-    if not isinstance(network, BiasedNetwork):
-        return {}
-    return {
-        "bias_columns": network.columns.state(),
-        "bias_tower_state": _to_plain(
-            network.bias_tower.state_dict(), "the bias tower"
-        ),
-    }
-
-
-def _read_bias_columns(
-    content: dict[str, Any], n_features: int, name: str
-) -> BiasColumns | None:
-    """The bias columns of a file, checked against its features."""
-    state = content.get("bias_columns")
-    if state is None:
-        return None
-    try:
-        columns = BiasColumns.from_state(state)
-    except ValueError as exc:
-        raise ValueError(f"{name} is malformed: {exc}.") from None
-    if columns.n_columns - len(columns.indices) != n_features or not isinstance(
-        content.get("bias_tower_state"), dict
-    ):
-        raise ValueError(f"{name} is malformed: its bias tower does not fit X.")
-    return columns
+def _current_criterion_state(state: dict[str, Any]) -> dict[str, Any]:
+    """The loss state without the task lists that files of format 2 hold
+    (the loss now derives them from the tasks)."""
+    legacy = ("classification_tasks", "regression_tasks")
+    return {key: value for key, value in state.items() if key not in legacy}
 
 
 def _read_encoder(state: Any, n_features: int) -> CategoricalEncoder | None:

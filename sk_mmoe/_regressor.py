@@ -20,11 +20,14 @@ from .losses import REGRESSION_LOSSES
 __all__ = ["MultiTaskMMoERegressor"]
 
 LOSS_PARAMETER = """\
-loss : {"squared_error", "huber"}, default="squared_error"
+loss : {"squared_error", "huber", "poisson"}, default="squared_error"
     Loss of the regression tasks, on their standardised targets: the squared
     error, or the Huber loss (``delta=1``, i.e. one standard deviation of the
     task's target), which is less sensitive to heavy tails such as watch
-    times."""
+    times. ``"poisson"`` makes them count tasks (type ``"poisson"``):
+    non-negative targets, a log link (predictions are never negative) and
+    the Poisson deviance as loss; ``score`` is then their :math:`D^2`, the
+    fraction of Poisson deviance explained."""
 
 
 class MultiTaskMMoERegressor(RegressorMixin, BaseMultiTaskMMoE):
@@ -143,7 +146,7 @@ class MultiTaskMMoERegressor(RegressorMixin, BaseMultiTaskMMoE):
     def _missing_marker(self) -> Any:
         return self.missing_target
 
-    def _regression_loss(self) -> str:
+    def _task_loss(self, kind: str, name: str) -> str | None:
         return self.loss
 
     def _task_kinds(self, targets: TargetColumns) -> list[str]:
@@ -203,6 +206,8 @@ class MultiTaskMMoERegressor(RegressorMixin, BaseMultiTaskMMoE):
         :math:`R^2` of :meth:`predict` is computed on the others (weighted by
         ``sample_weight`` if given). The result is the unweighted mean of
         these over the tasks: for a single task, the ordinary :math:`R^2`.
+        A count task (``loss="poisson"``) is scored by its :math:`D^2`, the
+        fraction of Poisson deviance explained.
 
         Parameters
         ----------

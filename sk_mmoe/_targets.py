@@ -21,6 +21,7 @@ __all__ = [
     "default_task_name",
     "default_task_names",
     "encode_targets",
+    "check_not_dask_key",
     "check_not_lazy",
     "is_polars",
     "missing_mask",
@@ -46,6 +47,29 @@ def check_not_lazy(value: Any, name: str) -> None:
         raise TypeError(
             f"{name} is a polars LazyFrame; call its collect() method first "
             f"to pass the table itself."
+        )
+
+
+def check_not_dask_key(y: Any) -> None:
+    """Refuse the key of a dask block, ``(name, i, ...)``, given as ``y``.
+
+    dask-ml's ``Incremental`` addresses the blocks of ``y`` by row only: a 2-D
+    dask array ``y`` reaches ``partial_fit`` as the key of its block rather
+    than the block itself.
+    """
+    if (
+        isinstance(y, tuple)
+        and len(y) >= 2
+        and isinstance(y[0], str)
+        and all(isinstance(i, numbers.Integral) for i in y[1:])
+    ):
+        raise TypeError(
+            f"y is the key of a dask block, {y!r}, not its values: "
+            "dask_ml.wrappers.Incremental passes a 2-D dask array y to "
+            "partial_fit this way (it splits y by rows only). Pass y as a dask "
+            "DataFrame with the same partitions instead, e.g. "
+            "dask.dataframe.from_dask_array(Y, columns=[...]) (see the Dask "
+            "page of the user guide)."
         )
 
 

@@ -3,36 +3,56 @@
 A task type knows, for one column of ``Y``, how to learn its encoding from
 the labelled entries (:meth:`Task.fit`), how to encode targets for the loss
 (:meth:`Task.encode`), how wide the network's output for it is
-(:attr:`Task.n_outputs`), which loss trains it (:attr:`Task.loss`), how to
-turn the network's outputs back into predictions (:meth:`Task.decode`), and
-its default score (:meth:`Task.score`).
+(:attr:`Task.n_outputs`), which per-row loss of :mod:`sk_mmoe.losses` trains
+it (:attr:`Task.loss`), the torch prediction head that turns the network's
+outputs into probabilities or values (:meth:`Task.head`, run by ``predict``
+and by the ONNX export alike), how to read predictions from the head
+(:meth:`Task.decode`, :meth:`Task.proba`), its share of a ranking score
+(:meth:`Task.rank_values`), its class weights, its fitted attributes, its
+saved state, its default score and the family of :mod:`sk_mmoe.metrics`
+metrics that score it.
 
-The estimators only talk to tasks through this interface, so a new kind of
-task (ordinal, count...) is one new class registered in :data:`TASK_TYPES`
-plus, if it needs one, a new per-row loss in :mod:`sk_mmoe.losses`.
+This is the only module that names task classes or branches on a task's
+type: the estimators, the loss, the export, the persistence and the metrics
+only talk to tasks through this interface, so a new kind of task (ordinal,
+count...) is one new class registered in :data:`TASK_TYPES` plus, if it
+needs one, a new per-row loss in :mod:`sk_mmoe.losses`.
 
 Encoded targets are float32, with NaN where an entry is missing: class
-indices for classification tasks, standardised values for regression tasks.
+indices for classification tasks, standardised values for regression tasks,
+counts over their mean for count tasks.
 """
 
 from __future__ import annotations
 
 import numbers
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
 import numpy as np
-from sklearn.metrics import accuracy_score, r2_score
+import torch
+from sklearn.metrics import (
+    accuracy_score,
+    d2_tweedie_score,
+    mean_poisson_deviance,
+    r2_score,
+)
+from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.multiclass import type_of_target
 
 __all__ = [
     "TASK_TYPES",
     "ClassificationTask",
+    "PoissonTask",
     "RegressionTask",
     "Task",
     "infer_task_type",
+    "accepts_loss",
     "make_task",
     "task_from_state",
+    "task_outputs",
+    "task_type",
 ]
 
 
@@ -41,12 +61,37 @@ class Task(ABC):
 
     #: The type names this class implements, as in ``task_types``.
     kinds: ClassVar[tuple[str, ...]]
-    #: The per-row loss of :class:`sk_mmoe.losses.MultiTaskLoss` for the task.
-    loss: ClassVar[str]
+    #: The per-row losses of :data:`sk_mmoe.losses.ROW_LOSSES` that can train
+    #: the task; the first is the default.
+    losses: ClassVar[tuple[str, ...]]
+    #: The family of the task's own :attr:`metrics` in :mod:`sk_mmoe.metrics`.
+    metric_family: ClassVar[str]
+    #: The metric families of :mod:`sk_mmoe.metrics` that score the task.
+    #: Besides the task's own: ``"binary"`` (group AUC) for a binary task,
+    #: ``"ranking"`` (NDCG per group) for a task whose score orders rows by
+    #: relevance, its prediction or a binary task's positive class's
+    #: probability, against its targets or labels as gains.
+    scored_by: ClassVar[tuple[str, ...]]
+    #: Metrics of the task's family that :mod:`sk_mmoe.metrics` offers by
+    #: name: ``{name: (metric(y_true, y_pred, sample_weight=None), sign)}``,
+    #: the sign -1 for a loss (scorers return the negated loss).
+    metrics: ClassVar[dict[str, tuple[Callable[..., float], float]]] = {}
+    #: Whether ``predict_proba`` gives the task's class probabilities.
+    has_proba: ClassVar[bool] = False
+    #: Whether ``partial_fit`` must be told the task's classes on its first call.
+    declares_classes: ClassVar[bool] = False
+    #: Factor of uncertainty weighting on the task's loss: 1/2 for a Gaussian
+    #: likelihood (squared error), 1 otherwise.
+    uncertainty_scale: ClassVar[float] = 1.0
+    #: Fitted attributes of the estimators, for the tasks they do not apply to.
+    classes: np.ndarray | None = None
+    mean: float = float("nan")
+    scale: float = float("nan")
 
-    def __init__(self, name: str, kind: str) -> None:
+    def __init__(self, name: str, kind: str, loss: str | None = None) -> None:
         self.name = name
         self.kind = kind
+        self.loss = self.losses[0] if loss is None else loss
 
     @property
     @abstractmethod
@@ -68,9 +113,64 @@ class Task(ABC):
     def encode(self, values: np.ndarray) -> np.ndarray:
         """Float32 targets of the labelled entries ``values``."""
 
+    def outputs(self, outputs: torch.Tensor, k: int) -> torch.Tensor:
+        """The outputs ``(n, width)`` that the task's head and loss read.
+
+        ``outputs`` are the network's outputs of every task, ``(n, n_tasks,
+        width)``, and ``k`` the task's position. A task reads its own
+        tower's; a task whose prediction depends on other tasks' (a
+        conditional task reading its parent's) overrides this, and
+        :func:`task_outputs` then applies it in the loss too.
+        """
+        return outputs[:, k]
+
     @abstractmethod
-    def decode(self, outputs: np.ndarray) -> np.ndarray:
-        """Predictions from the network's outputs ``(n, n_outputs)``."""
+    def head(self, outputs: torch.Tensor) -> torch.Tensor:
+        """The prediction head: the task's network outputs ``(n, width)`` to
+        probabilities ``(n, n_classes)`` or values ``(n,)`` in the target's
+        units (float64), as ``predict_proba`` / ``predict`` and the ONNX graph
+        give them."""
+
+    @abstractmethod
+    def decode(self, head: np.ndarray) -> np.ndarray:
+        """Predictions from the output of :meth:`head`."""
+
+    def proba(self, head: np.ndarray) -> np.ndarray | None:
+        """Class probabilities from the output of :meth:`head`; None if none."""
+        return None
+
+    def rank_values(self, weight: Any) -> np.ndarray:
+        """The value of each column of :meth:`head` in a ranking score.
+
+        ``weight`` is the task's entry in the ``weights`` of ``rank_score``
+        (None: the task counts 0); the score adds the head, as a 2-D array,
+        times these values. A task with numeric targets takes a number: its
+        prediction, in its own units, times the weight.
+        """
+        if weight is None:
+            return np.zeros(self.n_outputs)
+        if not _is_number(weight):
+            raise ValueError(
+                f"Task {self.name!r} is {self.describe()}: its weight must be a "
+                f"number, got {weight!r}."
+            )
+        return _finite_values(self.name, [float(weight)])
+
+    def known_classes(self) -> np.ndarray | None:
+        """What continued training must declare as fixed (the classes)."""
+        return None
+
+    def class_weights(self, entry: Any, codes: np.ndarray) -> np.ndarray | None:
+        """The per-class loss weights of a ``class_weight`` entry.
+
+        ``codes`` are the encoded labelled targets (for ``"balanced"``).
+        """
+        if entry is not None:
+            raise ValueError(
+                f"class_weight for task {self.name!r} must be None: it is a "
+                f"{self.kind} task."
+            )
+        return None
 
     @abstractmethod
     def score(
@@ -82,24 +182,54 @@ class Task(ABC):
     def state(self) -> dict[str, Any]:
         """The learned encoding as plain values (see :func:`task_from_state`)."""
 
+    @classmethod
+    @abstractmethod
+    def from_state(cls, state: dict[str, Any]) -> Task:
+        """The task that :meth:`state` described."""
+
     @abstractmethod
     def check_compatible(self, other: Task) -> None:
         """Raise a ValueError unless ``other`` can continue training this task."""
+
+    def metadata(self) -> dict[str, Any]:
+        """What a server needs to read the task's ONNX output (JSON values)."""
+        return {"name": self.name, "type": self.kind, "output": self.name}
+
+    def describe(self) -> str:
+        return f"a {self.kind} task"
 
 
 class ClassificationTask(Task):
     """A binary or multiclass task: labels encoded to class indices."""
 
     kinds = ("binary", "multiclass")
-    loss = "cross_entropy"
+    losses = ("cross_entropy",)
+    metric_family = "classification"
+    has_proba = True
+    declares_classes = True
 
-    def __init__(self, name: str, kind: str, classes: np.ndarray | None = None):
-        super().__init__(name, kind)
+    def __init__(
+        self,
+        name: str,
+        kind: str,
+        classes: np.ndarray | None = None,
+        loss: str | None = None,
+    ):
+        super().__init__(name, kind, loss)
         self.classes = classes
 
     @property
     def n_outputs(self) -> int:
         return len(self.classes)
+
+    @property
+    def scored_by(self) -> tuple[str, ...]:
+        # A binary task's labels and positive class's probability are also
+        # scored per group: by "binary" metrics (group AUC) and by ranking
+        # ones (the labels as gains).
+        if self.kind == "binary":
+            return ("classification", "binary", "ranking")
+        return ("classification",)
 
     def fit(
         self, values: np.ndarray, known: Any = None, sample_weight: Any = None
@@ -142,8 +272,96 @@ class ClassificationTask(Task):
         self._check_known(values)
         return np.searchsorted(self.classes, values).astype(np.float32)
 
-    def decode(self, outputs: np.ndarray) -> np.ndarray:
-        return self.classes[outputs.argmax(axis=1)]
+    def head(self, outputs: torch.Tensor) -> torch.Tensor:
+        # Only the task's own columns: the -inf padding of narrower tasks
+        # never reaches the softmax.
+        return torch.softmax(outputs[:, : self.n_outputs], dim=-1)
+
+    def proba(self, head: np.ndarray) -> np.ndarray:
+        proba = head.astype(np.float64)
+        # Renormalise in float64 so that rows sum to 1 to double precision.
+        return proba / proba.sum(axis=1, keepdims=True)
+
+    def decode(self, head: np.ndarray) -> np.ndarray:
+        return self.classes[head.argmax(axis=1)]
+
+    def rank_values(self, weight: Any) -> np.ndarray:
+        """A number counts the positive class's probability of a binary task;
+        a dict from class to value or a sequence of one value per class (in
+        the order of ``classes``) adds the expected value of the class."""
+        if weight is None:
+            return np.zeros(self.n_outputs)
+        classes = self.classes.tolist()
+        if _is_number(weight):
+            if self.kind != "binary" or self.n_outputs != 2:
+                raise ValueError(
+                    f"Task {self.name!r} is {self.kind} with the classes "
+                    f"{classes}: give its weight as a value per class, a dict "
+                    f"from class to value or a sequence in that order (the "
+                    f"score adds the expected value)."
+                )
+            return _finite_values(self.name, [0.0, float(weight)])
+        if isinstance(weight, Mapping):
+            unknown = [c for c in weight if c not in classes]
+            missing = [c for c in classes if c not in weight]
+            if unknown or missing:
+                raise ValueError(
+                    f"The values of task {self.name!r} must name each of its "
+                    f"classes {classes} once; unknown: {unknown}, missing: "
+                    f"{missing}."
+                )
+            return _finite_values(self.name, [weight[c] for c in classes])
+        values = list(np.asarray(weight, dtype=object).reshape(-1))
+        if len(values) != len(classes) or not all(_is_number(v) for v in values):
+            raise ValueError(
+                f"The values of task {self.name!r} must be one number per class "
+                f"{classes}, got {weight!r}."
+            )
+        return _finite_values(self.name, values)
+
+    def known_classes(self) -> np.ndarray:
+        return self.classes
+
+    def class_weights(self, entry: Any, codes: np.ndarray) -> np.ndarray:
+        if entry is None:
+            return np.ones(self.n_outputs)
+        if isinstance(entry, str) and entry == "balanced":
+            codes = codes[~np.isnan(codes)].astype(np.int64)
+            present = np.unique(codes)
+            weights = np.ones(self.n_outputs)
+            weights[present] = compute_class_weight(
+                "balanced", classes=present, y=codes
+            )
+            return weights
+        if not isinstance(entry, dict):
+            raise ValueError(
+                f"class_weight entry for task {self.name!r} must be None, "
+                f"'balanced' or a dict, got {entry!r}."
+            )
+        return self._weights_of(entry)
+
+    def _weights_of(self, entry: dict) -> np.ndarray:
+        """The weights of a ``{label: weight}`` dict, checked."""
+        classes = self.classes
+        unknown = [c for c in entry if not np.isin(c, classes).item()]
+        if unknown:
+            raise ValueError(
+                f"class_weight for task {self.name!r} names labels "
+                f"{unknown} that are not among its classes "
+                f"{classes.tolist()}."
+            )
+        weights = np.array([float(entry.get(c, 1.0)) for c in classes.tolist()])
+        if not np.all(np.isfinite(weights)) or np.any(weights < 0):
+            raise ValueError(
+                f"class_weight for task {self.name!r} must be finite and "
+                f"non-negative, got {entry!r}."
+            )
+        if not np.any(weights > 0):
+            raise ValueError(
+                f"class_weight for task {self.name!r} gives every class "
+                f"weight 0, so the task would never be learned: {entry!r}."
+            )
+        return weights
 
     def score(
         self, y_true: np.ndarray, y_pred: np.ndarray, sample_weight: Any = None
@@ -162,6 +380,17 @@ class ClassificationTask(Task):
             "dtype": self.classes.dtype.str,
         }
 
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> ClassificationTask:
+        classes = np.array(state["classes"], dtype=np.dtype(state["dtype"]))
+        return cls(str(state["name"]), state["kind"], classes)
+
+    def metadata(self) -> dict[str, Any]:
+        return {**super().metadata(), "classes": self.classes.tolist()}
+
+    def describe(self) -> str:
+        return f"a {self.kind} task with classes {self.classes.tolist()!r}"
+
     def check_compatible(self, other: Task) -> None:
         if not (
             isinstance(other, ClassificationTask)
@@ -171,7 +400,7 @@ class ClassificationTask(Task):
             raise ValueError(
                 f"Task {self.name!r} must keep its classes "
                 f"{self.classes.tolist()!r} to continue training (warm_start or "
-                f"partial_fit), got {_describe(other)}."
+                f"partial_fit), got {other.describe()}."
             )
 
 
@@ -185,12 +414,20 @@ class RegressionTask(Task):
     """
 
     kinds = ("regression",)
-    loss = "regression"
+    losses = ("squared_error", "huber")
+    metric_family = "regression"
+    scored_by = ("regression", "ranking")
+    uncertainty_scale = 0.5
 
     def __init__(
-        self, name: str, kind: str = "regression", mean: float = 0.0, scale: float = 1.0
+        self,
+        name: str,
+        kind: str = "regression",
+        mean: float = 0.0,
+        scale: float = 1.0,
+        loss: str | None = None,
     ):
-        super().__init__(name, kind)
+        super().__init__(name, kind, loss)
         self.mean = mean
         self.scale = scale
 
@@ -203,14 +440,14 @@ class RegressionTask(Task):
             isinstance(v, str | bytes) for v in values.tolist()
         ):
             raise ValueError(
-                f"Task {self.name!r} is a regression task, but its labelled "
+                f"Task {self.name!r} is a {self.kind} task, but its labelled "
                 f"entries are not all numbers: it has strings."
             )
         try:
             values = np.asarray(values, dtype=np.float64)
         except (TypeError, ValueError):
             raise ValueError(
-                f"Task {self.name!r} is a regression task, but its labelled "
+                f"Task {self.name!r} is a {self.kind} task, but its labelled "
                 f"entries are not all numbers."
             ) from None
         if not np.isfinite(values).all():
@@ -243,8 +480,17 @@ class RegressionTask(Task):
             )
         return encoded.astype(np.float32)
 
-    def decode(self, outputs: np.ndarray) -> np.ndarray:
-        return outputs[:, 0].astype(np.float64) * self.scale + self.mean
+    def head(self, outputs: torch.Tensor) -> torch.Tensor:
+        # In float64, with float64 constants (a Python float would become a
+        # float32 constant of the ONNX graph): a large mean keeps its precision.
+        mean, scale = (
+            torch.tensor(v, dtype=torch.float64, device=outputs.device)
+            for v in (self.mean, self.scale)
+        )
+        return outputs[:, 0].to(torch.float64) * scale + mean
+
+    def decode(self, head: np.ndarray) -> np.ndarray:
+        return head
 
     def score(
         self, y_true: np.ndarray, y_pred: np.ndarray, sample_weight: Any = None
@@ -263,26 +509,152 @@ class RegressionTask(Task):
             "name": self.name,
             "mean": self.mean,
             "scale": self.scale,
+            "loss": self.loss,
         }
 
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> RegressionTask:
+        # Files of format 2 do not name the loss: the type's default then.
+        loss = state.get("loss")
+        return cls(
+            str(state["name"]),
+            state["kind"],
+            float(state["mean"]),
+            float(state["scale"]),
+            None if loss is None else str(loss),
+        )
+
+    def metadata(self) -> dict[str, Any]:
+        return {**super().metadata(), "mean": self.mean, "scale": self.scale}
+
     def check_compatible(self, other: Task) -> None:
-        if not isinstance(other, RegressionTask):
+        if type(other) is not type(self):
             raise ValueError(
-                f"Task {self.name!r} is a regression task and must stay one to "
+                f"Task {self.name!r} is a {self.kind} task and must stay one to "
                 f"continue training (warm_start or partial_fit), got "
-                f"{_describe(other)}."
+                f"{other.describe()}."
             )
+
+
+class PoissonTask(RegressionTask):
+    """A count task: non-negative targets, a log link and the Poisson deviance.
+
+    The network learns the log of the rate relative to ``mean``, the
+    (weighted) mean of the labelled counts of the first fit: predictions are
+    ``mean * exp(output)``, never negative, and an untrained network predicts
+    the mean. ``scale`` is 1 (counts are not standardised).
+    """
+
+    kinds = ("poisson",)
+    losses = ("poisson",)
+    metric_family = "count"
+    scored_by = ("regression", "count", "ranking")
+    metrics = {"neg_mean_poisson_deviance": (mean_poisson_deviance, -1.0)}
+    uncertainty_scale = 1.0
+
+    def _as_float(self, values: np.ndarray) -> np.ndarray:
+        values = super()._as_float(values)
+        if (values < 0).any():
+            raise ValueError(
+                f"Task {self.name!r} is a count task (loss='poisson'), but it "
+                f"has negative targets; counts must be >= 0."
+            )
+        return values
+
+    def fit(
+        self, values: np.ndarray, known: Any = None, sample_weight: Any = None
+    ) -> PoissonTask:
+        super().fit(values, known, sample_weight)
+        # All zeros: any positive baseline, the network learns the rest.
+        self.mean = self.mean if self.mean > 0 else 1.0
+        self.scale = 1.0
+        return self
+
+    def encode(self, values: np.ndarray) -> np.ndarray:
+        return (self._as_float(values) / self.mean).astype(np.float32)
+
+    def head(self, outputs: torch.Tensor) -> torch.Tensor:
+        mean = torch.tensor(self.mean, dtype=torch.float64, device=outputs.device)
+        return torch.exp(outputs[:, 0].to(torch.float64)) * mean
+
+    def score(
+        self, y_true: np.ndarray, y_pred: np.ndarray, sample_weight: Any = None
+    ) -> float:
+        """D^2: the fraction of Poisson deviance explained, as
+        :class:`~sklearn.linear_model.PoissonRegressor` scores."""
+        return float(
+            d2_tweedie_score(
+                np.asarray(y_true, dtype=np.float64),
+                y_pred,
+                sample_weight=sample_weight,
+                power=1,
+            )
+        )
 
 
 #: Task type name -> the class that implements it.
 TASK_TYPES: dict[str, type[Task]] = {
-    kind: cls for cls in (ClassificationTask, RegressionTask) for kind in cls.kinds
+    kind: cls
+    for cls in (ClassificationTask, RegressionTask, PoissonTask)
+    for kind in cls.kinds
 }
 
 
-def make_task(kind: str, name: str) -> Task:
-    """An unfitted task of type ``kind`` (a key of :data:`TASK_TYPES`)."""
-    return TASK_TYPES[kind](name, kind)
+def task_type(kind: str, loss: str | None, name: str) -> str:
+    """The type of a task of type ``kind`` trained with ``loss``.
+
+    A loss of a more specific type selects it: a regression task trained
+    with ``loss="poisson"`` is a count task (``"poisson"``). None keeps
+    ``kind``; a loss that no such type trains with is a ValueError.
+    """
+    cls = TASK_TYPES[kind]
+    if loss is None or loss in cls.losses:
+        return kind
+    for other in TASK_TYPES.values():
+        if issubclass(other, cls) and loss in other.losses:
+            return other.kinds[0]
+    accepted = sorted(
+        {loss for c in TASK_TYPES.values() if issubclass(c, cls) for loss in c.losses}
+    )
+    raise ValueError(
+        f"loss for task {name!r} must be one of {accepted} (it is a {kind} "
+        f"task), got {loss!r}."
+    )
+
+
+class TaskOutputs:
+    """The map from the network's outputs to those the tasks' heads and
+    losses read: :meth:`Task.outputs` of each task (picklable, unlike a
+    closure)."""
+
+    def __init__(self, tasks: list[Task]) -> None:
+        self.tasks = list(tasks)
+
+    def __call__(self, outputs: torch.Tensor) -> torch.Tensor:
+        return torch.stack(
+            [task.outputs(outputs, k) for k, task in enumerate(self.tasks)], dim=1
+        )
+
+
+def task_outputs(tasks: list[Task]) -> TaskOutputs | None:
+    """The :class:`TaskOutputs` of ``tasks``, or None when every task reads
+    its own tower's outputs."""
+    if all(type(task).outputs is Task.outputs for task in tasks):
+        return None
+    return TaskOutputs(tasks)
+
+
+def make_task(kind: str, name: str, loss: str | None = None) -> Task:
+    """An unfitted task of type ``kind`` (a key of :data:`TASK_TYPES`),
+    trained with ``loss`` (None: the type's default; see :func:`task_type`)."""
+    kind = task_type(kind, loss, name)
+    return TASK_TYPES[kind](name, kind, loss=loss)
+
+
+def accepts_loss(kind: str, loss: str) -> bool:
+    """Whether a task of type ``kind`` can be trained with ``loss``."""
+    cls = TASK_TYPES[kind]
+    return any(issubclass(c, cls) and loss in c.losses for c in TASK_TYPES.values())
 
 
 def task_from_state(state: dict[str, Any]) -> Task:
@@ -290,20 +662,19 @@ def task_from_state(state: dict[str, Any]) -> Task:
     kind = state["kind"]
     if kind not in TASK_TYPES:
         raise ValueError(f"unknown task type {kind!r}")
-    if TASK_TYPES[kind] is ClassificationTask:
-        classes = np.array(state["classes"], dtype=np.dtype(state["dtype"]))
-        return ClassificationTask(str(state["name"]), kind, classes)
-    return RegressionTask(
-        str(state["name"]), kind, float(state["mean"]), float(state["scale"])
-    )
+    return TASK_TYPES[kind].from_state(state)
 
 
-def infer_task_type(values: np.ndarray, name: str) -> str:
+def infer_task_type(values: np.ndarray, name: str, loss: str | None = None) -> str:
     """``"binary"``, ``"multiclass"`` or ``"regression"`` from labelled entries.
 
     As scikit-learn's :func:`~sklearn.utils.multiclass.type_of_target`: floats
-    that are not all integers are continuous, anything else is classes.
+    that are not all integers are continuous, anything else is classes. A
+    ``loss`` that only numeric targets take decides instead: whole-number
+    counts with ``loss="poisson"`` are a count task, not classes.
     """
+    if loss is not None and not accepts_loss("binary", loss):
+        return task_type("regression", loss, name)
     try:
         target_type = type_of_target(_homogeneous_labels(values, name), input_name="Y")
     except ValueError as exc:  # e.g. infinite values
@@ -318,10 +689,21 @@ def infer_task_type(values: np.ndarray, name: str) -> str:
     )
 
 
-def _describe(task: Task) -> str:
-    if isinstance(task, ClassificationTask):
-        return f"a {task.kind} task with classes {task.classes.tolist()!r}"
-    return f"a {task.kind} task"
+def _is_number(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool | np.bool_)
+
+
+def _finite_values(name: str, values: list[Any]) -> np.ndarray:
+    """The values of a task in a ranking score as float64, all finite."""
+    try:
+        array = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        array = np.array([np.nan])
+    if not np.isfinite(array).all():
+        raise ValueError(
+            f"The weight of task {name!r} must be finite numbers, got {values}."
+        )
+    return array
 
 
 def _homogeneous_labels(values: np.ndarray, name: str) -> np.ndarray:

@@ -115,6 +115,13 @@ class MultiTaskNet(NeuralNet):
 
     @property
     def _default_callbacks(self) -> list[tuple[str, Callback]]:
+        """skorch's defaults without its ``PrintLog``.
+
+        The estimators add their own ``print_log`` when verbose (see
+        :func:`logging_callbacks`); skorch's constructor only takes the
+        callbacks added to its defaults, so leaving one out of the defaults
+        is done here.
+        """
         return [
             ("epoch_timer", EpochTimer()),
             ("train_loss", PassthroughScoring(name="train_loss", on_train=True)),
@@ -122,6 +129,13 @@ class MultiTaskNet(NeuralNet):
         ]
 
     def partial_fit(self, X: Any, y: Any = None, classes: Any = None, **fit_params):
+        """skorch's ``partial_fit``, data-parallel when a process group is
+        set, and letting a real interrupt through.
+
+        skorch's catches every ``KeyboardInterrupt`` (its callbacks stop
+        training by raising one) and offers no hook to tell a user's Ctrl-C
+        apart, so its few lines are written here.
+        """
         if not self.initialized_:
             self.initialize()
         world = _distributed.current_world()
@@ -217,6 +231,10 @@ class MultiTaskNet(NeuralNet):
         return self
 
     def train_step(self, batch: Any, **fit_params: Any) -> dict:
+        """One step; with a sparse optimizer too, one forward and backward
+        for both optimizers. skorch's closure, its only hook for several
+        optimizers, would run the forward once per optimizer, so this reads
+        its private optimizer list and step helpers."""
         if len(self._optimizers) == 1:
             return super().train_step(batch, **fit_params)
         # Several optimizers: one forward and backward, then every step
@@ -271,9 +289,12 @@ class MultiTaskNet(NeuralNet):
             offset += n
 
     def _set_training(self, training: bool = True) -> None:
-        # skorch calls this before every batch, and switching modes walks and
-        # sets every submodule (a few % of a small batch's step): only switch
-        # when some module is in the other mode.
+        """Switch modes only when some module is in the other mode.
+
+        skorch calls this before every batch, and switching modes walks and
+        sets every submodule (a few % of a small batch's step); no public
+        hook runs in its place.
+        """
         modules = [getattr(self, name + "_") for name in self._modules + self._criteria]
         if any(
             sub.training != training

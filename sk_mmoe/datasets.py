@@ -573,6 +573,56 @@ def _read_census_file(path: Path):
     return frame
 
 
+def _census_categories(
+    train: Any, test: Any, categorical_features: list[str], kinds: dict[str, str]
+) -> dict[str, list]:
+    """One category list per column for train and test, so that category
+    codes mean the same in both (some values occur in one file only); the
+    frames' columns are set to them."""
+    import pandas as pd
+
+    categories = {}
+    for name in categorical_features:
+        values = set(pd.unique(train[name])) | set(pd.unique(test[name]))
+        cats = sorted(values)
+        categories[name] = cats
+        for frame in (train, test):
+            if kinds[name] == "code":
+                frame[name] = pd.Categorical(frame[name], categories=cats)
+            else:
+                frame[name] = frame[name].cat.set_categories(cats)
+    return categories
+
+
+def _census_split(
+    frame: Any, feature_names: list[str], categories: dict[str, list], as_frame: bool
+) -> tuple[Any, Any, Any]:
+    """``X``, ``Y`` (the three tasks) and the metadata columns of a file."""
+    import pandas as pd
+
+    X = frame[feature_names]
+    Y = pd.DataFrame(
+        {
+            "income_50k": frame["income"] == _INCOME_ABOVE,
+            "never_married": frame["marital_stat"] == _NEVER_MARRIED,
+            "education_college": frame["education"].isin(_COLLEGE_EDUCATION),
+        },
+        index=frame.index,
+    ).astype(np.int64)
+    meta = frame[list(_CENSUS_META)]
+    if not as_frame:
+        X = np.column_stack(
+            [
+                X[name].cat.codes.to_numpy(dtype=np.float64)
+                if name in categories
+                else X[name].to_numpy(dtype=np.float64)
+                for name in feature_names
+            ]
+        )
+        Y = Y.to_numpy()
+    return X, Y, meta
+
+
 def load_census_income(
     data_home: str | os.PathLike | None = None,
     *,
@@ -711,7 +761,7 @@ def load_census_income(
     dtype: float64
     """
     try:
-        import pandas as pd
+        import pandas  # noqa: F401  (refused early if missing)
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise ImportError(
             "load_census_income requires pandas: pip install pandas"
@@ -725,44 +775,11 @@ def load_census_income(
     numeric_features = [n for n in feature_names if kinds[n] == "numeric"]
     categorical_features = [n for n in feature_names if kinds[n] != "numeric"]
 
-    # One category list per column for train and test, so that category
-    # codes mean the same in both (some values occur in one file only).
-    categories = {}
-    for name in categorical_features:
-        values = set(pd.unique(train[name])) | set(pd.unique(test[name]))
-        cats = sorted(values)
-        categories[name] = cats
-        for frame in (train, test):
-            if kinds[name] == "code":
-                frame[name] = pd.Categorical(frame[name], categories=cats)
-            else:
-                frame[name] = frame[name].cat.set_categories(cats)
-
-    def split(frame):
-        X = frame[feature_names]
-        Y = pd.DataFrame(
-            {
-                "income_50k": frame["income"] == _INCOME_ABOVE,
-                "never_married": frame["marital_stat"] == _NEVER_MARRIED,
-                "education_college": frame["education"].isin(_COLLEGE_EDUCATION),
-            },
-            index=frame.index,
-        ).astype(np.int64)
-        meta = frame[list(_CENSUS_META)]
-        if not as_frame:
-            X = np.column_stack(
-                [
-                    X[name].cat.codes.to_numpy(dtype=np.float64)
-                    if name in categories
-                    else X[name].to_numpy(dtype=np.float64)
-                    for name in feature_names
-                ]
-            )
-            Y = Y.to_numpy()
-        return X, Y, meta
-
-    X_train, Y_train, meta_train = split(train)
-    X_test, Y_test, meta_test = split(test)
+    categories = _census_categories(train, test, categorical_features, kinds)
+    X_train, Y_train, meta_train = _census_split(
+        train, feature_names, categories, as_frame
+    )
+    X_test, Y_test, meta_test = _census_split(test, feature_names, categories, as_frame)
 
     if return_X_y:
         return X_train, X_test, Y_train, Y_test
@@ -790,14 +807,6 @@ def load_census_income(
 _REC_TASKS = ("click", "rated_highly", "shared", "watch_time")
 _REC_DEVICES = ("mobile", "desktop", "tablet", "tv")
 _REC_DEVICE_PROBA = np.array([0.55, 0.25, 0.12, 0.08])
-_REC_FEATURES = (
-    "user_id",
-    "item_id",
-    "hour",
-    "device",
-    "item_age_days",
-    "user_activity",
-)
 
 
 class _RecTask(NamedTuple):
@@ -863,6 +872,179 @@ def _calibrate_intercept(score: np.ndarray, rate: float) -> float:
     while excess(high) < 0:
         high = 2.0 * high + 1.0
     return float(brentq(excess, low, high, xtol=1e-12))
+
+
+def _rec_rows_and_scores(
+    rng: np.random.RandomState,
+    n_samples: int,
+    n_users: int,
+    n_items: int,
+    n_factors: int,
+    rho: float,
+    click_rate: float,
+    position_bias: float | None = None,
+    n_slots: int = 10,
+) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """The rows of :func:`make_recommendation_tasks` (users, items and
+    context) and every task's score.
+
+    With ``position_bias``, the rows are the requests of a biased ranker
+    (see :func:`_rec_requests`): ``rows["position"]`` is each row's slot and
+    ``rows["click_offset"]`` what the slot adds to the click logit, which
+    the scores, the items' true relevance, leave out (0.0 and None without).
+    """
+    # The population first (users, items, tastes), then the rows.
+    user_weights = np.exp(_REC_POPULARITY_SIGMA * rng.standard_normal(n_users))
+    item_weights = np.exp(_REC_POPULARITY_SIGMA * rng.standard_normal(n_items))
+    activity = rng.standard_normal(n_users)  # zeta_i
+    components = [
+        _rec_component(rng, n_users, n_items, n_factors)
+        for _ in range(1 + len(_REC_TASKS))
+    ]
+
+    user_proba = user_weights / user_weights.sum()
+    item_proba = item_weights / item_weights.sum()
+    hour_proba = 1.0 + 0.6 * _hour_profile(np.arange(24.0))
+    hour_proba /= hour_proba.sum()
+    position = None
+    if position_bias is None:
+        users = rng.choice(n_users, size=n_samples, p=user_proba)
+        items = rng.choice(n_items, size=n_samples, p=item_proba)
+        hour = rng.choice(24, size=n_samples, p=hour_proba)
+        device = rng.choice(len(_REC_DEVICES), size=n_samples, p=_REC_DEVICE_PROBA)
+        age = rng.exponential(_REC_AGE_SCALE, size=n_samples)
+    else:
+        users, items, hour, device, age, position = _rec_requests(
+            rng, n_samples, n_slots, user_proba, item_proba, hour_proba
+        )
+
+    shared_affinity = _rec_affinity(components[0], users, items)
+    scores = {}
+    for task, component in zip(_REC_TASKS, components[1:], strict=True):
+        params = _REC_PARAMS[task]
+        affinity = np.sqrt(rho) * shared_affinity + np.sqrt(1.0 - rho) * (
+            _rec_affinity(component, users, items)
+        )
+        scores[task] = (
+            params.scale * affinity
+            + np.asarray(params.device)[device]
+            + params.hour * _hour_profile(hour)
+            + params.age * np.log1p(age / _REC_AGE_SCALE)
+            + params.activity * activity[users]
+        )
+        if task != "click":
+            scores[task] += params.intercept
+    # Slot k lowers the click logit by position_bias * log2(1 + k); the
+    # scores returned stay those of the item itself (its true relevance).
+    click_offset = 0.0 if position is None else -position_bias * np.log2(1.0 + position)
+    scores["click"] += _calibrate_intercept(scores["click"] + click_offset, click_rate)
+    user_activity = np.ceil(np.exp(3.0 + 1.5 * activity)).astype(np.int64)[users]
+    rows = {
+        "users": users,
+        "items": items,
+        "hour": hour,
+        "device": device,
+        "age": age,
+        "user_activity": user_activity,
+        "position": position,
+        "click_offset": click_offset,
+    }
+    return rows, scores
+
+
+def _rec_requests(
+    rng: np.random.RandomState,
+    n_samples: int,
+    n_slots: int,
+    user_proba: np.ndarray,
+    item_proba: np.ndarray,
+    hour_proba: np.ndarray,
+) -> tuple[np.ndarray, ...]:
+    """Rows in requests of ``n_slots``: users, items, hours, devices, item
+    ages and the slot each item was shown in by the old ranker."""
+    # One request per n_slots rows: a user, an hour and a device, and the
+    # candidates in the slots where the old ranker showed them.
+    request = np.arange(n_samples) // n_slots
+    n_requests = int(request[-1]) + 1
+    users = rng.choice(len(user_proba), size=n_requests, p=user_proba)[request]
+    items = rng.choice(len(item_proba), size=n_samples, p=item_proba)
+    hour = rng.choice(24, size=n_requests, p=hour_proba)[request]
+    device = rng.choice(len(_REC_DEVICES), size=n_requests, p=_REC_DEVICE_PROBA)[
+        request
+    ]
+    age = rng.exponential(_REC_AGE_SCALE, size=n_samples)
+    # The old ranker favours fresh items, whatever the user's taste.
+    ranker = -np.log1p(age / _REC_AGE_SCALE) + _REC_RANKER_NOISE * (
+        rng.standard_normal(n_samples)
+    )
+    order = np.lexsort((-ranker, request))
+    position = np.arange(n_samples) - request * n_slots
+    return users, items[order], hour, device, age[order], position
+
+
+def _rec_targets(
+    rng: np.random.RandomState,
+    scores: dict[str, np.ndarray],
+    rate_fraction: float,
+    share_fraction: float,
+    click_offset: Any = 0.0,
+) -> dict[str, np.ndarray]:
+    """Every task's labels drawn from its score, missing where unobserved;
+    ``click_offset`` is added to the click logit (the slot's effect)."""
+    n_samples = len(scores["click"])
+
+    def bernoulli(logit: np.ndarray) -> np.ndarray:
+        return rng.random_sample(n_samples) < 1.0 / (1.0 + np.exp(-logit))
+
+    click = bernoulli(scores["click"] + click_offset)
+    rated = bernoulli(scores["rated_highly"])
+    rated_seen = click & (rng.random_sample(n_samples) < rate_fraction)
+    shared = bernoulli(scores["shared"])
+    shared_seen = rng.random_sample(n_samples) < share_fraction
+    log_watch = scores["watch_time"] + _REC_WATCH_NOISE * rng.standard_normal(n_samples)
+    return {
+        "click": click.astype(np.int64),
+        "rated_highly": np.where(rated_seen, rated.astype(np.float64), np.nan),
+        "shared": np.where(shared_seen, shared.astype(np.float64), np.nan),
+        "watch_time": np.where(click, np.exp(log_watch), np.nan),
+    }
+
+
+def _rec_tables(
+    rows: dict[str, np.ndarray],
+    targets: dict[str, np.ndarray],
+    scores: dict[str, np.ndarray],
+    tasks: list[str],
+    n_users: int,
+    n_items: int,
+    as_frame: bool,
+) -> tuple[Any, Any, Any]:
+    """``X``, ``Y`` and the scores of ``tasks``, as DataFrames or arrays."""
+    position = rows["position"]
+    if not as_frame:
+        columns = ["users", "items", "hour", "device", "age", "user_activity"]
+        values = [rows[c] for c in columns]
+        if position is not None:
+            values.append(position)
+        X = np.column_stack(values).astype(np.float64)
+        Y = np.column_stack([targets[task] for task in tasks]).astype(np.float64)
+        return X, Y, np.column_stack([scores[task] for task in tasks])
+    import pandas as pd
+
+    X = pd.DataFrame(
+        {
+            "user_id": pd.Categorical.from_codes(rows["users"], np.arange(n_users)),
+            "item_id": pd.Categorical.from_codes(rows["items"], np.arange(n_items)),
+            "hour": rows["hour"].astype(np.int64),
+            "device": pd.Categorical.from_codes(rows["device"], list(_REC_DEVICES)),
+            "item_age_days": rows["age"],
+            "user_activity": rows["user_activity"],
+        }
+    )
+    if position is not None:
+        X["position"] = position.astype(np.int64)
+    Y = pd.DataFrame({task: targets[task] for task in tasks})
+    return X, Y, pd.DataFrame({task: scores[task] for task in tasks})
 
 
 def make_recommendation_tasks(
@@ -1136,18 +1318,13 @@ def make_recommendation_tasks(
     >>> Y.notna().sum().to_dict()  # labelled rows per task
     {'click': 5000, 'rated_highly': 444, 'shared': 20, 'watch_time': 1483}
 
-    Fit a mixed multi-task model after encoding the categorical columns:
+    Fit a mixed multi-task model on the frame as it is: the estimators
+    embed the categorical columns (the IDs and the device) and scale the
+    numeric ones themselves, so no encoder is needed:
 
-    >>> from sklearn.compose import make_column_transformer
-    >>> from sklearn.pipeline import make_pipeline
-    >>> from sklearn.preprocessing import OneHotEncoder, StandardScaler
     >>> from sk_mmoe import MultiTaskMMoE
-    >>> encode = make_column_transformer(
-    ...     (OneHotEncoder(handle_unknown="ignore"), ["user_id", "item_id", "device"]),
-    ...     remainder=StandardScaler(),
-    ... )
-    >>> model = make_pipeline(encode, MultiTaskMMoE(max_epochs=2, random_state=0))
-    >>> model.fit(X, Y).predict(X[:2]).shape
+    >>> model = MultiTaskMMoE(max_epochs=2, random_state=0).fit(X, Y)
+    >>> model.predict(X[:2]).shape
     (2, 4)
     """
     check_scalar(n_samples, "n_samples", numbers.Integral, min_val=1)
@@ -1167,7 +1344,7 @@ def make_recommendation_tasks(
     n_factors = int(n_factors)
     if as_frame:
         try:
-            import pandas as pd
+            import pandas  # noqa: F401  (refused early if missing)
         except ImportError as exc:  # pragma: no cover - depends on the environment
             raise ImportError(
                 "make_recommendation_tasks(as_frame=True) requires pandas: "
@@ -1175,108 +1352,22 @@ def make_recommendation_tasks(
             ) from exc
 
     rng = check_random_state(random_state)
-    # The population first (users, items, tastes), then the rows, then the
-    # labels; every draw is made whatever the options, so that the options
-    # change no other column.
-    user_weights = np.exp(_REC_POPULARITY_SIGMA * rng.standard_normal(n_users))
-    item_weights = np.exp(_REC_POPULARITY_SIGMA * rng.standard_normal(n_items))
-    activity = rng.standard_normal(n_users)  # zeta_i
-    components = [
-        _rec_component(rng, n_users, n_items, n_factors)
-        for _ in range(1 + len(_REC_TASKS))
-    ]
-
-    user_proba = user_weights / user_weights.sum()
-    item_proba = item_weights / item_weights.sum()
-    hour_proba = 1.0 + 0.6 * _hour_profile(np.arange(24.0))
-    hour_proba /= hour_proba.sum()
-    position = None
-    if position_bias is None:
-        users = rng.choice(n_users, size=n_samples, p=user_proba)
-        items = rng.choice(n_items, size=n_samples, p=item_proba)
-        hour = rng.choice(24, size=n_samples, p=hour_proba)
-        device = rng.choice(len(_REC_DEVICES), size=n_samples, p=_REC_DEVICE_PROBA)
-        age = rng.exponential(_REC_AGE_SCALE, size=n_samples)
-    else:
-        # One request per n_slots rows: a user, an hour and a device, and
-        # the candidates in the slots where the old ranker showed them.
-        request = np.arange(n_samples) // n_slots
-        n_requests = int(request[-1]) + 1
-        users = rng.choice(n_users, size=n_requests, p=user_proba)[request]
-        items = rng.choice(n_items, size=n_samples, p=item_proba)
-        hour = rng.choice(24, size=n_requests, p=hour_proba)[request]
-        device = rng.choice(len(_REC_DEVICES), size=n_requests, p=_REC_DEVICE_PROBA)[
-            request
-        ]
-        age = rng.exponential(_REC_AGE_SCALE, size=n_samples)
-        # The old ranker favours fresh items, whatever the user's taste.
-        ranker = -np.log1p(age / _REC_AGE_SCALE) + _REC_RANKER_NOISE * (
-            rng.standard_normal(n_samples)
-        )
-        order = np.lexsort((-ranker, request))
-        items, age = items[order], age[order]
-        position = np.arange(n_samples) - request * n_slots
-
-    shared_affinity = _rec_affinity(components[0], users, items)
-    scores = {}
-    for task, component in zip(_REC_TASKS, components[1:], strict=True):
-        params = _REC_PARAMS[task]
-        affinity = np.sqrt(rho) * shared_affinity + np.sqrt(1.0 - rho) * (
-            _rec_affinity(component, users, items)
-        )
-        scores[task] = (
-            params.scale * affinity
-            + np.asarray(params.device)[device]
-            + params.hour * _hour_profile(hour)
-            + params.age * np.log1p(age / _REC_AGE_SCALE)
-            + params.activity * activity[users]
-        )
-        if task != "click":
-            scores[task] += params.intercept
-    # Slot k lowers the click logit by position_bias * log2(1 + k); the
-    # scores returned stay those of the item itself (its true relevance).
-    slot_logit = 0.0 if position is None else -position_bias * np.log2(1.0 + position)
-    scores["click"] += _calibrate_intercept(scores["click"] + slot_logit, click_rate)
-
-    def bernoulli(logit: np.ndarray) -> np.ndarray:
-        return rng.random_sample(n_samples) < 1.0 / (1.0 + np.exp(-logit))
-
-    click = bernoulli(scores["click"] + slot_logit)
-    rated = bernoulli(scores["rated_highly"])
-    rated_seen = click & (rng.random_sample(n_samples) < rate_fraction)
-    shared = bernoulli(scores["shared"])
-    shared_seen = rng.random_sample(n_samples) < share_fraction
-    log_watch = scores["watch_time"] + _REC_WATCH_NOISE * rng.standard_normal(n_samples)
-
-    targets = {
-        "click": click.astype(np.int64),
-        "rated_highly": np.where(rated_seen, rated.astype(np.float64), np.nan),
-        "shared": np.where(shared_seen, shared.astype(np.float64), np.nan),
-        "watch_time": np.where(click, np.exp(log_watch), np.nan),
-    }
+    # The population and the rows first, then the labels; every draw is made
+    # whatever the options, so that the options change no other column.
+    rows, scores = _rec_rows_and_scores(
+        rng,
+        n_samples,
+        n_users,
+        n_items,
+        n_factors,
+        rho,
+        click_rate,
+        position_bias,
+        n_slots,
+    )
+    targets = _rec_targets(
+        rng, scores, rate_fraction, share_fraction, rows["click_offset"]
+    )
     tasks = list(_REC_TASKS if return_watch_time else _REC_TASKS[:3])
-    user_activity = np.ceil(np.exp(3.0 + 1.5 * activity)).astype(np.int64)[users]
-
-    if as_frame:
-        X = pd.DataFrame(
-            {
-                "user_id": pd.Categorical.from_codes(users, np.arange(n_users)),
-                "item_id": pd.Categorical.from_codes(items, np.arange(n_items)),
-                "hour": hour.astype(np.int64),
-                "device": pd.Categorical.from_codes(device, list(_REC_DEVICES)),
-                "item_age_days": age,
-                "user_activity": user_activity,
-            }
-        )
-        if position is not None:
-            X["position"] = position.astype(np.int64)
-        Y = pd.DataFrame({task: targets[task] for task in tasks})
-        S = pd.DataFrame({task: scores[task] for task in tasks})
-    else:
-        columns = [users, items, hour, device, age, user_activity]
-        if position is not None:
-            columns.append(position)
-        X = np.column_stack(columns).astype(np.float64)
-        Y = np.column_stack([targets[task] for task in tasks]).astype(np.float64)
-        S = np.column_stack([scores[task] for task in tasks])
+    X, Y, S = _rec_tables(rows, targets, scores, tasks, n_users, n_items, as_frame)
     return (X, Y, S) if return_scores else (X, Y)

@@ -5,7 +5,12 @@
 or :class:`~sk_mmoe.MultiTaskMMoE` as an ONNX graph that any ONNX runtime
 (onnxruntime in C++, C#, Java, JavaScript...) can run. The graph computes what
 ``predict_proba`` and ``predict`` return: each classification task's class
-probabilities and each regression task's prediction in the target's units.
+probabilities and each regression task's prediction in the target's units,
+and on demand the combined ranking score of ``rank_score``.
+
+A model fitted on a DataFrame with categorical features reads the raw
+columns (one input each) and encodes them inside the graph;
+:func:`onnx_feed` turns a DataFrame into the graph's inputs.
 
 The graph is built by PyTorch's ``torch.export``-based ONNX exporter
 (``torch.onnx.export(..., dynamo=True)``), which needs the ``onnx`` and
@@ -23,15 +28,17 @@ import os
 import warnings
 from typing import IO, Any
 
+import numpy as np
 import torch
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
 from ._base import BaseMultiTaskMMoE
+from ._onnx_inputs import column_inputs, input_form, onnx_feed, prepend_column_inputs
 from ._ranking import rank_values
-from ._tasks import ClassificationTask, RegressionTask
+from ._tasks import Task
 
-__all__ = ["METADATA_KEY", "export_onnx"]
+__all__ = ["METADATA_KEY", "export_onnx", "onnx_feed"]
 
 #: Key of the model's ``metadata_props`` entry that describes the tasks (JSON).
 METADATA_KEY = "sk_mmoe"
@@ -48,74 +55,48 @@ _EXTRA_HINT = 'pip install "sk-mmoe[onnx]"'
 
 
 class _ServingModule(nn.Module):
-    """The network followed by what ``predict_proba`` / ``predict`` compute.
+    """The network followed by each task's prediction head (:meth:`Task.head`).
 
-    Returns one tensor per task: the softmax over the task's own classes
-    (float32, ``(n, n_classes)``) for a classification task, the prediction
-    in the target's units (float64, ``(n,)``) for a regression task.
+    Returns one tensor per task, what ``predict_proba`` / ``predict`` compute:
+    the softmax over the task's own classes (float32, ``(n, n_classes)``) for
+    a classification task, the prediction in the target's units (float64,
+    ``(n,)``) for a task with numeric targets. With ``rank_values`` (one
+    vector per task, :func:`~sk_mmoe._ranking.rank_values`), a last tensor
+    holds the ranking score (float64, ``(n,)``): every head times its values,
+    summed as ``rank_score`` sums them.
     """
 
     def __init__(
         self,
         network: nn.Module,
-        tasks: list[Any],
-        rank_values: list[Any] | None = None,
+        tasks: list[Task],
+        rank_values: list[np.ndarray] | None = None,
     ) -> None:
         super().__init__()
         self.network = network
-        # (is_classification, width) of every task.
-        self.heads: list[tuple[bool, int]] = []
-        # Mean and scale of every task (0 and 1 for a classification task), as
-        # float64 tensors: a Python float would become a float32 constant.
-        moments = []
-        for task in tasks:
-            if isinstance(task, ClassificationTask):
-                self.heads.append((True, task.n_outputs))
-                moments.append((0.0, 1.0))
-            elif isinstance(task, RegressionTask):
-                self.heads.append((False, 1))
-                moments.append((float(task.mean), float(task.scale)))
-            else:
-                raise TypeError(
-                    f"export_onnx cannot export task {task.name!r} of type "
-                    f"{task.kind!r}: only classification and regression tasks."
-                )
-        self.register_buffer(
-            "moments", torch.tensor(moments, dtype=torch.float64), persistent=False
-        )
-        # The value of every output of every task in the ranking score
-        # (float64, zero-padded), or None without one.
+        self.tasks = list(tasks)
         self.ranked = rank_values is not None
         if self.ranked:
-            width = max(len(v) for v in rank_values)
-            table = torch.zeros(len(tasks), width, dtype=torch.float64)
+            # One zero-padded row of values per task (buffers, not constants,
+            # for the exporter).
+            self.rank_widths = [len(values) for values in rank_values]
+            table = torch.zeros(len(tasks), max(self.rank_widths), dtype=torch.float64)
             for k, values in enumerate(rank_values):
                 table[k, : len(values)] = torch.as_tensor(values)
-            self.register_buffer("rank_values", table, persistent=False)
+            self.register_buffer("rank_table", table, persistent=False)
 
     def forward(self, X: torch.Tensor) -> tuple[torch.Tensor, ...]:
         outputs = self.network(X)
-        results = []
-        for k, (classification, width) in enumerate(self.heads):
-            if classification:
-                # Only the task's own columns: the -inf padding of narrower
-                # tasks never reaches the softmax.
-                results.append(torch.softmax(outputs[:, k, :width], dim=-1))
-            else:
-                # In float64, as predict de-standardises: a large mean keeps
-                # its precision.
-                mean, scale = self.moments[k, 0], self.moments[k, 1]
-                results.append(outputs[:, k, 0].to(torch.float64) * scale + mean)
+        heads = [
+            task.head(task.outputs(outputs, k)) for k, task in enumerate(self.tasks)
+        ]
         if self.ranked:
-            score = torch.zeros_like(outputs[:, 0, 0], dtype=torch.float64)
-            for k, (classification, width) in enumerate(self.heads):
-                value = self.rank_values[k, :width]
-                if classification:
-                    score = score + results[k].to(torch.float64) @ value
-                else:
-                    score = score + results[k] * value[0]
-            results.append(score)
-        return tuple(results)
+            score = torch.zeros(X.shape[0], dtype=torch.float64)
+            for k, width in enumerate(self.rank_widths):
+                columns = heads[k].reshape(heads[k].shape[0], -1).to(torch.float64)
+                score = score + columns @ self.rank_table[k, :width]
+            heads.append(score)
+        return tuple(heads)
 
 
 def export_onnx(
@@ -123,29 +104,48 @@ def export_onnx(
     path: str | os.PathLike | IO[bytes],
     *,
     opset: int | None = None,
+    inputs: str = "auto",
     rank_weights: Any = None,
 ) -> Any:
     """Write a fitted estimator's predictions as an ONNX graph.
 
-    The graph has one input, ``X``: float32 features of shape ``(n_samples,
-    n_features_in_)`` with any number of rows, the columns in the order of
-    ``X`` in ``fit`` (``feature_names_in_`` if it was a DataFrame). It has one
-    output per task, named after the task (``task_names_``):
+    The graph reads the features in one of two forms (``inputs``):
+
+    * ``"columns"``: one input per column of ``X`` in ``fit``, of shape
+      ``(n_samples, 1)``, named after it (``feature_names_in_``, or ``x0``,
+      ``x1``... for an array), as skl2onnx names a DataFrame's columns. A
+      numeric column is float32. A categorical column
+      (``categorical_features``) is encoded inside the graph as ``predict``
+      encodes it, unseen and missing values included: a column of text is a
+      string tensor (missing values as ``""``), a column of numbers float64
+      (float32 if ``fit`` saw float32), missing values as NaN.
+      :func:`onnx_feed` makes these inputs from a DataFrame.
+    * ``"matrix"``: one input, ``X``: the float32 matrix of shape
+      ``(n_samples, n_features_in_)`` that the network reads, the columns in
+      the order of ``X`` in ``fit``, categorical columns as their integer
+      codes (see the Notes).
+
+    Either has any number of rows. The graph has one output per task, named
+    after the task (``task_names_``):
 
     * a classification task gives its class probabilities, float32 of shape
       ``(n_samples, n_classes)``, the columns in the order of its
       ``classes_``, as ``predict_proba`` returns them;
-    * a regression task gives its prediction in the target's units, float64
-      of shape ``(n_samples,)``, as ``predict`` returns it.
+    * a regression or count task gives its prediction in the target's
+      units, float64 of shape ``(n_samples,)``, as ``predict`` returns it.
 
-    Under onnxruntime the outputs equal ``predict_proba`` and ``predict``
-    within ``1e-5`` (regression: within ``1e-5`` times the task's
-    ``target_scale_``). With ``rank_weights``, a last output,
-    ``"rank_score"``, holds the combined score of
-    :meth:`~sk_mmoe.MultiTaskMMoE.rank_score` (float64 of shape
-    ``(n_samples,)``). The model's ``metadata_props`` hold, under the key
-    ``"sk_mmoe"``, a JSON document that describes the tasks, so that a server
-    can map the columns to labels (see the Notes).
+    Each output is the task's own prediction head, the one ``predict`` and
+    ``predict_proba`` run. Under onnxruntime the outputs equal
+    ``predict_proba`` and ``predict`` within ``1e-5`` (regression: within
+    ``1e-5`` times the task's ``target_scale_``; count: within ``1e-5``
+    relative). With ``rank_weights``, a last output, ``"rank_score"``, holds
+    the combined score of :meth:`~sk_mmoe.MultiTaskMMoE.rank_score`
+    (float64 of shape ``(n_samples,)``), from the same heads. A model
+    fitted with ``bias_features`` reads no bias column: the graph predicts
+    as ``predict`` does, without the bias tower. The model's
+    ``metadata_props`` hold, under the key ``"sk_mmoe"``, a JSON document
+    that describes the tasks, so that a server can map the columns to
+    labels (see the Notes).
 
     Parameters
     ----------
@@ -157,7 +157,12 @@ def export_onnx(
         Where to write the ``.onnx`` file.
     opset : int, default=None
         ONNX opset version of the graph, at least 18; by default the
-        exporter's (20 with PyTorch 2.13).
+        exporter's (20 with PyTorch 2.13). The categorical encoding of
+        ``inputs="columns"`` uses version 4 of the ``ai.onnx.ml`` domain.
+    inputs : {"auto", "columns", "matrix"}, default="auto"
+        The graph's inputs: one per column of ``X``, or the encoded matrix
+        ``X``. ``"auto"`` is ``"columns"`` for a model with categorical
+        features and ``"matrix"`` otherwise.
     rank_weights : sequence or dict, default=None
         The ``weights`` of :meth:`~sk_mmoe.MultiTaskMMoE.rank_score`: if
         given, the graph also outputs the combined ranking score, named
@@ -175,6 +180,13 @@ def export_onnx(
     TypeError
         If ``estimator`` is not an ``sk_mmoe`` estimator (a pipeline or a
         search included).
+    ValueError
+        If ``inputs``, ``opset`` or ``rank_weights`` is invalid, or an input
+        and an output would share a name (a task named ``X``, or named like
+        a column with ``inputs="columns"``, or a task or column named
+        ``rank_score`` with ``rank_weights``), or a numeric categorical
+        column has two categories that are one number (``1`` and ``1.0`` in
+        a column of objects, which ``predict`` tells apart by their text).
     sklearn.exceptions.NotFittedError
         If ``estimator`` is not fitted.
     ImportError
@@ -188,27 +200,34 @@ def export_onnx(
     (``torch.onnx.export(..., dynamo=True)``).
 
     The metadata is a JSON object with the keys ``format`` (1),
-    ``sk_mmoe_version``, ``estimator`` (the class name), ``input`` (``"X"``),
-    ``n_features_in``, ``feature_names_in`` (a list, or null),
+    ``sk_mmoe_version``, ``estimator`` (the class name), ``input`` (``"X"``,
+    or null with ``inputs="columns"``), ``inputs`` (the names of the graph's
+    inputs, in order), ``n_features_in``, ``feature_names_in`` (a list, or null),
     ``categorical`` (see below, or null) and ``tasks``:
     one object per task, in order, with ``name``, ``type`` (``"binary"``,
-    ``"multiclass"`` or ``"regression"``), ``output`` (the output's name),
-    and ``classes`` (a list) for a classification task or ``mean`` and
-    ``scale`` for a regression task. With onnxruntime::
+    ``"multiclass"``, ``"regression"`` or ``"poisson"``), ``output`` (the
+    output's name), and ``classes`` (a list) for a classification task or
+    ``mean`` and ``scale`` for a regression or count task; with
+    ``rank_weights``, also ``rank_weights``: for each task, the value of
+    each column of its output in the score. With onnxruntime::
 
         meta = session.get_modelmeta().custom_metadata_map["sk_mmoe"]
         tasks = json.loads(meta)["tasks"]
 
-    A model with categorical features (``categorical_features``) reads their
+    With ``inputs="matrix"``, a model with categorical features reads their
     integer codes, as float32 in the same columns of ``X``: the metadata's
     ``categorical`` object lists the ``columns`` and, for each, its
     ``categories``; a value's code is ``first_code`` (2) plus its position in
     the list (values compared as text), ``other_code`` (1) for a value not
     in the list and ``missing_code`` (0) for a missing value.
 
+    With ``inputs="columns"``, an empty string in a categorical column of
+    text is a missing value (a warning says so if ``""`` was a category in
+    ``fit``), and a numeric categorical column compares numbers where
+    ``predict`` compares their text: ``3`` and ``3.0`` are one value.
+
     Unlike ``predict``, the graph does not check its input: NaN or infinite
-    features give NaN outputs instead of an error, and a DataFrame must be
-    converted to a float32 array of the fitted columns, in order.
+    numeric features give NaN outputs instead of an error.
 
     Examples
     --------
@@ -230,6 +249,22 @@ def export_onnx(
     >>> proba = clf.predict_proba(X[:3])
     >>> all(np.allclose(p, q, atol=1e-5) for p, q in zip(onnx_proba, proba))
     True
+
+    A DataFrame with a categorical column gives one input per column:
+
+    >>> import pandas as pd
+    >>> from sk_mmoe import onnx_feed
+    >>> frame = pd.DataFrame(X, columns=[f"f{j}" for j in range(5)])
+    >>> frame["city"] = np.where(X[:, 0] > 0, "oslo", "rome")
+    >>> clf = MultiTaskMMoEClassifier(max_epochs=2, random_state=0).fit(frame, Y)
+    >>> model = export_onnx(clf, io.BytesIO())
+    >>> session = ort.InferenceSession(model.SerializeToString())
+    >>> [graph_input.name for graph_input in session.get_inputs()]
+    ['f0', 'f1', 'f2', 'f3', 'f4', 'city']
+    >>> onnx_proba = session.run(None, onnx_feed(session, frame[:3]))
+    >>> proba = clf.predict_proba(frame[:3])
+    >>> all(np.allclose(p, q, atol=1e-5) for p, q in zip(onnx_proba, proba))
+    True
     """
     estimator = _check_estimator(estimator)
     if opset is not None and (
@@ -239,13 +274,9 @@ def export_onnx(
             f"opset must be an int >= {_MIN_OPSET} (the lowest opset PyTorch's "
             f"ONNX exporter implements) or None, got {opset!r}."
         )
+    form = input_form(estimator, inputs)
     onnx = _import_onnx()
     names = list(estimator.task_names_)
-    if _INPUT_NAME in names:
-        raise ValueError(
-            f"A task is named {_INPUT_NAME!r}, the name of the graph's input; "
-            f"rename the task (the column of Y) to export the model."
-        )
     values = None
     if rank_weights is not None:
         values = rank_values(estimator._tasks, rank_weights)
@@ -255,6 +286,12 @@ def export_onnx(
                 f"score's output; rename the task to export it with rank_weights."
             )
         names.append(_RANK_OUTPUT)
+    columns = column_inputs(estimator, names) if form == "columns" else None
+    if form == "matrix" and _INPUT_NAME in names:
+        raise ValueError(
+            f"A task is named {_INPUT_NAME!r}, the name of the graph's input; "
+            f"rename the task (the column of Y) to export the model."
+        )
 
     module = _serving_module(estimator, values)
     example = torch.zeros(2, estimator.n_features_in_)
@@ -272,12 +309,14 @@ def export_onnx(
             verbose=False,
         )
     model = program.model_proto
+    if columns is not None:
+        model = prepend_column_inputs(model, columns)
     model.doc_string = (
         f"{type(estimator).__name__} exported by sk_mmoe: one output per task."
     )
     entry = model.metadata_props.add()
     entry.key = METADATA_KEY
-    metadata = _metadata(estimator)
+    metadata = _metadata(estimator, [i.name for i in model.graph.input], form)
     if values is not None:
         metadata["rank_weights"] = [v.tolist() for v in values]
     entry.value = json.dumps(metadata)
@@ -320,7 +359,7 @@ def _import_onnx():
 
 
 def _serving_module(
-    estimator: BaseMultiTaskMMoE, rank_values: list[Any] | None = None
+    estimator: BaseMultiTaskMMoE, rank_values: list[np.ndarray] | None = None
 ) -> _ServingModule:
     """A CPU copy of the fitted network, in eval mode, with the task heads.
 
@@ -338,19 +377,12 @@ def _serving_module(
     return _ServingModule(network, estimator._tasks, rank_values).eval()
 
 
-def _metadata(estimator: BaseMultiTaskMMoE) -> dict[str, Any]:
+def _metadata(
+    estimator: BaseMultiTaskMMoE, inputs: list[str], form: str
+) -> dict[str, Any]:
     from . import __version__
 
-    tasks = []
-    for task in estimator._tasks:
-        entry: dict[str, Any] = {"name": task.name, "type": task.kind}
-        entry["output"] = task.name
-        if isinstance(task, ClassificationTask):
-            entry["classes"] = task.classes.tolist()
-        else:
-            entry["mean"] = float(task.mean)
-            entry["scale"] = float(task.scale)
-        tasks.append(entry)
+    tasks = [task.metadata() for task in estimator._tasks]
     feature_names = getattr(estimator, "feature_names_in_", None)
     encoder = getattr(estimator, "_encoder", None)
     categorical = None
@@ -368,7 +400,8 @@ def _metadata(estimator: BaseMultiTaskMMoE) -> dict[str, Any]:
         "format": _METADATA_FORMAT,
         "sk_mmoe_version": __version__,
         "estimator": type(estimator).__name__,
-        "input": _INPUT_NAME,
+        "input": _INPUT_NAME if form == "matrix" else None,
+        "inputs": inputs,
         "n_features_in": int(estimator.n_features_in_),
         "feature_names_in": None
         if feature_names is None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
@@ -10,10 +10,32 @@ from torch.nn import functional as F
 
 from .weighting import FixedWeights, LossWeighting
 
-__all__ = ["REGRESSION_LOSSES", "MultiTaskLoss"]
+__all__ = ["REGRESSION_LOSSES", "ROW_LOSSES", "MultiTaskLoss"]
 
-#: Names of the per-row losses of regression tasks.
-REGRESSION_LOSSES = ("squared_error", "huber")
+
+def _cross_entropy(outputs: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
+    log_proba = F.log_softmax(outputs, dim=-1)
+    return -log_proba.gather(-1, codes.long().unsqueeze(-1)).squeeze(-1)
+
+
+def _poisson_deviance(log_rate: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    # The unit deviance 2 (y log(y / mu) - y + mu) with mu = exp(log_rate):
+    # the Poisson likelihood's gradient, 0 at the optimum.
+    return 2 * (torch.special.xlogy(y, y) - y * log_rate - y + torch.exp(log_rate))
+
+
+#: Per-row loss name -> ``f(outputs, target)``: outputs ``(batch, m, width)``
+#: and float targets ``(batch, m)`` of ``m`` tasks, losses ``(batch, m)``.
+#: Losses of numeric targets read the first output column.
+ROW_LOSSES: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
+    "cross_entropy": _cross_entropy,
+    "squared_error": lambda outputs, y: (outputs[..., 0] - y).square(),
+    "huber": lambda outputs, y: F.huber_loss(outputs[..., 0], y, reduction="none"),
+    "poisson": lambda outputs, y: _poisson_deviance(outputs[..., 0], y),
+}
+
+#: Names of the per-row losses of tasks with numeric targets.
+REGRESSION_LOSSES = tuple(name for name in ROW_LOSSES if name != "cross_entropy")
 
 
 class MultiTaskLoss(nn.Module):
@@ -23,27 +45,33 @@ class MultiTaskLoss(nn.Module):
     where :math:`L_k` is task :math:`k`'s loss averaged over the rows of the
     batch that have a target for task :math:`k` (weighted by the sample
     weights, if any). A task with no labelled row in the batch contributes 0.
-    Classification tasks use the cross-entropy (with optional class weights
-    that multiply the loss of each row by its class's weight), regression
-    tasks the squared error or the Huber loss of the first output column.
+    Each task has a per-row loss of :data:`ROW_LOSSES`: the cross-entropy
+    (with optional class weights that multiply the loss of each row by its
+    class's weight), or, on the first output column, the squared error, the
+    Huber loss or the Poisson deviance (of a log rate).
 
     Parameters
     ----------
-    task_losses : sequence of {"cross_entropy", "regression"}
-        The kind of loss of each task.
-    regression_loss : {"squared_error", "huber"}, default="squared_error"
-        The loss of the regression tasks (Huber with ``delta=1`` on the
-        standardised targets).
+    task_losses : sequence of str
+        The per-row loss of each task: a name of :data:`ROW_LOSSES`, or
+        ``"regression"`` for ``regression_loss``.
+    regression_loss : str, default="squared_error"
+        The loss of the tasks whose loss is ``"regression"`` (Huber with
+        ``delta=1`` on the standardised targets).
     weighting : LossWeighting, default=None
         How the per-task losses are combined; equal fixed weights by default.
     class_weights : sequence of (sequence of float or None), default=None
-        For each task, one weight per class (classification tasks) or None.
+        For each task, one weight per class (cross-entropy tasks) or None.
+    task_outputs : callable, default=None
+        Maps the network's outputs to those the per-row losses read (same
+        shape), for tasks whose outputs depend on other tasks'; None reads
+        the network's outputs as they are.
 
     Examples
     --------
     >>> import torch
     >>> from sk_mmoe.losses import MultiTaskLoss
-    >>> loss = MultiTaskLoss(["cross_entropy", "regression"])
+    >>> loss = MultiTaskLoss(["cross_entropy", "squared_error"])
     >>> outputs = torch.zeros(4, 2, 2)
     >>> target = torch.tensor([[0, 1.0], [1, float("nan")], [1, 3.0], [0, -1.0]])
     >>> round(loss(outputs, target).item(), 4)  # log(2) + (1 + 9 + 1) / 3
@@ -56,34 +84,47 @@ class MultiTaskLoss(nn.Module):
         regression_loss: str = "squared_error",
         weighting: LossWeighting | None = None,
         class_weights: Sequence[Sequence[float] | None] | None = None,
+        task_outputs: Callable[[torch.Tensor], torch.Tensor] | None = None,
     ) -> None:
         super().__init__()
-        task_losses = list(task_losses)
-        unknown = set(task_losses) - {"cross_entropy", "regression"}
-        if unknown:
-            raise ValueError(f"unknown task losses {sorted(unknown)}")
+        self._task_outputs = task_outputs
         if regression_loss not in REGRESSION_LOSSES:
             raise ValueError(
                 f"regression_loss must be one of {REGRESSION_LOSSES}, got "
                 f"{regression_loss!r}."
             )
+        task_losses = [
+            regression_loss if name == "regression" else name for name in task_losses
+        ]
+        unknown = set(task_losses) - set(ROW_LOSSES)
+        if unknown:
+            raise ValueError(f"unknown task losses {sorted(unknown)}")
         n_tasks = len(task_losses)
         self.regression_loss = regression_loss
         self.weighting = (
             FixedWeights([1.0] * n_tasks) if weighting is None else weighting
         )
-        classification = [
-            k for k, kind in enumerate(task_losses) if kind != "regression"
-        ]
-        regression = [k for k, kind in enumerate(task_losses) if kind == "regression"]
-        self.register_buffer(
-            "classification_tasks", torch.tensor(classification, dtype=torch.long)
+        # The tasks of each loss, computed together (one call per loss).
+        self._groups = []
+        for name in dict.fromkeys(task_losses):
+            tasks = [k for k, loss in enumerate(task_losses) if loss == name]
+            self.register_buffer(
+                f"_tasks_{name}",
+                torch.tensor(tasks, dtype=torch.long),
+                persistent=False,
+            )
+            self._groups.append((name, f"_tasks_{name}", len(tasks) == n_tasks))
+        self._register_class_weights(
+            [k for k, loss in enumerate(task_losses) if loss == "cross_entropy"],
+            class_weights,
         )
-        self.register_buffer(
-            "regression_tasks", torch.tensor(regression, dtype=torch.long)
-        )
-        self._all_classification = len(classification) == n_tasks
-        self._all_regression = len(regression) == n_tasks
+
+    def _register_class_weights(
+        self,
+        classification: list[int],
+        class_weights: Sequence[Sequence[float] | None] | None,
+    ) -> None:
+        """One row of class weights per cross-entropy task, padded with ones."""
         widths = [len(w) for w in class_weights or () if w is not None] or [1]
         table = torch.ones(len(classification), max(widths))
         if class_weights is not None:
@@ -94,9 +135,6 @@ class MultiTaskLoss(nn.Module):
                     )
         self.register_buffer("class_weights", table)
         self._has_class_weights = bool((table != 1).any())
-
-    def _select(self, tensor: torch.Tensor, tasks: torch.Tensor, every: bool):
-        return tensor if every else tensor.index_select(1, tasks)
 
     def task_losses(
         self,
@@ -111,9 +149,9 @@ class MultiTaskLoss(nn.Module):
         outputs : Tensor of shape (batch, n_tasks, width)
             The network's outputs: class logits (``-inf`` in the padding of
             tasks with fewer classes), or the prediction in column 0 for a
-            regression task.
+            task with a numeric target.
         target : Tensor of shape (batch, n_tasks)
-            Float targets: class indices or standardised values, NaN where
+            Float targets: class indices or encoded values, NaN where
             missing.
         sample_weight : Tensor of shape (batch,), default=None
             Row weights.
@@ -125,6 +163,8 @@ class MultiTaskLoss(nn.Module):
         counts : Tensor of shape (n_tasks,)
             Number (or total sample weight) of each task's labelled rows.
         """
+        if self._task_outputs is not None:
+            outputs = self._task_outputs(outputs)
         target = target.to(outputs.dtype)
         labelled = ~torch.isnan(target)
         # Missing entries read a finite stand-in and are then multiplied by 0.
@@ -133,31 +173,19 @@ class MultiTaskLoss(nn.Module):
         if sample_weight is not None:
             row_weight = row_weight * sample_weight.to(outputs.dtype).unsqueeze(1)
         per_row = torch.empty_like(target)
-        if self.classification_tasks.numel():
-            every = self._all_classification
-            logits = self._select(outputs, self.classification_tasks, every)
-            codes = self._select(safe, self.classification_tasks, every).long()
-            log_proba = F.log_softmax(logits, dim=-1)
-            nll = -log_proba.gather(-1, codes.unsqueeze(-1)).squeeze(-1)
-            if self._has_class_weights:
-                rows = torch.arange(codes.shape[1], device=codes.device)
-                nll = nll * self.class_weights[rows, codes]
+        for name, buffer, every in self._groups:
+            tasks = getattr(self, buffer)
+            true = safe if every else safe.index_select(1, tasks)
+            loss = ROW_LOSSES[name](
+                outputs if every else outputs.index_select(1, tasks), true
+            )
+            if name == "cross_entropy" and self._has_class_weights:
+                rows = torch.arange(true.shape[1], device=true.device)
+                loss = loss * self.class_weights[rows, true.long()]
             if every:
-                per_row = nll
+                per_row = loss
             else:
-                per_row[:, self.classification_tasks] = nll
-        if self.regression_tasks.numel():
-            every = self._all_regression
-            predicted = self._select(outputs[..., 0], self.regression_tasks, every)
-            true = self._select(safe, self.regression_tasks, every)
-            if self.regression_loss == "huber":
-                error = F.huber_loss(predicted, true, reduction="none")
-            else:
-                error = (predicted - true).square()
-            if every:
-                per_row = error
-            else:
-                per_row[:, self.regression_tasks] = error
+                per_row[:, tasks] = loss
         counts = row_weight.sum(dim=0)
         losses = (per_row * row_weight).sum(dim=0) / counts.clamp(min=1e-12)
         return losses, counts

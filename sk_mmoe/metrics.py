@@ -53,11 +53,23 @@ from ._targets import (
     missing_mask,
     split_columns,
 )
+from ._tasks import TASK_TYPES, make_task
 
 __all__ = ["gauc_score", "multitask_scoring", "ndcg_at_k_score", "task_scorer"]
 
 _RESPONSE_METHODS = ("predict", "predict_proba")
 _REGRESSION = "regression"
+# The metric family of each kind of metric, as a task's ``scored_by`` names
+# it: the metrics of classification tasks, and the per-group metrics of binary
+# tasks (``"binary"``) and of tasks whose score ranks rows (``"ranking"``). Any
+# other kind is itself the family of tasks with numeric targets.
+_FAMILIES = {
+    "label": "classification",
+    "ranking": "classification",
+    "probability": "classification",
+    "grouped_auc": "binary",
+    "relevance": "ranking",
+}
 
 
 # ---------------------------------------------------------------------------
@@ -270,10 +282,13 @@ class _Metric:
     than two classes among the labelled rows), ``"probability"`` (the whole
     ``predict_proba`` row, with every class of the task as labels),
     ``"regression"`` (compares ``predict`` with the targets of a regression
-    task) or ``"relevance"`` (gains against scores: a binary task's labels
-    against its positive class's probability, a regression task's targets
-    against ``predict``). ``grouped`` metrics rank the rows of each group
-    (``groups``) among themselves.
+    task), ``"count"`` (the metric family that a task type declares with
+    its own metrics, compared as ``"regression"``), ``"grouped_auc"`` (a
+    binary task's labels against its positive class's probability, per
+    group) or ``"relevance"`` (gains against scores: a binary task's labels
+    against its positive class's probability, the targets of a task with
+    numeric targets against ``predict``). ``grouped`` metrics rank the rows
+    of each group (``groups``) among themselves.
     """
 
     function: Callable[..., float]
@@ -283,24 +298,18 @@ class _Metric:
     kwargs: dict = field(default_factory=dict)
     grouped: bool = False
 
-    def response_method(self, task_kind: str) -> str:
-        if self.kind in ("label", _REGRESSION) or (
-            self.kind == "relevance" and task_kind == _REGRESSION
+    def response_method(self, classification: bool) -> str:
+        """The response a task reads; ``classification``: the task has classes."""
+        if self.kind in ("ranking", "probability", "grouped_auc") or (
+            self.kind == "relevance" and classification
         ):
-            return "predict"
-        return "predict_proba"
+            return "predict_proba"
+        return "predict"
 
     @property
-    def for_regression(self) -> bool:
-        return self.kind == _REGRESSION
-
-    def applies_to(self, task_kind: str) -> bool:
-        """Whether the metric scores a task of this type."""
-        if self.kind == "relevance":
-            return task_kind in ("binary", _REGRESSION)
-        if self.grouped:
-            return task_kind == "binary"
-        return (task_kind == _REGRESSION) == self.for_regression
+    def family(self) -> str:
+        """The metric family, as a task's ``scored_by`` names it."""
+        return _FAMILIES.get(self.kind, self.kind)
 
 
 _METRICS: dict[str, _Metric] = {
@@ -315,7 +324,7 @@ _METRICS: dict[str, _Metric] = {
         roc_auc_score, "ranking", kwargs={"average": "weighted"}
     ),
     "average_precision": _Metric(average_precision_score, "ranking"),
-    "gauc": _Metric(gauc_score, "ranking", binary_only=True, grouped=True),
+    "gauc": _Metric(gauc_score, "grouped_auc", grouped=True),
     "ndcg": _Metric(ndcg_at_k_score, "relevance", grouped=True),
     "neg_log_loss": _Metric(log_loss, "probability", sign=-1.0),
     "neg_brier_score": _Metric(brier_score_loss, "probability", sign=-1.0),
@@ -344,8 +353,19 @@ def _metric_names() -> list[str]:
     return sorted([*_METRICS, *_ALIASES])
 
 
-def _family(regression: bool) -> str:
-    return "regression" if regression else "classification"
+def _scored_by(model: Any, types: list[str]) -> list[tuple[str, ...]]:
+    """The metric families that score each task: the task's own (sk_mmoe's
+    estimators), else those of a task of its type."""
+    tasks = getattr(model, "_tasks", None)
+    if tasks is None or len(tasks) != len(types):
+        tasks = [make_task(kind, "") for kind in types]
+    return [task.scored_by for task in tasks]
+
+
+# The metrics that task types declare for their own family (Task.metrics).
+for _cls in TASK_TYPES.values():
+    for _name, (_function, _sign) in _cls.metrics.items():
+        _METRICS[_name] = _Metric(_function, _cls.metric_family, sign=_sign)
 
 
 # ---------------------------------------------------------------------------
@@ -357,15 +377,17 @@ def _family(regression: bool) -> str:
 class _Tasks:
     """The tasks of a fitted model, as the scorers see them.
 
-    ``types`` holds ``"binary"``, ``"multiclass"`` or ``"regression"`` per
-    task, ``classes`` the classes of each classification task (None for a
-    regression task).
+    ``types`` holds the type of each task (``"binary"``, ``"multiclass"``,
+    ``"regression"``...), ``classes`` the classes of each classification
+    task (None for others), ``scored_by`` the metric families that score
+    each task.
     """
 
     names: list[str]
     types: list[str]
     classes: list[np.ndarray | None]
     missing: Any  # the model's marker of a missing entry (NaN/None always are)
+    scored_by: list[tuple[str, ...]]
 
     @classmethod
     def of(cls, estimator: Any, n_columns: int, Y_names: list[str] | None) -> _Tasks:
@@ -403,7 +425,8 @@ class _Tasks:
         missing = getattr(model, "missing_label", None)
         if missing is None:
             missing = getattr(model, "missing_target", None)
-        return cls([str(n) for n in names], types, classes, missing)
+        scored_by = _scored_by(model, types)
+        return cls([str(n) for n in names], types, classes, missing, scored_by)
 
     def index(self, task: int | str) -> int:
         if isinstance(task, str):
@@ -641,19 +664,20 @@ class _TaskScorer(_ScoreRequests):
         tasks = evaluation.tasks
         k = tasks.index(self.task) if k is None else k
         name, kind, classes = tasks.names[k], tasks.types[k], tasks.classes[k]
-        self._check_task_type(name, kind)
+        scored_by = tasks.scored_by[k]
+        self._check_task_type(name, kind, scored_by)
         y = evaluation.targets(k)
         labelled = ~missing_mask(y, tasks.missing)
         if not labelled.any():
             return _undefined(
                 f"Task {name!r} has no labelled row to score {self.name} on."
             )
-        method = self._response_method(kind)
+        method = self._response_method("classification" in scored_by)
         response = evaluation.response(method, k)[labelled]
         sample_weight = evaluation.sample_weight
         weights = None if sample_weight is None else sample_weight[labelled]
         groups = None if evaluation.groups is None else evaluation.groups[labelled]
-        if kind == _REGRESSION:
+        if "classification" not in scored_by:
             y_true = _as_float(y[labelled], name, "Y")
             response = _as_float(response, name, "the prediction")
         else:
@@ -680,30 +704,25 @@ class _TaskScorer(_ScoreRequests):
             value = value if self.greater_is_better else -value
         return float(value)
 
-    def _response_method(self, task_kind: str) -> str:
+    def _response_method(self, classification: bool) -> str:
         if isinstance(self.metric, str):
-            return _METRICS[self.metric].response_method(task_kind)
+            return _METRICS[self.metric].response_method(classification)
         return self.response_method
 
-    def _check_task_type(self, name: str, kind: str) -> None:
+    def _check_task_type(
+        self, name: str, kind: str, scored_by: tuple[str, ...]
+    ) -> None:
         """A classification metric for a regression task is a mistake, and
         vice versa."""
-        is_regression = kind == _REGRESSION
-        if isinstance(self.metric, str) and _METRICS[self.metric].grouped:
-            if not _METRICS[self.metric].applies_to(kind):
-                kinds = "binary" if self.metric == "gauc" else "binary and regression"
+        is_regression = "classification" not in scored_by
+        if isinstance(self.metric, str):
+            metric = _METRICS[self.metric]
+            if metric.family not in scored_by:
+                task = f"a {kind}" if is_regression else f"a {kind} classification"
                 raise ValueError(
-                    f"{self.metric!r} scores {kinds} tasks, but task {name!r} is "
-                    f"a {kind} task."
-                )
-        elif isinstance(self.metric, str):
-            if _METRICS[self.metric].for_regression != is_regression:
-                task = "a regression" if is_regression else f"a {kind} classification"
-                raise ValueError(
-                    f"{self.metric!r} is a "
-                    f"{_family(not is_regression)} metric, but task {name!r} is "
-                    f"{task} task; score it with a {_family(is_regression)} "
-                    f"metric."
+                    f"{self.metric!r} is a {metric.family} metric, but task "
+                    f"{name!r} is {task} task; score it with a "
+                    f"{' or '.join(scored_by)} metric."
                 )
         elif is_regression and self.response_method == "predict_proba":
             raise ValueError(
@@ -733,7 +752,7 @@ class _TaskScorer(_ScoreRequests):
                     f"pass groups to fit or in params."
                 )
             kwargs["groups"] = groups
-        if metric.kind == "relevance":
+        if metric.kind in ("grouped_auc", "relevance"):
             if classes is not None:
                 # A binary task: its labels are the gains (1 for the positive
                 # class), its positive class's probability the score.
@@ -742,7 +761,7 @@ class _TaskScorer(_ScoreRequests):
                 y_true = (_encode(y_true, classes, name) == pos).astype(np.float64)
                 response = response[:, pos]
             return metric.function(y_true, response, sample_weight=weights, **kwargs)
-        if metric.kind == _REGRESSION:
+        if metric.family != "classification":  # numeric targets
             return metric.sign * metric.function(
                 y_true, response, sample_weight=weights, **kwargs
             )
@@ -921,16 +940,11 @@ class _MultiTaskScorer(_ScoreRequests):
         tasks = evaluation.tasks
         plan = {}
         for metric in self.metrics:
-            for_regression = _METRICS[metric].for_regression
+            family = _METRICS[metric].family
             plan[metric] = [
-                k
-                for k, kind in enumerate(tasks.types)
-                if _METRICS[metric].applies_to(kind)
+                k for k, families in enumerate(tasks.scored_by) if family in families
             ]
             if not plan[metric]:
-                family = _family(for_regression)
-                if _METRICS[metric].grouped:
-                    family = "binary" if metric == "gauc" else "binary or regression"
                 raise ValueError(
                     f"{metric!r} is a {family} metric, but the "
                     f"model has no {family} task: its tasks are "
@@ -1033,8 +1047,10 @@ def task_scorer(
         For a regression task, from ``predict``: ``"r2"``,
         ``"neg_mean_squared_error"``, ``"neg_mean_absolute_error"`` and
         ``"neg_root_mean_squared_error"`` (errors, negated so that greater is
-        better). A classification metric on a regression task, or a
-        regression metric on a classification task, is a ``ValueError``.
+        better). A count task (``loss="poisson"``) takes these and
+        ``"neg_mean_poisson_deviance"`` (the mean Poisson deviance, negated).
+        A classification metric on a regression task, or a regression metric
+        on a classification task, is a ``ValueError``.
 
         Or a callable ``metric(y_true, y_pred, **kwargs)`` that receives the
         task's true targets on its labelled rows and, as chosen by

@@ -76,8 +76,9 @@ class UncertaintyWeights(LossWeighting):
 
     Parameters
     ----------
-    regression : sequence of bool
-        Whether each task is a regression task.
+    regression : sequence of bool or float
+        Whether each task is a regression task (factor 1/2), or the factor
+        of each task's loss (1/2 for a Gaussian likelihood, 1 otherwise).
 
     References
     ----------
@@ -96,12 +97,14 @@ class UncertaintyWeights(LossWeighting):
     3.0
     """
 
-    def __init__(self, regression: Sequence[bool]) -> None:
+    def __init__(self, regression: Sequence[bool | float]) -> None:
         super().__init__()
-        regression = torch.as_tensor(list(regression), dtype=torch.bool)
-        self.log_variance = nn.Parameter(torch.zeros(len(regression)))
-        # exp(-s) times 1/2 (regression) or 1 (classification).
-        self.register_buffer("scale", torch.where(regression, 0.5, 1.0))
+        scale = torch.as_tensor(list(regression))
+        if scale.dtype == torch.bool:
+            # exp(-s) times 1/2 (regression) or 1 (classification).
+            scale = torch.where(scale, 0.5, 1.0)
+        self.log_variance = nn.Parameter(torch.zeros(len(scale)))
+        self.register_buffer("scale", scale.to(torch.float32))
 
     def weights(self) -> torch.Tensor:
         return self.scale * torch.exp(-self.log_variance)

@@ -163,6 +163,37 @@ def test_clone_and_pickle(kind, data):
     assert fresh.get_params() == est.get_params()
 
 
+@pytest.mark.parametrize("n_threads", [1, 2])
+@pytest.mark.parametrize(
+    "architecture",
+    [
+        {},
+        # Narrow layers: products smaller than torch's threshold for BLAS.
+        dict(expert_hidden_layer_sizes=(2,), tower_hidden_layer_sizes=(1,)),
+        dict(n_levels=2, n_task_experts=1, tower_hidden_layer_sizes=()),
+    ],
+)
+def test_a_rows_prediction_does_not_depend_on_the_other_rows(
+    kind, data, architecture, n_threads
+):
+    X, Y = data
+    model = _make(kind, max_epochs=1, n_threads=n_threads, **architecture).fit(X, Y)
+
+    def rows(X):
+        proba = model.predict_proba(X) if hasattr(model, "predict_proba") else []
+        parts = [model.predict(X), model.gate_weights(X)]
+        parts += [
+            p for p in (proba if isinstance(proba, list) else [proba]) if p is not None
+        ]
+        return np.column_stack(
+            [np.asarray(p, dtype=np.float64).reshape(len(X), -1) for p in parts]
+        )
+
+    every = rows(X)
+    for subset in ([0], [3], [5, 1], list(range(7, 40)), list(range(100, 120))):
+        np.testing.assert_array_equal(rows(X[subset]), every[subset])
+
+
 def test_reproducible_with_random_state(kind, data):
     X, Y = data
     a = _make(kind, dropout=0.2).fit(X, Y)
@@ -176,13 +207,34 @@ def test_sparse_input_gives_the_dense_model(kind, data):
     sp = pytest.importorskip("scipy.sparse")
     X, Y = data
     X = np.where(np.abs(X) < 0.5, 0, X).astype(np.float32)
-    # Sparse inputs are neither scaled nor embedded (that would densify them).
-    dense = _make(kind, numeric_scaling=None, numeric_embedding=None).fit(X, Y)
+    # Below the sparse projection's width, sparse batches are densified: the
+    # columns are scaled and embedded as the dense copy's are.
+    dense = _make(kind).fit(X, Y)
     sparse = _make(kind).fit(sp.csr_matrix(X), Y)
-    assert dense.module_.scaling is None and sparse.module_.scaling is None
+    assert sparse.module_.scaling is not None
+    assert sparse.module_.embedding.numeric_embedding is not None
     np.testing.assert_array_equal(
         _outputs(dense, X), _outputs(sparse, sp.csr_matrix(X))
     )
+    # Also with rows of weight 0 left out of the scaling statistics.
+    weights = np.arange(len(X)) % 3 > 0
+    np.testing.assert_array_equal(
+        _outputs(_make(kind).fit(X, Y, sample_weight=weights), X),
+        _outputs(_make(kind).fit(sp.csr_matrix(X), Y, sample_weight=weights), X),
+    )
+
+
+def test_robust_statistics_of_a_sparse_matrix_are_the_dense_ones():
+    sp = pytest.importorskip("scipy.sparse")
+    from sk_mmoe._building import _robust_statistics
+
+    # More columns than one densified block, some all zero.
+    X = sp.random(50, 150, density=0.3, format="csr", random_state=0)
+    X = sp.csr_matrix(X.toarray() * np.linspace(-2, 5, 150))
+    for sparse, dense in zip(
+        _robust_statistics(X, 0), _robust_statistics(X.toarray(), 0), strict=True
+    ):
+        np.testing.assert_array_equal(sparse.numpy(), dense.numpy())
 
 
 def test_numeric_scaling_is_robust_and_inside_the_network(kind, data):
@@ -216,9 +268,9 @@ def test_numeric_embedding_auto_embeds_narrow_dense_inputs(kind, data):
     wide = np.hstack([X, np.repeat(X[:, :1], 12, axis=1)])
     assert not embeds(_make(kind).fit(wide, Y))
     assert embeds(_make(kind, numeric_embedding="periodic").fit(wide, Y))
-    # Sparse inputs never (it would densify them).
+    # Sparse inputs as their dense copies.
     sparse = sp.csr_matrix(np.where(np.abs(X) < 0.5, 0, X))
-    assert not embeds(_make(kind, numeric_embedding="periodic").fit(sparse, Y))
+    assert embeds(_make(kind).fit(sparse, Y))
 
 
 def test_warm_start_and_partial_fit_continue(kind, data):
@@ -591,15 +643,23 @@ def test_failed_fit_on_bad_input_keeps_the_model(kind, data):
 
 def test_wide_sparse_input_trains_through_a_sparse_projection(kind, monkeypatch):
     sp = pytest.importorskip("scipy.sparse")
-    from sk_mmoe import _base, load_model, save_model
+    from sk_mmoe import _building, load_model, save_model
 
-    monkeypatch.setattr(_base, "_SPARSE_PROJECTION_MIN_FEATURES", 50)
+    monkeypatch.setattr(_building, "_SPARSE_PROJECTION_MIN_FEATURES", 50)
     rng = np.random.default_rng(0)
     X = sp.random(
         200, 400, density=0.02, format="csr", dtype=np.float32, random_state=0
     )
     _, Y = _make_data(kind, n=200)
-    model = _make(kind).fit(X, Y)
+    # Scaling would densify the input: not applied, and the warning says so.
+    with pytest.warns(UserWarning, match="numeric_scaling='robust' would densify"):
+        _make(kind, max_epochs=1).fit(X, Y)
+    with pytest.warns(UserWarning, match="numeric_embedding='periodic' would"):
+        _make(
+            kind, max_epochs=1, numeric_scaling=None, numeric_embedding="periodic"
+        ).fit(X, Y)
+    model = _make(kind, numeric_scaling=None).fit(X, Y)
+    assert model.module_.scaling is None and model.module_.embedding is None
     projection = model.module_.projection
     assert projection is not None and projection.weight.shape[0] == 400
     assert "optimizer_sparse" in model.net_._optimizers
@@ -619,3 +679,44 @@ def test_wide_sparse_input_trains_through_a_sparse_projection(kind, monkeypatch)
     loaded.set_params(warm_start=True, max_epochs=1).fit(X, Y)
     np.testing.assert_array_equal(_outputs(loaded, X), _outputs(model, X))
     assert rng is not None
+
+
+def test_shared_parameters_have_the_same_order_defaults_constraints_and_docs():
+    import inspect
+    import re
+
+    from sklearn.utils._param_validation import make_constraint
+
+    def parameter_docs(cls):
+        """Each entry of the Parameters section of ``cls``'s docstring."""
+        section = inspect.getdoc(cls).split("Parameters\n----------\n", 1)[1]
+        section = re.split(r"\n\S[^\n]*\n-+\n", section, maxsplit=1)[0]
+        entries = [e.strip() for e in re.split(r"\n(?=\S)", section)]
+        return {e.split(" :", 1)[0]: e for e in entries if e}
+
+    estimators = list(ESTIMATORS.values())
+    signatures = [inspect.signature(cls.__init__).parameters for cls in estimators]
+    docs = [parameter_docs(cls) for cls in estimators]
+    shared = [
+        name
+        for name in signatures[0]
+        if name != "self" and all(name in s for s in signatures)
+    ]
+    assert len(shared) > 20
+    for cls, signature, doc in zip(estimators, signatures, docs, strict=True):
+        assert [name for name in signature if name in shared] == shared, cls
+        assert set(shared) <= set(doc), cls
+    for name in shared:
+        for signature, doc, cls in zip(signatures, docs, estimators, strict=True):
+            first = signatures[0][name]
+            assert (signature[name].default, signature[name].kind) == (
+                first.default,
+                first.kind,
+            ), (cls, name)
+            assert doc[name] == docs[0][name], (cls, name)
+            assert [
+                str(make_constraint(c)) for c in cls._parameter_constraints[name]
+            ] == [
+                str(make_constraint(c))
+                for c in estimators[0]._parameter_constraints[name]
+            ], (cls, name)

@@ -378,18 +378,14 @@ def test_sparse_and_float64_input_give_the_same_model(data):
     X, Y = data
     X_sparse = X.copy()
     X_sparse[np.abs(X_sparse) < 0.5] = 0
-    # Sparse inputs are neither scaled nor embedded (that would densify them).
-    dense = MultiTaskMMoEClassifier(
-        **SMALL, numeric_scaling=None, numeric_embedding=None
-    ).fit(X_sparse, Y)
+    # Sparse inputs are scaled and embedded as their dense copies.
+    dense = MultiTaskMMoEClassifier(**SMALL).fit(X_sparse, Y)
     for X_other in (
         sp.csr_matrix(X_sparse),
         sp.csc_matrix(X_sparse),
         X_sparse.astype(np.float64),
     ):
-        other = MultiTaskMMoEClassifier(
-            **SMALL, numeric_scaling=None, numeric_embedding=None
-        ).fit(X_other, Y)
+        other = MultiTaskMMoEClassifier(**SMALL).fit(X_other, Y)
         np.testing.assert_array_equal(
             other.predict_proba(X_other)[0], dense.predict_proba(X_sparse)[0]
         )

@@ -153,6 +153,15 @@ def test_incremental_dask_array_X_dataframe_Y_is_sequential_partial_fit():
         np.testing.assert_allclose(got, ref, atol=1e-6)
 
 
+def test_incremental_2d_dask_array_Y_is_a_clear_error():
+    X, Y = make_data()
+    dX = da.from_array(X, chunks=(200, X.shape[1]))
+    dY = da.from_array(Y, chunks=(200, 2))
+    # dask-ml gives partial_fit the key of each block of a 2-D array Y.
+    with pytest.raises(TypeError, match="key of a dask block.*dask DataFrame"):
+        Incremental(small(MultiTaskMMoEClassifier)).fit(dX, dY, classes=CLASSES)
+
+
 @pytest.mark.filterwarnings("ignore:X does not have valid feature names")
 def test_incremental_dataframes_and_prediction():
     X, Y = make_data()

@@ -1,6 +1,12 @@
 """scikit-learn's estimator checks on the three sk_mmoe estimators."""
 
-from sklearn.utils.estimator_checks import parametrize_with_checks
+import pytest
+from sklearn.base import clone
+from sklearn.utils.estimator_checks import (
+    _get_check_estimator_ids,
+    estimator_checks_generator,
+    parametrize_with_checks,
+)
 
 from sk_mmoe import MultiTaskMMoE, MultiTaskMMoEClassifier, MultiTaskMMoERegressor
 
@@ -15,11 +21,23 @@ SMALL = dict(
     random_state=0,
 )
 
+# One thread: what a worker of a parallel search gets.
 ESTIMATORS = [
-    MultiTaskMMoEClassifier(**SMALL),
-    MultiTaskMMoERegressor(**SMALL),
-    MultiTaskMMoE(**SMALL),
+    MultiTaskMMoEClassifier(**SMALL, n_threads=1),
+    MultiTaskMMoERegressor(**SMALL, n_threads=1),
+    MultiTaskMMoE(**SMALL, n_threads=1),
 ]
+
+# The checks that compare the predictions of one model across calls run
+# again at two threads: a row's prediction must not depend on the thread
+# count nor on the other rows predicted with it. The others test the API, the
+# same at any count (and training at two threads is slow on a busy machine).
+THREAD_SENSITIVE_CHECKS = {
+    "check_methods_subset_invariance",
+    "check_methods_sample_order_invariance",
+    "check_fit_idempotent",
+    "check_estimators_pickle",
+}
 
 # Mini-batch training: weighting a row by 2 is not the same as repeating it,
 # since the batches and the number of optimisation steps per epoch differ.
@@ -72,4 +90,22 @@ EXPECTED_FAILED_CHECKS = {
     expected_failed_checks=lambda est: EXPECTED_FAILED_CHECKS[type(est).__name__],
 )
 def test_sklearn_compatible_estimator(estimator, check):
+    check(estimator)
+
+
+def _two_thread_checks():
+    for estimator in ESTIMATORS:
+        for pair in estimator_checks_generator(
+            # Few epochs: these checks compare predictions, not their quality.
+            clone(estimator).set_params(n_threads=2, max_epochs=4),
+            legacy=True,
+        ):
+            if pair[1].func.__name__ in THREAD_SENSITIVE_CHECKS:
+                yield pair
+
+
+@pytest.mark.parametrize(
+    "estimator, check", list(_two_thread_checks()), ids=_get_check_estimator_ids
+)
+def test_sklearn_checks_at_two_threads(estimator, check):
     check(estimator)

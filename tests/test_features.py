@@ -96,6 +96,50 @@ def test_encoder_codes_missing_rare_and_unseen():
     np.testing.assert_array_equal(restored.transform(X), encoder.transform(X))
 
 
+def test_encoder_records_what_each_categorical_column_holds():
+    X = pd.DataFrame(
+        {
+            "text": ["a", None, "b"],
+            "ints": [3, 10**12, 3],
+            "float32": np.float32([0.1, 0.5, np.nan]),
+            "nullable": pd.array([1, None, 2], dtype="Int64"),
+            "numeric_category": pd.Categorical([1.5, 2.0, 1.5]),
+            "text_category": pd.Categorical(["x", "y", "x"]),
+            "mixed": pd.Series([1, "a", None], dtype=object),
+            "numbers": pd.Series([1, 2.5, None], dtype=object),
+            "booleans": [True, False, True],
+        }
+    )
+    mask = np.ones(X.shape[1], dtype=bool)
+    encoder = CategoricalEncoder(mask, max_categories=10, min_frequency=1).fit(X)
+    expected = ["str", "float64", "float32", "float64", "float64", "str", "str"]
+    assert encoder.value_types == [*expected, "float64", "str"]
+    # An object array as fit reads one: its values decide.
+    objects = np.array([[1, "a", np.float32(2)], [None, "b", np.float32(3)]], object)
+    encoder = CategoricalEncoder(np.ones(3, dtype=bool), 10, 1).fit(objects)
+    assert encoder.value_types == ["float64", "str", "float32"]
+    # Saved with the encoder; a state without them (older files) reads as text.
+    state = encoder.state()
+    assert CategoricalEncoder.from_state(state).value_types == encoder.value_types
+    del state["value_types"]
+    assert CategoricalEncoder.from_state(state).value_types == ["str"] * 3
+    with pytest.raises(ValueError, match="value types"):
+        CategoricalEncoder.from_state({**state, "value_types": ["int"] * 3})
+
+
+def test_polars_value_types(pl):
+    X = pl.DataFrame(
+        {
+            "s": ["a", None],
+            "c": pl.Series(["a", "b"], dtype=pl.Categorical),
+            "i": [1, None],
+            "f": pl.Series([0.1, 2.0], dtype=pl.Float32),
+        }
+    )
+    encoder = CategoricalEncoder(np.ones(4, dtype=bool), 10, 1).fit(X)
+    assert encoder.value_types == ["str", "str", "float64", "float32"]
+
+
 def test_encoder_refuses_text_in_numeric_columns():
     X = pd.DataFrame({"n": ["1.5", "x"], "c": ["a", "b"]})
     encoder = CategoricalEncoder(np.array([False, True]), 10, 1).fit(X)

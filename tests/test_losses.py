@@ -168,4 +168,48 @@ def test_sample_weights_give_weighted_means_per_task():
 
 def test_unknown_task_loss_is_refused():
     with pytest.raises(ValueError, match="unknown task losses"):
-        MultiTaskLoss(["cross_entropy", "poisson"])
+        MultiTaskLoss(["cross_entropy", "ordinal"])
+
+
+def test_poisson_loss_is_the_unit_deviance_of_a_log_rate():
+    log_rate = torch.tensor([[[0.0]], [[math.log(2.0)]], [[1.0]]])
+    y = torch.tensor([[0.0], [2.0], [3.0]])
+    loss = MultiTaskLoss(["poisson"])
+    losses, _ = loss.task_losses(log_rate, y)
+    mu = torch.exp(log_rate[:, 0, 0])
+    deviance = 2 * (torch.special.xlogy(y[:, 0], y[:, 0] / mu) - y[:, 0] + mu)
+    torch.testing.assert_close(losses, deviance.mean().reshape(1))
+    # Zero at the optimum (log rate = log y), positive elsewhere.
+    exact, _ = loss.task_losses(
+        torch.log(torch.tensor([[[2.0]], [[5.0]]])), torch.tensor([[2.0], [5.0]])
+    )
+    assert abs(exact.item()) < 1e-6 and losses.item() > 0
+
+
+def test_per_task_losses_of_different_kinds_in_one_batch():
+    outputs = torch.randn(6, 3, 2)
+    target = torch.tensor([[1.0, 0.5, 2.0]] * 6)
+    losses, _ = MultiTaskLoss(["cross_entropy", "huber", "poisson"]).task_losses(
+        outputs, target
+    )
+    for k, name in enumerate(["cross_entropy", "huber", "poisson"]):
+        alone, _ = MultiTaskLoss([name]).task_losses(
+            outputs[:, k : k + 1], target[:, k : k + 1]
+        )
+        torch.testing.assert_close(losses[k : k + 1], alone)
+
+
+def test_task_outputs_map_what_the_losses_read():
+    outputs = _logits(n_classes=(2, 2))
+    target = torch.tensor([[0.0, 1.0]] * 8)
+
+    def swap(out):
+        return out.flip(1)
+
+    swapped, _ = MultiTaskLoss(["cross_entropy"] * 2, task_outputs=swap).task_losses(
+        outputs, target
+    )
+    direct, _ = MultiTaskLoss(["cross_entropy"] * 2).task_losses(
+        outputs.flip(1), target
+    )
+    torch.testing.assert_close(swapped, direct)

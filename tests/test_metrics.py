@@ -1054,8 +1054,53 @@ def test_multitask_scoring_ndcg_scores_binary_and_regression_tasks():
         model, X, Y, groups=np.repeat(np.arange(20), 10)
     )
     assert list(scores) == ["ndcg_task0", "ndcg_task1", "ndcg_mean"]
-    with pytest.raises(ValueError, match="scores binary and regression tasks"):
+    with pytest.raises(
+        ValueError, match="'ndcg' is a ranking metric, but task 'task2'"
+    ):
         task_scorer("ndcg", 2)(model, X, Y, groups=np.zeros(200))
     regressor = MultiTaskMMoERegressor(max_epochs=1, random_state=0).fit(X, Y[:, 1])
     with pytest.raises(ValueError, match="'gauc' is a binary metric"):
         multitask_scoring(["gauc"])(regressor, X, Y[:, 1], groups=np.zeros(200))
+
+
+def test_count_tasks_are_scored_by_regression_and_count_metrics():
+    from sklearn.metrics import mean_poisson_deviance
+
+    X, Y = _data()
+    rng = np.random.default_rng(0)
+    counts = rng.poisson(np.exp(X[:, 0])).astype(float)
+    watch = 10 + 3 * X[:, 1]
+    Y = np.column_stack([Y[:, 0], counts, watch])
+    model = MultiTaskMMoE(**SMALL, loss={"task1": "poisson"}).fit(X, Y)
+    pred = model.predict(X)[:, 1].astype(float)
+    deviance = task_scorer("neg_mean_poisson_deviance", task=1)(model, X, Y)
+    assert deviance == pytest.approx(-mean_poisson_deviance(counts, pred))
+    assert task_scorer("r2", task=1)(model, X, Y) == pytest.approx(
+        r2_score(counts, pred)
+    )
+    with pytest.raises(ValueError, match="is a count metric, but task 'task2'"):
+        task_scorer("neg_mean_poisson_deviance", task=2)(model, X, Y)
+    with pytest.raises(ValueError, match="score it with a regression or count"):
+        task_scorer("roc_auc", task=1)(model, X, Y)
+    scores = multitask_scoring(["neg_mean_poisson_deviance", "r2"])(model, X, Y)
+    assert set(scores) == {
+        "neg_mean_poisson_deviance_task1",
+        "r2_task1",
+        "r2_task2",
+        "r2_mean",
+    }
+
+
+def test_ndcg_scores_a_count_task_with_its_counts_as_gains():
+    X, Y = _data()
+    rng = np.random.default_rng(0)
+    counts = rng.poisson(np.exp(X[:, 0])).astype(float)
+    Y = np.column_stack([Y[:, 0], counts])
+    model = MultiTaskMMoE(**SMALL, loss={"task1": "poisson"}).fit(X, Y)
+    groups = np.arange(len(X)) // 10
+    expected = ndcg_at_k_score(
+        counts, model.predict(X)[:, 1].astype(float), groups=groups
+    )
+    assert task_scorer("ndcg", 1)(model, X, Y, groups=groups) == pytest.approx(expected)
+    with pytest.raises(ValueError, match="'gauc' is a binary metric, but task"):
+        task_scorer("gauc", 1)(model, X, Y, groups=groups)

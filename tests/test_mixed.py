@@ -218,14 +218,10 @@ def test_sparse_input_and_partial_fit_n_features(data):
     # What the two estimator checks listed as expected failures test.
     X, Y = data
     X_sparse = np.where(np.abs(X) < 0.5, 0, X).astype(np.float32)
-    # Sparse inputs are neither scaled nor embedded (that would densify them).
-    dense = MultiTaskMMoE(**SMALL, numeric_scaling=None, numeric_embedding=None).fit(
-        X_sparse, Y
-    )
+    # Sparse inputs are scaled and embedded as their dense copies.
+    dense = MultiTaskMMoE(**SMALL).fit(X_sparse, Y)
     for container in (sp.csr_matrix, sp.csc_matrix, sp.csr_array):
-        sparse = MultiTaskMMoE(**SMALL, numeric_scaling=None).fit(
-            container(X_sparse), Y
-        )
+        sparse = MultiTaskMMoE(**SMALL).fit(container(X_sparse), Y)
         np.testing.assert_array_equal(
             sparse.predict(container(X_sparse)), dense.predict(X_sparse)
         )
@@ -250,3 +246,34 @@ def test_uncertainty_weights_for_mixed_tasks(data):
     )
     for name in ("click", "watch", "rating"):
         assert f"task_weight_{name}" in model.history_[-1]
+
+
+def test_loss_per_task_makes_whole_counts_a_count_task(data):
+    X = data[0]
+    rng = np.random.default_rng(1)
+    clicks = (X[:, 0] > 0).astype(int)
+    views = rng.poisson(np.exp(0.5 * X[:, 1]))
+    times = 30 + 5 * X[:, 2]
+    Y = np.column_stack([clicks, views, times])
+    model = MultiTaskMMoE(**SMALL, loss={"task1": "poisson", "task2": "huber"})
+    model.fit(X, Y)
+    assert model.task_types_ == ["binary", "poisson", "regression"]
+    assert [task.loss for task in model._tasks] == ["cross_entropy", "poisson", "huber"]
+    assert model.classes_[1] is None and model.target_mean_[1] == views.mean()
+    assert (model.predict(X)[:, 1].astype(float) > 0).all()
+    assert model.predict_proba(X)[1] is None
+
+
+@pytest.mark.parametrize(
+    "loss, match",
+    [
+        ({"nope": "poisson"}, "loss names unknown tasks"),
+        ({"task0": "poisson", "task1": "cross_entropy"}, "must be one of"),
+        ({"task1": "absolute"}, "must be one of"),
+    ],
+)
+def test_wrong_losses_per_task_are_refused(data, loss, match):
+    X = data[0]
+    Y = np.column_stack([(X[:, 0] > 0).astype(int), X[:, 1]])
+    with pytest.raises(ValueError, match=match):
+        MultiTaskMMoE(**SMALL, loss=loss, task_types=["binary", "regression"]).fit(X, Y)

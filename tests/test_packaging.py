@@ -23,6 +23,8 @@ COMPAT_NAMES = {
     "validate_params": ("sklearn.utils._param_validation", "validate_params"),
     "get_feature_names": ("sklearn.utils.validation", "_get_feature_names"),
     "validate_data": ("sklearn.utils.validation", "validate_data"),
+    "BaseKFold": ("sklearn.model_selection._split", "_BaseKFold"),
+    "RepeatedSplits": ("sklearn.model_selection._split", "_RepeatedSplits"),
 }
 
 

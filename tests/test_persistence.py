@@ -306,7 +306,7 @@ def test_load_errors(tmp_path):
     _rewrite(path, edit_outer=lambda outer: outer.update(format_version=1))
     with pytest.raises(ValueError, match="cannot read"):
         load_model(path)
-    _rewrite(path, edit_outer=lambda outer: outer.update(format_version=2))
+    _rewrite(path, edit_outer=lambda outer: outer.update(format_version=3))
     load_model(path)
     _rewrite(path, lambda content: content["module_state"].popitem())
     with pytest.raises(ValueError, match="do not match"):
@@ -405,6 +405,13 @@ def _set_task(k, **entries):
         (lambda c: c["tasks"][0].pop("classes"), "malformed"),
         (_set_task(0, dtype="not a dtype"), "malformed"),
         (lambda c: c["tasks"].pop(), "do not match"),
+        (lambda c: c.pop("network"), "network specification is malformed"),
+        (
+            lambda c: c["network"].update(numeric_scaling="yes"),
+            "network specification is malformed",
+        ),
+        (lambda c: c["network"].update(n_features=4), "features and its tasks"),
+        (lambda c: c["network"].update(output_sizes=[2, 3]), "do not match"),
         (_set_task(1, kind="regression", mean=0.0, scale=1.0), "do not match"),
         (lambda c: c["module_state"].update(extra=torch.zeros(2)), "unexpected"),
         (
@@ -477,6 +484,11 @@ def _estimator_and_data(kind, **params):
         Y = np.column_stack([continuous, X[:, 1] - X[:, 2]])
         Y[::4, 0] = np.nan
         return MultiTaskMMoERegressor(**SMALL, **params), X, Y
+    if kind == "poisson":
+        counts = rng.poisson(np.exp(X[:, 0]))
+        Y = np.column_stack([counts, Y[:, 0], continuous])
+        loss = {"task0": "poisson", "task2": "huber"}
+        return MultiTaskMMoE(**SMALL, **params, loss=loss), X, Y
     Y = np.column_stack([Y[:, 0], continuous]).astype(object)
     Y[::4, 1] = None
     return MultiTaskMMoE(**SMALL, **params), X, Y
@@ -507,7 +519,37 @@ def _assert_same_model(a, b, X):
     ]
 
 
-KINDS = ["classifier", "regressor", "mixed"]
+KINDS = ["classifier", "regressor", "mixed", "poisson"]
+
+
+def _as_format_2(content):
+    """The content as format 2 wrote it: tasks without their loss, and the
+    task lists of each kind in the loss state."""
+    content.pop("network")
+    kinds = [task["kind"] for task in content["tasks"]]
+    for task in content["tasks"]:
+        task.pop("loss", None)
+    state = content["criterion_state"]
+    state["classification_tasks"] = torch.tensor(
+        [k for k, kind in enumerate(kinds) if kind != "regression"]
+    )
+    state["regression_tasks"] = torch.tensor(
+        [k for k, kind in enumerate(kinds) if kind == "regression"]
+    )
+
+
+@pytest.mark.parametrize("kind", ["classifier", "mixed"])
+def test_files_of_format_2_still_load_and_train(tmp_path, kind):
+    clf, X, Y = _estimator_and_data(kind, warm_start=True)
+    clf.fit(X, Y)
+    path = tmp_path / "model.pt"
+    save_model(clf, path)
+    _rewrite(path, _as_format_2, lambda outer: outer.update(format_version=2))
+    loaded = load_model(path)
+    _assert_same_model(clf, loaded, X)
+    clf.fit(X, Y)
+    loaded.fit(X, Y)
+    _assert_same_model(clf, loaded, X)
 
 
 @pytest.mark.parametrize("task_weights", [None, "uncertainty"])

@@ -839,13 +839,10 @@ def test_sparse_dense_and_1d_2d_agree(n_rows, n_features, seed, estimator):
     if estimator == "regressor":
         y = y + rng.normal(size=n_rows)
     cls = ESTIMATORS[estimator]
-    # Sparse inputs are neither scaled nor embedded: compare with a dense fit
-    # without either.
-    dense_model = cls(**TINY, numeric_scaling=None, numeric_embedding=None).fit(X, y)
+    # Sparse inputs are scaled and embedded as their dense copies.
+    dense_model = cls(**TINY).fit(X, y)
     sparse_model = cls(**TINY).fit(sp.csr_matrix(X), y)
-    column_model = cls(**TINY, numeric_scaling=None, numeric_embedding=None).fit(
-        X, y.reshape(-1, 1)
-    )
+    column_model = cls(**TINY).fit(X, y.reshape(-1, 1))
     expected = dense_model.predict(X)
     assert expected.shape == (n_rows,)
     got_sparse = sparse_model.predict(sp.csr_matrix(X))

@@ -65,3 +65,18 @@ def test_rank_score_of_a_single_task_classifier():
     X = rng.normal(size=(100, 3))
     clf = MultiTaskMMoEClassifier(**TINY).fit(X, (X[:, 0] > 0).astype(int))
     np.testing.assert_allclose(clf.rank_score(X, [3.0]), 3 * clf.predict_proba(X)[:, 1])
+
+
+def test_rank_score_of_a_count_task_weights_its_prediction():
+    rng = np.random.default_rng(2)
+    X = rng.normal(size=(150, 3))
+    click = (X[:, 0] > 0).astype(float)
+    views = rng.poisson(np.exp(0.5 * X[:, 1])).astype(float)
+    model = MultiTaskMMoE(loss={"task1": "poisson"}, **TINY).fit(
+        X, np.column_stack([click, views])
+    )
+    assert model.task_types_ == ["binary", "poisson"]
+    expected = model.predict_proba(X)[0][:, 1] + 0.5 * model.predict(X)[:, 1]
+    np.testing.assert_allclose(model.rank_score(X, [1.0, 0.5]), expected, rtol=1e-10)
+    with pytest.raises(ValueError, match="poisson task: its weight must be"):
+        model.rank_score(X, [1.0, [1.0]])

@@ -143,7 +143,7 @@ def test_huber_loss(data):
     X, Y = data
     squared = MultiTaskMMoERegressor(**SMALL).fit(X, Y)
     huber = MultiTaskMMoERegressor(**SMALL, loss="huber").fit(X, Y)
-    assert huber.net_.criterion_.regression_loss == "huber"
+    assert [task.loss for task in huber._tasks] == ["huber", "huber"]
     assert not np.array_equal(squared.predict(X), huber.predict(X))
     # Huber is below the squared error / 2 ... and below |e|: its loss on
     # the standardised targets is at most half the squared error's.
@@ -241,3 +241,41 @@ def test_constant_target_keeps_its_units(data):
     reg = MultiTaskMMoERegressor(**dict(SMALL, max_epochs=10)).fit(X, Y_const)
     assert reg.target_scale_[1] == 1.0 and reg.target_mean_[1] == 7.0
     np.testing.assert_allclose(reg.predict(X)[:, 1], 7.0, atol=0.5)
+
+
+@pytest.fixture(scope="module")
+def counts():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(400, 3)).astype(np.float32)
+    rates = np.exp(np.column_stack([0.8 * X[:, 0], 1.0 - 0.6 * X[:, 1]]))
+    return X, rng.poisson(rates).astype(float), rates
+
+
+def test_poisson_loss_learns_non_negative_counts(counts):
+    X, Y, rates = counts
+    reg = MultiTaskMMoERegressor(**{**SMALL, "max_epochs": 30}, loss="poisson")
+    reg.fit(X, Y)
+    assert reg.task_types_ == ["poisson", "poisson"]
+    np.testing.assert_allclose(reg.target_mean_, Y.mean(axis=0))
+    assert reg.target_scale_.tolist() == [1.0, 1.0]
+    pred = reg.predict(X)
+    assert pred.dtype == np.float64 and (pred > 0).all()
+    # Closer to the true rates than the constant mean, by the Poisson deviance.
+    from sklearn.metrics import mean_poisson_deviance
+
+    for k in range(2):
+        model = mean_poisson_deviance(rates[:, k], pred[:, k])
+        constant = mean_poisson_deviance(rates[:, k], np.full(len(X), Y[:, k].mean()))
+        assert model < 0.5 * constant
+    assert 0 < reg.score(X, Y) <= 1  # D^2, the deviance explained
+
+
+def test_poisson_loss_refuses_negative_targets_and_a_changed_loss(counts):
+    X, Y, _ = counts
+    with pytest.raises(ValueError, match="negative targets"):
+        MultiTaskMMoERegressor(**SMALL, loss="poisson").fit(X, Y - 1)
+    reg = MultiTaskMMoERegressor(**SMALL, loss="poisson", warm_start=True).fit(X, Y)
+    n_iter = reg.n_iter_
+    with pytest.raises(ValueError, match="poisson task and must stay one"):
+        reg.set_params(loss="squared_error").fit(X, Y)
+    assert reg.n_iter_ == n_iter and reg.task_types_ == ["poisson", "poisson"]

@@ -1,15 +1,20 @@
 """Tests for sk_mmoe._tasks: the task types."""
 
+import pickle
+
 import numpy as np
 import pytest
+import torch
 
 from sk_mmoe._tasks import (
     TASK_TYPES,
     ClassificationTask,
+    PoissonTask,
     RegressionTask,
     infer_task_type,
     make_task,
     task_from_state,
+    task_outputs,
 )
 
 
@@ -18,11 +23,22 @@ def test_registry():
         "binary": ClassificationTask,
         "multiclass": ClassificationTask,
         "regression": RegressionTask,
+        "poisson": PoissonTask,
     }
     assert expected == TASK_TYPES
     assert make_task("multiclass", "a").kind == "multiclass"
-    assert ClassificationTask.loss == "cross_entropy"
-    assert RegressionTask.loss == "regression"
+    assert make_task("multiclass", "a").loss == "cross_entropy"
+    assert make_task("regression", "a").loss == "squared_error"
+    assert make_task("regression", "a", "huber").loss == "huber"
+
+
+def test_a_loss_of_a_more_specific_type_selects_it():
+    task = make_task("regression", "views", "poisson")
+    assert type(task) is PoissonTask and task.kind == "poisson"
+    with pytest.raises(ValueError, match="loss for task 'a' must be one of"):
+        make_task("binary", "a", "poisson")
+    with pytest.raises(ValueError, match="must be one of"):
+        make_task("poisson", "a", "huber")
 
 
 @pytest.mark.parametrize(
@@ -92,8 +108,10 @@ def test_regression_task_standardises():
     encoded = task.encode(values)
     assert encoded.dtype == np.float32
     np.testing.assert_allclose(encoded, (values - 25.0) / values.std(), rtol=1e-6)
-    np.testing.assert_allclose(task.decode(encoded[:, None]), values, rtol=1e-6)
-    assert task.decode(encoded[:, None]).dtype == np.float64
+    predicted = task.decode(task.head(torch.from_numpy(encoded[:, None])).numpy())
+    np.testing.assert_allclose(predicted, values, rtol=1e-6)
+    assert predicted.dtype == np.float64
+    assert task.proba(predicted) is None and not task.has_proba
     assert task.score(values, values) == 1.0
 
 
@@ -129,6 +147,8 @@ def test_regression_task_edge_cases():
         ClassificationTask("b", "multiclass", np.array(["x", "y", "z"])),
         ClassificationTask("c", "binary", np.array([-3, 4], dtype=np.int32)),
         RegressionTask("d", mean=3.5, scale=0.25),
+        RegressionTask("e", mean=1.0, scale=2.0, loss="huber"),
+        PoissonTask("f", "poisson", mean=2.5, scale=1.0),
     ],
 )
 def test_state_round_trip(task):
@@ -156,3 +176,79 @@ def test_check_compatible():
     with pytest.raises(ValueError, match="must stay one"):
         regression.check_compatible(binary)
     regression.check_compatible(RegressionTask("t", mean=9.0))
+
+
+def test_classification_head_is_the_softmax_over_its_own_classes():
+    task = make_task("binary", "t").fit(np.array(["a", "b"]))
+    # A third, padded column of -inf never reaches the softmax.
+    outputs = torch.tensor([[0.0, np.log(3.0), -np.inf]])
+    head = task.head(outputs).numpy()
+    np.testing.assert_allclose(task.proba(head), [[0.25, 0.75]], rtol=1e-6)
+    assert task.decode(head).tolist() == ["b"]
+
+
+def test_class_weights_belong_to_classification_tasks():
+    task = make_task("multiclass", "t").fit(np.array([0, 1, 2]))
+    assert task.class_weights(None, None).tolist() == [1.0, 1.0, 1.0]
+    assert task.class_weights({2: 3.0}, None).tolist() == [1.0, 1.0, 3.0]
+    codes = np.array([0, 0, 0, 1, np.nan], dtype=np.float32)
+    balanced = task.class_weights("balanced", codes)
+    assert balanced[0] < balanced[1] and balanced[2] == 1.0
+    with pytest.raises(ValueError, match="not among its classes"):
+        task.class_weights({5: 1.0}, None)
+    regression = make_task("regression", "r").fit(np.array([0.5, 1.5]))
+    assert regression.class_weights(None, None) is None
+    with pytest.raises(ValueError, match="must be None: it is a regression task"):
+        regression.class_weights("balanced", None)
+
+
+def test_poisson_task_log_link_and_mean_baseline():
+    counts = np.array([0.0, 1.0, 2.0, 5.0])
+    task = make_task("regression", "views", "poisson").fit(counts)
+    assert task.mean == 2.0 and task.scale == 1.0 and task.metric_family == "count"
+    np.testing.assert_allclose(task.encode(counts), counts / 2.0)
+    # An untrained (zero) output predicts the mean; the head is exp(output) * mean.
+    outputs = torch.tensor([[0.0], [np.log(3.0)], [-50.0]])
+    np.testing.assert_allclose(
+        task.decode(task.head(outputs).numpy()), [2, 6, 0], atol=1e-9
+    )
+    assert task.head(outputs).dtype == torch.float64
+    assert task.score(counts, counts + 1e-12) == pytest.approx(1.0)
+    assert task.score(counts, np.full(4, 2.0)) == 0.0  # the mean explains nothing
+    with pytest.raises(ValueError, match="negative targets"):
+        make_task("poisson", "views").fit(np.array([1.0, -1.0]))
+    assert make_task("poisson", "views").fit(np.zeros(3)).mean == 1.0
+
+
+def test_infer_task_type_follows_a_numeric_loss():
+    counts = np.array([0, 1, 3, 2])
+    assert infer_task_type(counts, "views") == "multiclass"
+    assert infer_task_type(counts, "views", "poisson") == "poisson"
+    assert infer_task_type(counts, "views", "huber") == "regression"
+    assert infer_task_type(counts, "views", "cross_entropy") == "multiclass"
+
+
+def test_a_poisson_task_cannot_continue_as_a_regression_task():
+    poisson = make_task("poisson", "t").fit(np.array([1.0, 2.0]))
+    with pytest.raises(ValueError, match="poisson task and must stay one"):
+        poisson.check_compatible(make_task("regression", "t").fit(np.array([1.0, 2.0])))
+
+
+class _ReadsFirstTower(ClassificationTask):
+    """A task whose outputs are another task's (a stand-in for a task that
+    depends on another's prediction)."""
+
+    def outputs(self, outputs, k):
+        return outputs[:, 0] + outputs[:, k]
+
+
+def test_task_outputs_let_a_task_read_other_towers():
+    plain = [make_task("binary", "a"), make_task("binary", "b")]
+    assert task_outputs(plain) is None
+    tasks = [plain[0], _ReadsFirstTower("b", "binary", np.array([0, 1]))]
+    outputs = torch.randn(5, 2, 2)
+    read = task_outputs(tasks)(outputs)
+    torch.testing.assert_close(read[:, 0], outputs[:, 0])
+    torch.testing.assert_close(read[:, 1], outputs[:, 0] + outputs[:, 1])
+    again = pickle.loads(pickle.dumps(task_outputs(tasks)))
+    torch.testing.assert_close(again(outputs), read)

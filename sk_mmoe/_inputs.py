@@ -1,0 +1,187 @@
+"""Input handling: ``X`` as the network reads it, in fit and afterwards.
+
+:class:`InputHandling` is a base of the estimators: it splits the
+``bias_features`` off the ``X`` of a fit, encodes the ``X`` of a new fit
+(categorical columns to codes), checks and converts the ``X`` of a fitted
+model (its columns must be those of fit, the bias columns dropped if
+present) and checks that a ``Y`` has the fitted tasks.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import numpy as np
+from sklearn.utils import assert_all_finite
+from sklearn.utils.validation import check_array, check_is_fitted
+
+from ._bias import BiasColumns
+from ._compat import validate_data
+from ._features import CategoricalEncoder, categorical_mask, feature_names
+from ._targets import check_not_lazy, default_task_names, is_polars
+
+__all__ = ["InputHandling"]
+
+# Values of a categorical column seen fewer times in fit share the code of
+# unknown values, which the network thus learns from rare values.
+_MIN_CATEGORY_FREQUENCY = 2
+
+
+class InputHandling:
+    """The estimators' handling of ``X`` (and of the task columns of ``Y``)."""
+
+    def _split_bias_columns(
+        self, X: Any, incremental: bool
+    ) -> tuple[BiasColumns | None, Any, np.ndarray | None]:
+        """The ``bias_features`` of a fit, ``X`` without them, and their values.
+
+        ``incremental``: training continues, and the bias columns must be
+        those of the first fit.
+        """
+        fitted = self._spec.bias_columns if incremental else None
+        if self.bias_features is None:
+            if fitted is not None:
+                raise ValueError(
+                    "warm_start and partial_fit continue training the fitted "
+                    "network, which has a bias tower; bias_features must stay "
+                    f"{self.bias_features_in_.tolist()} (or refit with "
+                    "warm_start=False)."
+                )
+            return None, X, None
+        if not hasattr(X, "shape"):
+            X = np.asarray(X, dtype=object)
+        if len(X.shape) != 2:
+            raise ValueError(f"X must be 2-D, got shape {X.shape}.")
+        bias = BiasColumns.resolve(self.bias_features, X.shape[1], feature_names(X))
+        if incremental and bias != fitted:
+            raise ValueError(
+                "warm_start and partial_fit continue training the fitted "
+                "network, but bias_features or the columns of X changed since "
+                "the first fit; refit with warm_start=False."
+            )
+        X, values = bias.split(X, required=True)
+        return bias, X, values
+
+    def _encode_new_X(self, X: Any) -> tuple[Any, CategoricalEncoder | None]:
+        """``X`` of a new fit as float32, with its categorical encoder if any."""
+        if self.categorical_features is None or (
+            isinstance(self.categorical_features, str) and not hasattr(X, "dtypes")
+        ):
+            mask = None  # nothing categorical: the usual array path
+        else:
+            if not hasattr(X, "shape") or getattr(X, "ndim", 2) != 2:
+                X = np.asarray(X, dtype=object)
+            if len(X.shape) != 2:
+                raise ValueError(f"X must be 2-D, got shape {X.shape}.")
+            mask = categorical_mask(X, self.categorical_features)
+        if mask is None or not mask.any():
+            X = check_array(
+                X, accept_sparse="csr", dtype=np.float32, input_name="X", estimator=self
+            )
+            return X, None
+        if hasattr(X, "toarray"):
+            raise ValueError(
+                "categorical_features cannot be used with a sparse X; pass a "
+                "DataFrame (or a dense array) with the categorical columns."
+            )
+        if X.shape[0] == 0:
+            raise ValueError("Found array with 0 sample(s) while fitting; X is empty.")
+        encoder = CategoricalEncoder(
+            mask, self.max_categories, _MIN_CATEGORY_FREQUENCY
+        ).fit(X)
+        encoded = encoder.transform(X)
+        assert_all_finite(encoded, estimator_name=type(self).__name__, input_name="X")
+        return encoded, encoder
+
+    def _validate_X(self, X: Any, fitted: bool = True) -> Any:
+        """``X`` for a fitted model, as the network reads it (float32).
+
+        ``fitted=False`` skips the fitted check (continued training checks
+        ``X`` before the model is published).
+        """
+        if fitted:
+            check_is_fitted(self)
+        check_not_lazy(X, "X")
+        bias = self._spec.bias_columns
+        if bias is not None:
+            # Prediction leaves the bias tower out: its columns, if present,
+            # are dropped.
+            X, _ = bias.split(X, required=False)
+        if self._encoder is not None:
+            # Feature names and count, without converting the strings.
+            self._check_columns(X)
+            if not hasattr(X, "shape"):
+                X = np.asarray(X, dtype=object)
+            if len(X.shape) != 2 or X.shape[0] == 0:
+                raise ValueError(
+                    f"X must be a non-empty 2-D table, got shape {X.shape}."
+                )
+            encoded = self._encoder.transform(X)
+            assert_all_finite(
+                encoded, estimator_name=type(self).__name__, input_name="X"
+            )
+            return encoded
+        if (
+            type(X) is np.ndarray
+            and X.dtype == np.float32
+            and X.ndim == 2
+            and X.shape[0] > 0
+            and X.shape[1] == self.n_features_in_
+            and not hasattr(self, "feature_names_in_")
+        ):
+            # validate_data would return this array unchanged after checking
+            # that it is finite; its other checks cost as much as predicting
+            # one row (online serving).
+            assert_all_finite(X, estimator_name=type(self).__name__, input_name="X")
+            return X
+        if is_polars(X, "DataFrame"):
+            self._check_columns(X)
+            return check_array(X, dtype=np.float32, input_name="X", estimator=self)
+        return validate_data(
+            self, X, reset=False, accept_sparse="csr", dtype=np.float32
+        )
+
+    def _check_columns(self, X: Any) -> None:
+        """Check the names and number of the columns of ``X`` against fit's."""
+        if not is_polars(X, "DataFrame"):
+            validate_data(self, X, reset=False, skip_check_array=True)
+            return
+        # Not all supported scikit-learn versions read a polars frame's
+        # columns (see feature_names): they are checked here, as it checks
+        # those of a pandas frame.
+        name = type(self).__name__
+        fitted = getattr(self, "feature_names_in_", None)
+        if fitted is None:
+            warnings.warn(
+                f"X has feature names, but {name} was fitted without feature names",
+                UserWarning,
+            )
+        elif list(X.columns) != list(fitted):
+            raise ValueError(
+                f"The feature names should match those that were passed during "
+                f"fit, in the same order: {list(fitted)}; X has {X.columns}."
+            )
+        if X.shape[1] != self.n_features_in_:
+            raise ValueError(
+                f"X has {X.shape[1]} features, but {name} is expecting "
+                f"{self.n_features_in_} features as input."
+            )
+
+    def _check_task_columns(self, y: Any) -> None:
+        """Check that ``y`` has the fitted tasks: their number and names.
+
+        A DataFrame's columns must be the fitted task names in the same
+        order, unless the model was fitted without names.
+        """
+        n_tasks = 1 if np.ndim(y) == 1 else np.shape(y)[1]
+        names = [str(c) for c in y.columns] if hasattr(y, "columns") else None
+        unnamed = self.task_names_ == default_task_names(self.n_outputs_)
+        if n_tasks != self.n_outputs_ or not (
+            names is None or unnamed or names == self.task_names_
+        ):
+            got = names if names is not None else f"{n_tasks} task(s)"
+            raise ValueError(
+                f"y must have the tasks the model was fitted on, "
+                f"{self.task_names_}, in that order; got {got}."
+            )
