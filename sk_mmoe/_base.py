@@ -54,7 +54,13 @@ from ._training import (
     silent,
 )
 from .losses import MultiTaskLoss
-from .network import MMoENetwork, _softmax_last_dim, embedding_params
+from .network import (
+    ACTIVATIONS,
+    GATES,
+    MMoENetwork,
+    _softmax_last_dim,
+    embedding_params,
+)
 from .weighting import WEIGHTING_STRATEGIES, FixedWeights, LossWeighting
 
 __all__ = ["BaseMultiTaskMMoE"]
@@ -79,6 +85,12 @@ ARCHITECTURE_PARAMS = (
     "shared_gate",
     "gate_dropout",
     "dropout",
+    "gate",
+    "gate_k",
+    "gate_temperature",
+    "expert_activation",
+    "expert_normalization",
+    "ensemble_size",
 )
 
 # early_stopping="auto" holds out validation rows above this many rows, as
@@ -103,6 +115,8 @@ _INTEGER_PARAMS = (
     "n_experts",
     "n_task_experts",
     "n_levels",
+    "gate_k",
+    "ensemble_size",
     "batch_size",
     "max_epochs",
     "n_iter_no_change",
@@ -129,6 +143,14 @@ class BaseMultiTaskMMoE(BaseEstimator):
         "shared_gate": ["boolean"],
         "gate_dropout": [Interval(numbers.Real, 0, 1, closed="left")],
         "dropout": [Interval(numbers.Real, 0, 1, closed="left")],
+        "gate": [StrOptions(set(GATES))],
+        "gate_k": [Interval(numbers.Integral, 1, None, closed="left")],
+        "gate_temperature": [Interval(numbers.Real, 0, None, closed="neither")],
+        "gate_balance": [Interval(numbers.Real, 0, None, closed="left")],
+        "expert_activation": [StrOptions(set(ACTIVATIONS))],
+        "expert_normalization": [StrOptions({"layer"}), None],
+        "ensemble_size": [Interval(numbers.Integral, 1, None, closed="left")],
+        "refit": ["boolean"],
         "task_weights": [
             "array-like",
             dict,
@@ -249,7 +271,15 @@ class BaseMultiTaskMMoE(BaseEstimator):
     def _fit_flow(self, X, y, sample_weight, *, partial: bool, classes=None):
         if not partial:
             incremental = self.warm_start and hasattr(self, "net_")
-            return self._fit(X, y, sample_weight, incremental=incremental)
+            self._fit(X, y, sample_weight, incremental=incremental)
+            stopper = dict(self.net_.callbacks_).get("early_stopping")
+            if self.refit and not incremental and stopper is not None:
+                # Early stopping found the epoch count: train anew on every row.
+                epochs = max(1, stopper.best_epoch_)
+                self._fit(
+                    X, y, sample_weight, incremental=False, epochs=epochs, early=False
+                )
+            return self
         # scikit-learn's fit_context validates partial_fit's parameters only
         # on the first call; set_params may change them between calls.
         self._validate_params()
@@ -565,6 +595,7 @@ class BaseMultiTaskMMoE(BaseEstimator):
             regression_loss=self._regression_loss(),
             weighting=weighting,
             class_weights=class_weights,
+            gate_balance=self.gate_balance,
         )
 
     def _make_net(

@@ -38,6 +38,10 @@ class MultiTaskLoss(nn.Module):
         How the per-task losses are combined; equal fixed weights by default.
     class_weights : sequence of (sequence of float or None), default=None
         For each task, one weight per class (classification tasks) or None.
+    gate_balance : float, default=0.0
+        Weight of the network's gate balance penalty
+        (:meth:`~sk_mmoe.network.MMoENetwork.pop_gate_balance`), which the
+        training loop adds to ``weighting(L)``.
 
     Examples
     --------
@@ -56,8 +60,10 @@ class MultiTaskLoss(nn.Module):
         regression_loss: str = "squared_error",
         weighting: LossWeighting | None = None,
         class_weights: Sequence[Sequence[float] | None] | None = None,
+        gate_balance: float = 0.0,
     ) -> None:
         super().__init__()
+        self.gate_balance = float(gate_balance)
         task_losses = list(task_losses)
         unknown = set(task_losses) - {"cross_entropy", "regression"}
         if unknown:
