@@ -353,8 +353,10 @@ class DSelectKGate(nn.Module):
     (every expert a little weight) and become binary as training moves their
     logits out of the smooth step's ramp, so the trained gate weighs at most
     ``k`` experts per sample. With a number of experts that is not a power
-    of 2, the codes past the last expert are dropped and the weights
-    renormalised.
+    of 2, the codes past the last expert select the experts from the first
+    again (code ``c`` selects expert ``c % n_experts``), so every code is
+    an expert and the weights always sum to 1 (the original adds a penalty
+    on the weight of such codes instead).
 
     Parameters
     ----------
@@ -385,22 +387,25 @@ class DSelectKGate(nn.Module):
             self.selectors.weight.mul_(_SELECTOR_INIT_SCALE)
             self.selectors.bias.mul_(_SELECTOR_INIT_SCALE)
         self.selector_weights = BatchedLinear(n_gates, in_features, k)
-        # codes[b, j]: bit b of expert j's index.
-        codes = [
-            [(j >> b) & 1 for j in range(n_experts)] for b in range(self.n_bits)
-        ]
+        # codes[b, c]: bit b of code c; code c selects expert c % n_experts.
+        n_codes = 2**self.n_bits
+        codes = [[(c >> b) & 1 for c in range(n_codes)] for b in range(self.n_bits)]
         self.register_buffer(
             "codes", torch.tensor(codes, dtype=torch.float32), persistent=False
         )
+        fold = torch.zeros(n_codes, n_experts)
+        fold[torch.arange(n_codes), torch.arange(n_codes) % n_experts] = 1.0
+        self.register_buffer("fold", fold, persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         bits = _smooth_step(self.selectors(x), _SMOOTH_STEP_GAMMA)
         # (gates, batch, k, bits, 1) against codes (bits, experts).
         bits = bits.unflatten(-1, (self.k, self.n_bits)).unsqueeze(-1)
         codes = self.codes
+        # A distribution over the codes (a product of Bernoullis), then over
+        # the experts.
         choice = (bits * codes + (1.0 - bits) * (1.0 - codes)).prod(dim=-2)
-        # Codes past the last expert take the rest: renormalise what is left.
-        choice = choice / choice.sum(dim=-1, keepdim=True).clamp_min(1e-12)
+        choice = choice @ self.fold
         logits = self.selector_weights(x)
         if self.temperature != 1.0:
             logits = logits / self.temperature
