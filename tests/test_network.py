@@ -319,3 +319,14 @@ def test_every_parameter_gets_a_gradient_with_gate_options(options):
     torch.log_softmax(logits, -1)[..., 0].sum().backward()
     for name, param in net.named_parameters():
         assert param.grad is not None and param.grad.abs().sum() > 0, name
+
+
+def test_experts_start_different():
+    # A shared initial value would make every expert (and gate column) the
+    # same function, which gradient descent cannot tell apart.
+    net = MMoENetwork(4, [2, 2], n_experts=4, expert_normalization="layer")
+    experts = net.levels[0].experts.layers[0].weight
+    for j in range(1, 4):
+        assert not torch.allclose(experts[0], experts[j])
+    out = net.levels[0].experts(torch.randn(8, 4))
+    assert not torch.allclose(out[0], out[1])
