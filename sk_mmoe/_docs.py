@@ -43,9 +43,11 @@ dropout : float, default=0.1
 gate : {"softmax", "dselect_k"}, default="softmax"
     The gates. ``"softmax"``: the MMoE gate, a softmax over a linear
     function of the input. ``"dselect_k"``: DSelect-k (Hazimeh et al.,
-    2021), a smooth gate whose ``gate_k`` selectors each settle on one
-    expert during training, so that each sample mixes at most ``gate_k``
-    experts.
+    2021), a smooth gate whose ``gate_k`` selectors each pick one expert by
+    a smooth binary code, so that a sample whose selectors have become
+    binary mixes at most ``gate_k`` experts. The original's entropy penalty
+    that drives every selector to binary is not included: a trained gate
+    may still spread some samples over more experts.
 
 gate_k : int, default=2
     Experts mixed per sample by a ``"dselect_k"`` gate; ignored by softmax

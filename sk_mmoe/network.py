@@ -350,9 +350,10 @@ class DSelectKGate(nn.Module):
     of ``ceil(log2(n_experts))`` smooth steps of a linear function of the
     input; a softmax over ``k`` further logits mixes the selected experts
     (Hazimeh et al., 2021, per-example gating). Selectors start undecided
-    (every expert a little weight) and become binary as training moves their
-    logits out of the smooth step's ramp, so the trained gate weighs at most
-    ``k`` experts per sample. With a number of experts that is not a power
+    (every expert a little weight); once training has moved a sample's
+    selector logits out of the smooth step's ramp, the gate weighs at most
+    ``k`` experts for it (the original's entropy penalty, which drives the
+    selectors there, is not included). With a number of experts that is not a power
     of 2, the codes past the last expert select the experts from the first
     again (code ``c`` selects expert ``c % n_experts``), so every code is
     an expert and the weights always sum to 1 (the original adds a penalty
