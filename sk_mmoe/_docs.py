@@ -31,12 +31,58 @@ shared_gate : bool, default=False
     combined with ``n_task_experts > 0``.
 
 gate_dropout : float, default=0.0
-    During training, zero each expert's gate weight with this probability
-    and renormalise the others (Zhao et al., 2019, against gate
-    polarisation). Not applied at prediction time.
+    During training, zero each expert's gate weight with this probability,
+    independently per sample, task and expert, and rescale the kept
+    weights to sum to 1 (a sample whose experts are all dropped keeps its
+    weights): the expert dropout of Zhao et al. (2019), who use 0.1,
+    against gate polarisation. Not applied at prediction time.
 
 dropout : float, default=0.1
     Dropout probability after every hidden layer of experts and towers.
+
+gate : {"softmax", "dselect_k"}, default="softmax"
+    The gates. ``"softmax"``: the MMoE gate, a softmax over a linear
+    function of the input. ``"dselect_k"``: DSelect-k (Hazimeh et al.,
+    2021), a smooth gate whose ``gate_k`` selectors each pick one expert by
+    a smooth binary code, so that a sample whose selectors have become
+    binary mixes at most ``gate_k`` experts. The original's entropy penalty
+    that drives every selector to binary is not included: a trained gate
+    may still spread some samples over more experts.
+
+gate_k : int, default=2
+    Experts mixed per sample by a ``"dselect_k"`` gate; ignored by softmax
+    gates.
+
+gate_temperature : float, default=1.0
+    Divides the gates' logits before their softmax: above 1 the gates are
+    softer (weights closer to uniform) and polarise later.
+
+gate_balance : float, default=0.0
+    Weight of a load-balancing penalty added to the training loss (Shazeer
+    et al., 2017, in entropy form): for every gate, ``log(M) - H(u)``,
+    where ``u`` is the gate's weights averaged over the batch, which is 0
+    when the batch uses all :math:`M` experts equally and ``log(M)`` when
+    it uses one. Counters experts that die or a gate that collapses on one
+    expert (see :ref:`inspection`); single samples may still favour one
+    expert. Included in the ``train_loss`` of ``history_``.
+
+expert_activation : {"relu", "silu"}, default="relu"
+    Activation of the expert layers; ``"silu"`` is Swish (HoME, 2024).
+
+expert_normalization : "layer" or None, default=None
+    ``"layer"`` normalises each expert's output to zero mean and unit
+    variance over its units (then a learned per-expert scale and shift)
+    before its activation, so that no expert dominates a gate by the size
+    of its output (HoME, 2024).
+
+ensemble_size : int, default=1
+    Members of an efficient ensemble (TabM-mini, Gorishniy et al., 2025):
+    each member scales the (embedded) input by its own vector, initialised
+    with random signs, and has its own output layer per task; experts,
+    gates and towers are shared and run on all members' rows as one batch
+    (training costs about ``ensemble_size`` times the rows). Each member is
+    trained on every sample; predictions average the members' class
+    probabilities (regression predictions).
 
 task_weights : array-like of shape (n_tasks,), dict or "uncertainty", \
 default=None
@@ -100,6 +146,14 @@ n_iter_no_change : int, default=5
 
 tol : float, default=1e-4
     Minimum decrease of the validation loss that counts as improvement.
+
+refit : bool, default=False
+    After early stopping has found the best epoch count, train a new
+    network on all rows (the validation rows included) for that many
+    epochs, as gradient-boosting users refit with the best number of
+    trees. The fit takes about twice as long; ``n_iter_`` and
+    ``history_`` are then those of the refit. Ignored without early
+    stopping (and by ``partial_fit`` and warm-started fits).
 
 warm_start : bool, default=False
     If True, ``fit`` continues training the current network instead of

@@ -141,6 +141,7 @@ class MultiTaskNet(NeuralNet):
         world = _distributed.current_world()
         if world is not None:
             self._start_data_parallel(X, world)
+        self.module_.record_gates(self.criterion_.gate_balance > 0)
         try:
             self.notify("on_train_begin", X=X, y=y)
             with _quiet_bucket_views(world), _watch_interrupts() as interrupted:
@@ -153,6 +154,7 @@ class MultiTaskNet(NeuralNet):
                         raise
             self.notify("on_train_end", X=X, y=y)
         finally:
+            self.module_.record_gates(False)
             self._stop_data_parallel()
         return self
 
@@ -325,6 +327,15 @@ class MultiTaskNet(NeuralNet):
         target = target.to(y_pred.device)
         if weight is not None:
             weight = weight.to(y_pred.device)
+        n_members = y_pred.shape[0] // max(1, target.shape[0])
+        if n_members > 1:
+            # An ensemble in training: every member's rows, sample by sample,
+            # each trained on the sample's target.
+            target = target.repeat_interleave(n_members, dim=0)
+            if weight is not None:
+                weight = weight.repeat_interleave(n_members, dim=0)
+            if global_counts is not None:
+                global_counts = global_counts * n_members
         losses, counts = self.criterion_.task_losses(y_pred, target, weight)
         sums = self._task_loss_sums.get(training)
         batch_sums = torch.stack([losses.detach() * counts, counts.to(losses.dtype)])
@@ -339,7 +350,12 @@ class MultiTaskNet(NeuralNet):
             global_counts = global_counts.to(losses.device, losses.dtype)
             size = self._world.size if self._world is not None else 1
             losses = losses * (counts * size / global_counts.clamp(min=1e-12))
-        return self.criterion_.weighting(losses)
+        loss = self.criterion_.weighting(losses)
+        if training:
+            balance = self.module_.pop_gate_balance()
+            if balance is not None:
+                loss = loss + self.criterion_.gate_balance * balance
+        return loss
 
     def on_epoch_end(self, net: NeuralNet, **kwargs: Any) -> None:
         super().on_epoch_end(net, **kwargs)

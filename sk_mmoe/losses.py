@@ -66,6 +66,10 @@ class MultiTaskLoss(nn.Module):
         Maps the network's outputs to those the per-row losses read (same
         shape), for tasks whose outputs depend on other tasks'; None reads
         the network's outputs as they are.
+    gate_balance : float, default=0.0
+        Weight of the network's gate balance penalty
+        (:meth:`~sk_mmoe.network.MMoENetwork.pop_gate_balance`), which the
+        training loop adds to ``weighting(L)``.
 
     Examples
     --------
@@ -85,8 +89,10 @@ class MultiTaskLoss(nn.Module):
         weighting: LossWeighting | None = None,
         class_weights: Sequence[Sequence[float] | None] | None = None,
         task_outputs: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        gate_balance: float = 0.0,
     ) -> None:
         super().__init__()
+        self.gate_balance = float(gate_balance)
         self._task_outputs = task_outputs
         if regression_loss not in REGRESSION_LOSSES:
             raise ValueError(

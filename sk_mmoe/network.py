@@ -22,13 +22,20 @@ from torch import nn
 from torch.nn import functional as F
 
 __all__ = [
+    "ACTIVATIONS",
+    "GATES",
     "BatchedLinear",
+    "DSelectKGate",
+    "ExpertNormalization",
     "FeatureEmbedding",
     "MMoENetwork",
     "NUMERIC_EMBEDDING_DIM",
     "NumericScaling",
+    "SoftmaxGate",
     "SparseProjection",
     "embedding_size",
+    "gate_balance_penalty",
+    "make_gate",
 ]
 
 
@@ -85,7 +92,12 @@ class BatchedLinear(nn.Module):
 
 
 class _BatchedMLP(nn.Module):
-    """ReLU MLP of ``n_groups`` independent members of equal shape."""
+    """MLP of ``n_groups`` independent members of equal shape.
+
+    ``activation`` names the activation (a key of :data:`ACTIVATIONS`);
+    ``normalization="layer"`` normalises each member's last layer before
+    its activation (:class:`ExpertNormalization`).
+    """
 
     def __init__(
         self,
@@ -93,6 +105,8 @@ class _BatchedMLP(nn.Module):
         in_features: int,
         hidden_layer_sizes: Sequence[int],
         dropout: float,
+        activation: str = "relu",
+        normalization: str | None = None,
     ) -> None:
         super().__init__()
         sizes = [in_features, *hidden_layer_sizes]
@@ -102,10 +116,28 @@ class _BatchedMLP(nn.Module):
         )
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         self.out_features = sizes[-1]
+        if activation not in ACTIVATIONS:
+            raise ValueError(
+                f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}."
+            )
+        self.activation = ACTIVATIONS[activation]
+        if normalization not in (None, "layer"):
+            raise ValueError(
+                f"normalization must be 'layer' or None, got {normalization!r}."
+            )
+        self.output_norm = (
+            ExpertNormalization(n_groups, self.out_features)
+            if normalization == "layer" and len(self.layers)
+            else None
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for layer in self.layers:
-            x = self.dropout(F.relu(layer(x)))
+        last = len(self.layers) - 1
+        for i, layer in enumerate(self.layers):
+            x = layer(x)
+            if i == last and self.output_norm is not None:
+                x = self.output_norm(x)
+            x = self.dropout(self.activation(x))
         return x
 
 
@@ -129,6 +161,11 @@ class _ExtractionLevel(nn.Module):
         with_shared_gate: bool,
         first_level: bool,
         dropout: float,
+        gate: str = "softmax",
+        gate_k: int = 2,
+        gate_temperature: float = 1.0,
+        expert_activation: str = "relu",
+        expert_normalization: str | None = None,
     ) -> None:
         super().__init__()
         self.n_tasks = n_tasks
@@ -138,7 +175,12 @@ class _ExtractionLevel(nn.Module):
         self.with_shared_gate = with_shared_gate
         self.n_total_experts = n_experts + n_tasks * n_task_experts
         self.experts = _BatchedMLP(
-            self.n_total_experts, in_features, expert_hidden_layer_sizes, dropout
+            self.n_total_experts,
+            in_features,
+            expert_hidden_layer_sizes,
+            dropout,
+            activation=expert_activation,
+            normalization=expert_normalization,
         )
         self.out_features = self.experts.out_features
 
@@ -153,7 +195,9 @@ class _ExtractionLevel(nn.Module):
 
         n_task_gates = 1 if shared_gate else n_tasks
         n_gated = n_experts + n_task_experts
-        self.task_gates = BatchedLinear(n_task_gates, in_features, n_gated)
+        self.task_gates = make_gate(
+            gate, n_task_gates, in_features, n_gated, gate_k, gate_temperature
+        )
         # Column j of gate k's softmax goes to expert gate_index[k, j].
         gate_index = [
             list(range(n_experts))
@@ -164,18 +208,25 @@ class _ExtractionLevel(nn.Module):
             "gate_index", torch.tensor(gate_index, dtype=torch.long), False
         )
         self.shared_gate = (
-            BatchedLinear(1, in_features, self.n_total_experts)
+            make_gate(
+                gate, 1, in_features, self.n_total_experts, gate_k, gate_temperature
+            )
             if with_shared_gate
             else None
         )
 
     def forward(
-        self, task_inputs: torch.Tensor, shared_input: torch.Tensor, gate_dropout: float
+        self,
+        task_inputs: torch.Tensor,
+        shared_input: torch.Tensor,
+        gate_dropout: float,
+        record: list[torch.Tensor] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
         """Mix the level's experts for each task (and for the shared path).
 
         ``task_inputs`` is ``(n_tasks, batch, in)`` or, at the first level,
-        the raw ``(batch, in)`` input shared by everything.
+        the raw ``(batch, in)`` input shared by everything. ``record``, if
+        given, receives every gate's weights over its own experts.
         """
         if self.first_level:
             expert_out = self.experts(shared_input)
@@ -189,7 +240,7 @@ class _ExtractionLevel(nn.Module):
                 gate_in_tasks = task_inputs[0]
         # (gates, batch, n_gated) -> weights over every expert of the level.
         weights = self._mix_weights(
-            self.task_gates(gate_in_tasks), self.gate_index, gate_dropout
+            self.task_gates(gate_in_tasks), self.gate_index, gate_dropout, record
         )
         if weights.shape[0] == 1 and self.n_tasks > 1:
             weights = weights.expand(self.n_tasks, -1, -1)
@@ -197,18 +248,20 @@ class _ExtractionLevel(nn.Module):
         shared_out = None
         if self.shared_gate is not None:
             shared_weights = self._mix_weights(
-                self.shared_gate(shared_input), None, gate_dropout
+                self.shared_gate(shared_input), None, gate_dropout, record
             )
             shared_out = torch.einsum("be,ebh->bh", shared_weights[0], expert_out)
         return task_out, shared_out, weights
 
     def _mix_weights(
         self,
-        logits: torch.Tensor,
+        weights: torch.Tensor,
         index: torch.Tensor | None,
         gate_dropout: float,
+        record: list[torch.Tensor] | None,
     ) -> torch.Tensor:
-        weights = _softmax_last_dim(logits)
+        if record is not None:
+            record.append(weights)
         if gate_dropout > 0 and self.training:
             weights = _drop_experts(weights, gate_dropout)
         if index is None or index.shape[1] == self.n_total_experts:
@@ -247,6 +300,175 @@ def _drop_experts(weights: torch.Tensor, p: float) -> torch.Tensor:
     dropped = torch.where(all_dropped, weights, dropped)
     total = torch.where(all_dropped, torch.ones_like(total), total)
     return dropped / total
+
+
+#: The activations of the expert layers, by name.
+ACTIVATIONS = {"relu": F.relu, "silu": F.silu}
+
+# DSelect-k's smooth step is linear-ish on (-gamma/2, gamma/2) and flat
+# outside, where it passes no gradient: the selectors start well inside.
+_SMOOTH_STEP_GAMMA = 1.0
+_SELECTOR_INIT_SCALE = 0.1
+
+
+class SoftmaxGate(BatchedLinear):
+    """``n_gates`` softmax gates over ``n_experts`` experts: ``softmax(W x / T)``.
+
+    Parameters
+    ----------
+    n_gates, in_features, n_experts : int
+        Number of gates, their input width and the experts each one mixes.
+    temperature : float, default=1.0
+        Divides the logits: above 1 the gate starts (and stays) softer.
+    """
+
+    def __init__(
+        self, n_gates: int, in_features: int, n_experts: int, temperature: float = 1.0
+    ) -> None:
+        super().__init__(n_gates, in_features, n_experts)
+        self.temperature = float(temperature)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        logits = super().forward(x)
+        if self.temperature != 1.0:
+            logits = logits / self.temperature
+        return _softmax_last_dim(logits)
+
+
+def _smooth_step(t: torch.Tensor, gamma: float) -> torch.Tensor:
+    """0 below ``-gamma/2``, 1 above ``gamma/2``, a cubic in between."""
+    cubic = (-2.0 / gamma**3) * t**3 + (1.5 / gamma) * t + 0.5
+    return torch.where(
+        t <= -gamma / 2, torch.zeros_like(t), torch.where(t >= gamma / 2, 1.0, cubic)
+    )
+
+
+class DSelectKGate(nn.Module):
+    """``n_gates`` DSelect-k gates: a smooth mixture of at most ``k`` experts.
+
+    Each of the ``k`` selectors of a gate picks one expert by a binary code
+    of ``ceil(log2(n_experts))`` smooth steps of a linear function of the
+    input; a softmax over ``k`` further logits mixes the selected experts
+    (Hazimeh et al., 2021, per-example gating). Selectors start undecided
+    (every expert a little weight); once training has moved a sample's
+    selector logits out of the smooth step's ramp, the gate weighs at most
+    ``k`` experts for it (the original's entropy penalty, which drives the
+    selectors there, is not included). With a number of experts that is not a power
+    of 2, the codes past the last expert select the experts from the first
+    again (code ``c`` selects expert ``c % n_experts``), so every code is
+    an expert and the weights always sum to 1 (the original adds a penalty
+    on the weight of such codes instead).
+
+    Parameters
+    ----------
+    n_gates, in_features, n_experts : int
+        Number of gates, their input width and the experts each one mixes.
+    k : int, default=2
+        Selectors per gate: the most experts a gate ends up mixing.
+    temperature : float, default=1.0
+        Divides the logits of the softmax over the selectors.
+    """
+
+    def __init__(
+        self,
+        n_gates: int,
+        in_features: int,
+        n_experts: int,
+        k: int = 2,
+        temperature: float = 1.0,
+    ) -> None:
+        super().__init__()
+        self.n_groups = n_gates
+        self.n_experts = n_experts
+        self.k = k
+        self.temperature = float(temperature)
+        self.n_bits = max(1, math.ceil(math.log2(n_experts)))
+        self.selectors = BatchedLinear(n_gates, in_features, k * self.n_bits)
+        with torch.no_grad():
+            self.selectors.weight.mul_(_SELECTOR_INIT_SCALE)
+            self.selectors.bias.mul_(_SELECTOR_INIT_SCALE)
+        self.selector_weights = BatchedLinear(n_gates, in_features, k)
+        # codes[b, c]: bit b of code c; code c selects expert c % n_experts.
+        n_codes = 2**self.n_bits
+        codes = [[(c >> b) & 1 for c in range(n_codes)] for b in range(self.n_bits)]
+        self.register_buffer(
+            "codes", torch.tensor(codes, dtype=torch.float32), persistent=False
+        )
+        fold = torch.zeros(n_codes, n_experts)
+        fold[torch.arange(n_codes), torch.arange(n_codes) % n_experts] = 1.0
+        self.register_buffer("fold", fold, persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        bits = _smooth_step(self.selectors(x), _SMOOTH_STEP_GAMMA)
+        # (gates, batch, k, bits, 1) against codes (bits, experts).
+        bits = bits.unflatten(-1, (self.k, self.n_bits)).unsqueeze(-1)
+        codes = self.codes
+        # A distribution over the codes (a product of Bernoullis), then over
+        # the experts.
+        choice = (bits * codes + (1.0 - bits) * (1.0 - codes)).prod(dim=-2)
+        choice = choice @ self.fold
+        logits = self.selector_weights(x)
+        if self.temperature != 1.0:
+            logits = logits / self.temperature
+        mix = _softmax_last_dim(logits)
+        return torch.einsum("gbk,gbke->gbe", mix, choice)
+
+
+#: The gates, by the name of the ``gate`` parameter.
+GATES = {"softmax": SoftmaxGate, "dselect_k": DSelectKGate}
+
+
+def make_gate(
+    kind: str,
+    n_gates: int,
+    in_features: int,
+    n_experts: int,
+    k: int,
+    temperature: float,
+) -> nn.Module:
+    """A gate of type ``kind`` (a key of :data:`GATES`)."""
+    if kind == "softmax":
+        return SoftmaxGate(n_gates, in_features, n_experts, temperature)
+    if kind == "dselect_k":
+        return DSelectKGate(n_gates, in_features, n_experts, k, temperature)
+    raise ValueError(f"gate must be one of {sorted(GATES)}, got {kind!r}.")
+
+
+def gate_balance_penalty(weights: torch.Tensor) -> torch.Tensor:
+    """How far a batch's average gate is from using every expert equally.
+
+    ``weights`` is ``(n_gates, batch, n_experts)``. For each gate, the
+    Kullback-Leibler divergence of its batch-average weights from the
+    uniform distribution, ``log(n_experts) - entropy(mean weights)``,
+    averaged over the gates: 0 when the batch uses every expert equally,
+    ``log(n_experts)`` when it uses one only. A sample may still put all
+    of its weight on one expert (sparse, specialised gates); only the
+    batch as a whole must spread. Zero for a single expert.
+    """
+    n_experts = weights.shape[-1]
+    if n_experts < 2:
+        return weights.new_zeros(())
+    usage = weights.mean(dim=1)
+    entropy = -(usage * usage.clamp_min(1e-12).log()).sum(dim=-1)
+    return (math.log(n_experts) - entropy).mean()
+
+
+class ExpertNormalization(nn.Module):
+    """Layer normalisation of every expert's output, with per-expert affine.
+
+    Input and output ``(n_experts, batch, width)``: each expert's output
+    vector is centred and scaled to unit variance, then multiplied and
+    shifted by the expert's own learned weights (initially 1 and 0).
+    """
+
+    def __init__(self, n_experts: int, width: int) -> None:
+        super().__init__()
+        self.width = width
+        self.weight = nn.Parameter(torch.ones(n_experts, 1, width))
+        self.bias = nn.Parameter(torch.zeros(n_experts, 1, width))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.addcmul(self.bias, F.layer_norm(x, (self.width,)), self.weight)
 
 
 class SparseProjection(nn.Module):
@@ -478,6 +700,26 @@ class MMoENetwork(nn.Module):
     gate_dropout : float, default=0.0
         During training, zero each expert's gate weight with this probability
         and renormalise (Zhao et al. 2019).
+    gate : {"softmax", "dselect_k"}, default="softmax"
+        The gates: :class:`SoftmaxGate` or :class:`DSelectKGate`.
+    gate_k : int, default=2
+        Experts each DSelect-k gate selects (ignored by softmax gates).
+    gate_temperature : float, default=1.0
+        Divides the gates' logits.
+    expert_activation : {"relu", "silu"}, default="relu"
+        Activation of the expert layers.
+    expert_normalization : {"layer"} or None, default=None
+        Normalise each expert's output (:class:`ExpertNormalization`) before
+        its activation.
+    ensemble_size : int, default=1
+        Members of an efficient ensemble (TabM-mini, Gorishniy et al.,
+        2025): each member multiplies the (embedded) input by its own
+        vector, initialised with random signs, and has its own output
+        layers; everything between is shared and runs on the members' rows
+        as one batch. In training the output holds every member's rows
+        (``batch * ensemble_size``, sample by sample), each trained on the
+        sample's target; at prediction, the members' class probabilities
+        (regression outputs) are averaged.
     dropout : float, default=0.0
         Dropout after every hidden layer of experts and towers.
     categorical_columns : sequence of int, default=()
@@ -523,6 +765,12 @@ class MMoENetwork(nn.Module):
         shared_gate: bool = False,
         gate_dropout: float = 0.0,
         dropout: float = 0.0,
+        gate: str = "softmax",
+        gate_k: int = 2,
+        gate_temperature: float = 1.0,
+        expert_activation: str = "relu",
+        expert_normalization: str | None = None,
+        ensemble_size: int = 1,
         categorical_columns: Sequence[int] = (),
         cardinalities: Sequence[int] = (),
         embedding_dim: int | None = None,
@@ -550,7 +798,16 @@ class MMoENetwork(nn.Module):
         self.n_features = n_features
         self.output_sizes = output_sizes
         self.n_tasks = len(output_sizes)
+        if gate_k < 1 or gate_temperature <= 0 or ensemble_size < 1:
+            raise ValueError(
+                "gate_k and ensemble_size must be >= 1 and gate_temperature > 0, "
+                f"got {gate_k}, {ensemble_size} and {gate_temperature}."
+            )
         self.gate_dropout = gate_dropout
+        self.ensemble_size = int(ensemble_size)
+        # The gate weights of the training forward passes, when recording
+        # (see record_gates).
+        self._gate_record: list[torch.Tensor] | None = None
 
         self.scaling = (
             NumericScaling(n_features, categorical_columns)
@@ -574,6 +831,7 @@ class MMoENetwork(nn.Module):
                 numeric_embedding,
             )
             in_features = self.embedding.out_features
+        first_in_features = in_features
         levels = []
         for level in range(n_levels):
             levels.append(
@@ -587,6 +845,11 @@ class MMoENetwork(nn.Module):
                     with_shared_gate=level < n_levels - 1,
                     first_level=level == 0,
                     dropout=dropout,
+                    gate=gate,
+                    gate_k=gate_k,
+                    gate_temperature=gate_temperature,
+                    expert_activation=expert_activation,
+                    expert_normalization=expert_normalization,
                 )
             )
             in_features = levels[-1].out_features
@@ -595,8 +858,19 @@ class MMoENetwork(nn.Module):
             self.n_tasks, in_features, tower_hidden_layer_sizes, dropout
         )
         width = max(output_sizes)
+        self.member_scale = None
+        if self.ensemble_size > 1:
+            # TabM-mini's adapter: a random-sign scale of the input per member.
+            scale = torch.randint(0, 2, (self.ensemble_size, first_in_features))
+            self.member_scale = nn.Parameter(scale.float() * 2 - 1)
+        # One output layer per task and member (task-major).
         self.tower_outputs = BatchedLinear(
-            self.n_tasks, self.towers.out_features, width
+            self.n_tasks * self.ensemble_size, self.towers.out_features, width
+        )
+        self.register_buffer(
+            "regression_outputs",
+            torch.tensor([size == 1 for size in output_sizes]).view(-1, 1),
+            persistent=False,
         )
         # Tasks narrower than the widest get -inf in the padding, so that one
         # (batch, n_tasks, width) tensor holds all tasks and a softmax over it
@@ -629,8 +903,12 @@ class MMoENetwork(nn.Module):
         outputs : Tensor of shape (batch, n_tasks, max(output_sizes))
             Class logits of classification tasks, the prediction in column 0
             of regression tasks; ``-inf`` in the padding of narrower tasks.
+            With ``ensemble_size > 1`` in training mode, ``batch *
+            ensemble_size`` rows: every member's outputs for sample 0, then
+            for sample 1...
         gates : Tensor of shape (batch, n_tasks, n_gate_experts)
-            Softmax gate weights (only if ``return_gates``).
+            Gate weights (only if ``return_gates``), averaged over the
+            ensemble's members.
         """
         if self.projection is not None:
             x = self.projection(x)
@@ -638,18 +916,74 @@ class MMoENetwork(nn.Module):
             x = self.scaling(x)
         if self.embedding is not None:
             x = self.embedding(x)
+        k = self.ensemble_size
+        if self.member_scale is not None:
+            # (batch, d) -> (batch * k, d): each sample once per member.
+            x = (x.unsqueeze(1) * self.member_scale).flatten(0, 1)
         task_inputs = x
         shared_input = x
         weights = None
+        record = self._gate_record if self.training else None
         for level in self.levels:
             task_inputs, shared_out, weights = level(
-                task_inputs, shared_input, self.gate_dropout
+                task_inputs, shared_input, self.gate_dropout, record
             )
             if shared_out is not None:
                 shared_input = shared_out
-        logits = self.tower_outputs(self.towers(task_inputs)).transpose(0, 1)
+        hidden = self.towers(task_inputs)
+        if k == 1:
+            logits = self.tower_outputs(hidden).transpose(0, 1)
+        else:
+            logits = self._member_outputs(hidden)
         if self._has_class_padding:
             logits = logits.masked_fill(self.class_padding, float("-inf"))
         if return_gates:
+            if k > 1:
+                weights = weights.unflatten(1, (-1, k)).mean(dim=2)
             return logits, weights.transpose(0, 1)
         return logits
+
+    def _member_outputs(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Every member's output layer on ``(n_tasks, batch * k, h)``.
+
+        In training, every member's outputs (``(batch * k, n_tasks, width)``);
+        else their combination (``(batch, n_tasks, width)``): the log of the
+        mean class probabilities, the mean regression output.
+        """
+        n_tasks, k = self.n_tasks, self.ensemble_size
+        # (tasks, batch * k, h) -> (tasks * k, batch, h), task-major.
+        hidden = hidden.unflatten(1, (-1, k)).transpose(1, 2).flatten(0, 1)
+        out = self.tower_outputs(hidden).unflatten(0, (n_tasks, k))
+        if self.training:
+            # (tasks, k, batch, width) -> (batch * k, tasks, width).
+            return out.permute(2, 1, 0, 3).flatten(0, 1)
+        padding = self.class_padding.view(n_tasks, 1, 1, -1)
+        log_proba = torch.log_softmax(out.masked_fill(padding, float("-inf")), -1)
+        mean_proba = torch.logsumexp(log_proba, dim=1) - math.log(k)
+        combined = torch.where(
+            self.regression_outputs.view(n_tasks, 1, 1), out.mean(dim=1), mean_proba
+        )
+        return combined.transpose(0, 1)
+
+    def record_gates(self, record: bool) -> None:
+        """Start (or stop) keeping the gate weights of training forward passes.
+
+        While recording, each forward pass in training mode keeps the
+        weights of every gate of every level, which
+        :meth:`pop_gate_balance` turns into the balance penalty (and
+        forgets). Off by default: a training loop that does not pop them
+        would keep every step's graph alive.
+        """
+        self._gate_record = [] if record else None
+
+    def pop_gate_balance(self) -> torch.Tensor | None:
+        """The balance penalty of the recorded gates, which are then forgotten.
+
+        The mean over the gates recorded since the last call of
+        :func:`gate_balance_penalty`; None when nothing was recorded.
+        """
+        record = self._gate_record
+        if not record:
+            return None
+        self._gate_record = []
+        return torch.stack([gate_balance_penalty(w) for w in record]).mean()

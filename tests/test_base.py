@@ -203,6 +203,61 @@ def test_reproducible_with_random_state(kind, data):
     assert not np.array_equal(_outputs(a, X), _outputs(c, X))
 
 
+@pytest.mark.parametrize(
+    "options",
+    [
+        dict(gate="dselect_k", gate_k=1, gate_temperature=0.5),
+        dict(expert_activation="silu", expert_normalization="layer"),
+        dict(ensemble_size=3, n_task_experts=1, n_levels=2, gate_balance=0.5),
+    ],
+)
+def test_gate_options_fit_predict_and_reproduce(kind, data, options):
+    X, Y = data
+    a = _make(kind, dropout=0.2, gate_dropout=0.1, **options).fit(X, Y)
+    b = _make(kind, dropout=0.2, gate_dropout=0.1, **options).fit(X, Y)
+    np.testing.assert_array_equal(_outputs(a, X), _outputs(b, X))
+    assert np.isfinite(_outputs(a, X)).all()
+    gates = a.gate_weights(X[:7])
+    assert gates.shape[:2] == (7, 2)
+    np.testing.assert_allclose(gates.sum(-1), 1.0, atol=1e-6)
+    assert np.isfinite(a.score(X, Y))
+
+
+def test_gate_balance_penalty_is_in_the_training_loss(kind, data):
+    X, Y = data
+
+    def penalty(est):
+        # train_loss is the weighted sum of the task losses plus the penalty.
+        epoch = est.history_[-1]
+        return (
+            epoch["train_loss"] - epoch["train_loss_task0"] - epoch["train_loss_task1"]
+        )
+
+    assert penalty(_make(kind).fit(X, Y)) == pytest.approx(0, abs=1e-5)
+    assert penalty(_make(kind, gate_balance=100.0).fit(X, Y)) > 1e-4
+
+
+def test_refit_trains_on_every_row_for_the_best_epoch_count(kind, data):
+    X, Y = data
+    params = dict(
+        early_stopping=True, batch_size=10, max_epochs=6, n_iter_no_change=2, lr=0.1
+    )
+    stopped = _make(kind, **params).fit(X, Y)
+    best = dict(stopped.net_.callbacks_)["early_stopping"].best_epoch_
+    refitted = _make(kind, refit=True, **params).fit(X, Y)
+    assert refitted.n_iter_ == best
+    assert "early_stopping" not in dict(refitted.net_.callbacks_)
+    # Every row trains: 12 batches of 10, not the 11 of the 108 kept rows.
+    assert stopped.history_[0]["train_batch_count"] == 11
+    assert refitted.history_[0]["train_batch_count"] == 12
+    assert all("valid_loss" not in epoch for epoch in refitted.history_)
+    # Without early stopping refit does nothing.
+    plain = _make(kind).fit(X, Y)
+    np.testing.assert_array_equal(
+        _outputs(plain, X), _outputs(_make(kind, refit=True).fit(X, Y), X)
+    )
+
+
 def test_sparse_input_gives_the_dense_model(kind, data):
     sp = pytest.importorskip("scipy.sparse")
     X, Y = data

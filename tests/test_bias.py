@@ -164,3 +164,20 @@ def test_bias_columns_resolve_and_split():
     np.testing.assert_array_equal(main, X[:, [0, 3]])
     np.testing.assert_array_equal(values, X[:, [1, 2]])
     assert BiasColumns.from_state(columns.state()) == columns
+
+
+def test_bias_tower_with_an_ensemble_and_the_gate_balance_penalty():
+    X, Y = _position_data()
+    params = {**TINY, "ensemble_size": 3, "gate_balance": 0.1, "max_epochs": 3}
+    model = MultiTaskMMoEClassifier(bias_features=["position"], **params).fit(X, Y)
+    assert np.isfinite(model.history_[-1]["train_loss"])
+    # The tower trained beside every member: it moved off its zero start.
+    assert model.net_.module_.bias_tower.output.weight.abs().sum() > 0
+    network = model.net_.module_.train()
+    with torch.no_grad():
+        x = torch.as_tensor(X.to_numpy(np.float32)[:8])
+        assert network(x).shape[0] == 8 * 3  # every member's rows
+    network.eval()
+    np.testing.assert_array_equal(
+        model.predict(X), model.predict(X.drop(columns="position"))
+    )

@@ -92,9 +92,9 @@ def test_pipeline_with_column_transformer(data, fitted_pipeline):
     assert set(Y_pred[:, 1]) <= {"blue", "green", "red"}
     proba = pipe.predict_proba(X)
     assert [p.shape for p in proba] == [(len(X), 2), (len(X), 3)]
-    # The same model on the dense transformed matrix predicts the same
-    # (unscaled: sparse inputs are not scaled).
-    dense = _model().set_params(numeric_scaling=None, numeric_embedding=None)
+    # The same model on the dense transformed matrix predicts the same: a
+    # narrow sparse input is scaled and embedded as its dense copy.
+    dense = _model()
     dense.fit(pipe[0].transform(X).toarray(), Y)
     np.testing.assert_allclose(
         dense.predict_proba(pipe[0].transform(X).toarray())[1], proba[1], rtol=1e-5

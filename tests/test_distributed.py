@@ -87,6 +87,8 @@ SCENARIOS = {
         {"missing": 0.2},
         False,
     ),
+    # Every member's rows in the loss: each task's labelled count scales too.
+    "ensemble_missing": ({"ensemble_size": 2, "lr": 0.01}, {"missing": 0.3}, False),
 }
 
 

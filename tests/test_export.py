@@ -91,6 +91,22 @@ def _fit(kind):
         return MultiTaskMMoE(**{**TINY, "shared_gate": True}).fit(
             X, np.column_stack([regression, multiclass])
         )
+    if kind == "gate_options":
+        options = dict(
+            n_experts=3,
+            gate="dselect_k",
+            gate_temperature=2.0,
+            expert_activation="silu",
+            expert_normalization="layer",
+        )
+        return MultiTaskMMoE(**{**TINY, **options}).fit(
+            X, np.column_stack([binary, regression, multiclass])
+        )
+    if kind == "ensemble":
+        options = dict(ensemble_size=3, n_task_experts=1, n_levels=2)
+        return MultiTaskMMoE(**{**TINY, **options}).fit(
+            X, np.column_stack([binary, regression, multiclass])
+        )
     raise ValueError(kind)
 
 
@@ -105,6 +121,8 @@ KINDS = [
     "ple",
     "shared_gate",
     "poisson",
+    "gate_options",
+    "ensemble",
 ]
 
 # Task types whose output is a value, not probabilities.

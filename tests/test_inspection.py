@@ -64,6 +64,17 @@ def test_expert_utilization_is_mean_of_gate_weights(mmoe, data):
     np.testing.assert_allclose(utilization.sum(axis=1), 1.0, rtol=1e-6)
 
 
+def test_gate_balance_spreads_the_utilization_of_collapsed_gates():
+    # Highly correlated tasks: the default gates collapse on a few experts.
+    X, Y = make_task_correlation(1000, 0.9, n_features=8, random_state=0)
+    params = dict(n_experts=4, max_epochs=20, random_state=0, n_threads=1)
+    default = MultiTaskMMoEClassifier(**params).fit(X, Y)
+    balanced = MultiTaskMMoEClassifier(gate_balance=1.0, **params).fit(X, Y)
+    before, after = expert_utilization(default, X), expert_utilization(balanced, X)
+    assert before.min() < 0.02 and before.max() > 0.6
+    assert after.min() > 0.15 and after.max() < 0.35
+
+
 def test_expert_utilization_as_frame_names_tasks_and_experts(data):
     pd = pytest.importorskip("pandas")
     X, Y = data

@@ -1,14 +1,20 @@
 """Tests for sk_mmoe.network."""
 
+import math
+
 import pytest
 import torch
 from torch import nn
 
 from sk_mmoe.network import (
     BatchedLinear,
+    DSelectKGate,
+    ExpertNormalization,
     MMoENetwork,
+    SoftmaxGate,
     _drop_experts,
     _softmax_last_dim,
+    gate_balance_penalty,
 )
 
 
@@ -155,6 +161,12 @@ def test_drop_experts_renormalises_and_never_drops_everything():
         ({"n_levels": 0}, "n_levels"),
         ({"expert_hidden_layer_sizes": ()}, "expert_hidden_layer_sizes"),
         ({"shared_gate": True, "n_task_experts": 1}, "shared_gate"),
+        ({"gate": "top_k"}, "gate"),
+        ({"gate_k": 0}, "gate_k"),
+        ({"gate_temperature": 0.0}, "gate_temperature"),
+        ({"ensemble_size": 0}, "ensemble_size"),
+        ({"expert_activation": "tanh"}, "activation"),
+        ({"expert_normalization": "batch"}, "normalization"),
     ],
 )
 def test_invalid_arguments(kwargs, match):
@@ -200,3 +212,121 @@ def test_sparse_projection_matches_a_dense_product_with_sparse_gradients():
     # Only the rows of the columns present in the batch get a gradient.
     touched = set(grad.coalesce().indices()[0].tolist())
     assert touched == set(X.indices.tolist())
+
+
+def test_gate_temperature_divides_the_logits():
+    x = torch.randn(5, 4)
+    hot = SoftmaxGate(2, 4, 3)
+    cool = SoftmaxGate(2, 4, 3, temperature=2.0)
+    cool.load_state_dict(hot.state_dict())
+    logits = BatchedLinear.forward(hot, x)
+    torch.testing.assert_close(hot(x), torch.softmax(logits, -1))
+    torch.testing.assert_close(cool(x), torch.softmax(logits / 2, -1))
+
+
+@pytest.mark.parametrize("n_experts", [2, 4, 5, 7])
+def test_dselect_k_gate_is_a_distribution_over_at_most_k_experts(n_experts):
+    gate = DSelectKGate(3, 6, n_experts, k=2)
+    x = torch.randn(50, 6)
+    weights = gate(x)
+    assert weights.shape == (3, 50, n_experts)
+    torch.testing.assert_close(weights.sum(-1), torch.ones(3, 50))
+    # Undecided at first: every expert gets some weight.
+    assert (weights > 0).all()
+    # Once the selectors' logits leave the smooth step's ramp, each selector
+    # picks one expert: at most k per sample.
+    with torch.no_grad():
+        gate.selectors.weight.mul_(1e6)
+        gate.selectors.bias.mul_(1e6)
+    weights = gate(x)
+    torch.testing.assert_close(weights.sum(-1), torch.ones(3, 50))
+    assert ((weights > 1e-6).sum(-1) <= 2).all()
+
+
+def test_gate_balance_penalty():
+    n = 4
+    uniform = torch.full((2, 8, n), 1 / n)
+    assert gate_balance_penalty(uniform).item() == pytest.approx(0, abs=1e-6)
+    collapsed = torch.zeros(2, 8, n)
+    collapsed[..., 1] = 1
+    assert gate_balance_penalty(collapsed).item() == pytest.approx(math.log(n))
+    # Each sample on one expert, the batch on all of them equally: no penalty.
+    specialised = torch.eye(n).repeat(2, 2, 1)
+    assert gate_balance_penalty(specialised).item() == pytest.approx(0, abs=1e-6)
+    assert gate_balance_penalty(torch.ones(2, 8, 1)).item() == 0
+
+
+@pytest.mark.parametrize("gate", ["softmax", "dselect_k"])
+def test_recorded_gates_give_a_differentiable_penalty(gate):
+    net = MMoENetwork(4, [2, 2], n_experts=3, n_levels=2, gate=gate)
+    x = torch.randn(16, 4)
+    net(x)
+    assert net.pop_gate_balance() is None  # not recording by default
+    net.record_gates(True)
+    net(x)
+    penalty = net.pop_gate_balance()
+    assert penalty.ndim == 0 and penalty.item() >= 0
+    penalty.backward()
+    gate_weight = next(net.levels[0].task_gates.parameters())
+    assert gate_weight.grad.abs().sum() > 0
+    assert net.pop_gate_balance() is None  # forgotten once popped
+    net.eval()
+    net(x)
+    assert net.pop_gate_balance() is None  # prediction records nothing
+    net.record_gates(False)
+
+
+def test_expert_normalization_standardises_each_output():
+    norm = ExpertNormalization(3, 8)
+    out = norm(100 + 50 * torch.randn(3, 10, 8))
+    torch.testing.assert_close(out.mean(-1), torch.zeros(3, 10), atol=1e-4, rtol=0)
+    torch.testing.assert_close(
+        out.var(-1, unbiased=False), torch.ones(3, 10), atol=1e-3, rtol=0
+    )
+
+
+def test_ensemble_trains_every_member_and_predicts_their_mean():
+    k, n = 3, 6
+    net = MMoENetwork(4, [3, 1], n_experts=2, ensemble_size=k, dropout=0.0)
+    x = torch.randn(n, 4)
+    net.train()
+    members = net(x)
+    assert members.shape == (n * k, 2, 3)
+    members = members.view(n, k, 2, 3)
+    # Members differ (own input scale and output layer).
+    assert not torch.allclose(members[:, 0], members[:, 1])
+    net.eval()
+    combined, gates = net(x, return_gates=True)
+    assert combined.shape == (n, 2, 3) and gates.shape == (n, 2, 2)
+    torch.testing.assert_close(
+        torch.softmax(combined[:, 0], -1), torch.softmax(members[:, :, 0], -1).mean(1)
+    )
+    torch.testing.assert_close(combined[:, 1, 0], members[:, :, 1, 0].mean(1))
+    assert torch.isinf(combined[:, 1, 1:]).all()  # padding of the narrow task
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"gate": "dselect_k"},
+        {"expert_normalization": "layer", "expert_activation": "silu"},
+        {"ensemble_size": 2},
+    ],
+)
+def test_every_parameter_gets_a_gradient_with_gate_options(options):
+    net = MMoENetwork(4, [2, 3], n_experts=3, n_task_experts=1, n_levels=2, **options)
+    logits = net(torch.randn(16, 4))
+    torch.log_softmax(logits, -1)[..., 0].sum().backward()
+    for name, param in net.named_parameters():
+        assert param.grad is not None and param.grad.abs().sum() > 0, name
+
+
+def test_experts_start_different():
+    # A shared initial value would make every expert (and gate column) the
+    # same function, which gradient descent cannot tell apart.
+    net = MMoENetwork(4, [2, 2], n_experts=4, expert_normalization="layer")
+    experts = net.levels[0].experts.layers[0].weight
+    for j in range(1, 4):
+        assert not torch.allclose(experts[0], experts[j])
+    out = net.levels[0].experts(torch.randn(8, 4))
+    assert not torch.allclose(out[0], out[1])

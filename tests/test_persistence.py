@@ -577,6 +577,24 @@ def test_every_estimator_round_trips_and_continues_training(kind, task_weights):
     _assert_same_model(clf, loaded, X)
 
 
+@pytest.mark.parametrize(
+    "options",
+    [
+        dict(gate="dselect_k", gate_k=1, gate_temperature=0.5, gate_balance=0.1),
+        dict(expert_activation="silu", expert_normalization="layer", ensemble_size=2),
+    ],
+)
+def test_gate_options_round_trip_and_continue_training(options):
+    clf, X, Y = _estimator_and_data("mixed", warm_start=True, refit=True, **options)
+    clf.fit(X, Y)
+    loaded = _round_trip(clf)
+    assert loaded.get_params() == clf.get_params()
+    _assert_same_model(clf, loaded, X)
+    clf.fit(X, Y)
+    loaded.fit(X, Y)
+    _assert_same_model(clf, loaded, X)
+
+
 @pytest.mark.parametrize("kind", KINDS)
 def test_every_estimator_partial_fit_after_loading(kind):
     clf, X, Y = _estimator_and_data(kind)

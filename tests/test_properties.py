@@ -909,6 +909,20 @@ COMMON_PARAMS = {
         (0.0, OK), (0.3, OK), (1.0, ERROR), (1.5, ERROR), (-1, ERROR),
         (float("nan"), ERROR), (None, ERROR),
     ],
+    "gate": [("softmax", OK), ("dselect_k", OK), ("top_k", ERROR), (None, ERROR)],
+    "gate_k": [(1, OK), (3, OK), (0, ERROR), (True, ERROR), (2.0, ERROR)],
+    "gate_temperature": [
+        (0.5, OK), (2.0, OK), (0, ERROR), (-1.0, ERROR), (float("nan"), ERROR),
+        ("1", ERROR),
+    ],
+    "gate_balance": [
+        (0.0, OK), (0.1, OK), (-0.1, ERROR), (float("nan"), ERROR), (None, ERROR),
+    ],
+    "expert_activation": [("relu", OK), ("silu", OK), ("tanh", ERROR), (None, ERROR)],
+    "expert_normalization": [
+        (None, OK), ("layer", OK), ("batch", ERROR), (True, ERROR),
+    ],
+    "ensemble_size": [(1, OK), (3, OK), (0, ERROR), (True, ERROR), (2.5, ERROR)],
     "task_weights": [
         (None, OK), ([1.0, 2.0], OK), ([0, 1], OK), ({"task0": 2.0}, OK),
         ("uncertainty", OK), (np.array([1, 1]), OK),
@@ -945,6 +959,7 @@ COMMON_PARAMS = {
         (1, OK), (10**9, OK), (0, ERROR), (True, ERROR), (2.0, ERROR),
     ],
     "tol": [(0.0, OK), (1e-4, OK), (-1.0, ERROR), (float("nan"), ERROR), ("x", ERROR)],
+    "refit": [(False, OK), (True, OK), ("yes", ERROR), (1, ERROR)],
     "warm_start": [(False, OK), (True, OK), ("no", ERROR), (0, ERROR)],
     "callbacks": [
         (None, OK), ([], OK), ([Marker()], OK), ([("mark", Marker())], OK),
