@@ -203,6 +203,15 @@ class TargetColumns(NamedTuple):
         """The labelled entries of task ``k``."""
         return self.columns[k][self.labelled[k]]
 
+    def completed(self, tasks: Sequence[Any]) -> TargetColumns:
+        """The targets with the entries that follow from other tasks' filled
+        in (a conditional task's negatives where its parent is negative), as
+        the fitted :class:`sk_mmoe._tasks.Task` objects ``tasks`` say."""
+        from ._tasks import complete_targets
+
+        columns, labelled = complete_targets(list(tasks), self.columns, self.labelled)
+        return self._replace(columns=columns, labelled=labelled)
+
 
 def read_targets(
     Y: Any,

@@ -87,6 +87,13 @@ def _fit(kind):
         return MultiTaskMMoE(**TINY, loss={"views": "poisson"}).fit(
             X, pd.DataFrame({"click": binary, "views": counts, "time": regression})
         )
+    if kind == "conditional":
+        # A chain click -> cart -> buy, the child first: joint probabilities.
+        cart = binary * (X[:, 3] > 0)
+        buy = np.where(cart == 1, (X[:, 4] > 0).astype(float), np.nan)
+        return MultiTaskMMoEClassifier(
+            **TINY, conditional_on={"buy": "cart", "cart": "click"}
+        ).fit(X, pd.DataFrame({"buy": buy, "click": binary, "cart": cart}))
     if kind == "shared_gate":
         return MultiTaskMMoE(**{**TINY, "shared_gate": True}).fit(
             X, np.column_stack([regression, multiclass])
@@ -105,6 +112,7 @@ KINDS = [
     "ple",
     "shared_gate",
     "poisson",
+    "conditional",
 ]
 
 # Task types whose output is a value, not probabilities.

@@ -957,3 +957,20 @@ def test_count_tasks_are_scored_by_regression_and_count_metrics():
         "r2_task2",
         "r2_mean",
     }
+
+
+def test_conditional_task_is_scored_against_the_joint_labels():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 4))
+    click = (X[:, 0] + rng.normal(size=300) > 0).astype(int)
+    buy = np.where(click == 1, (X[:, 1] > 0).astype(float), np.nan)
+    Y = np.column_stack([click, buy])
+    model = MultiTaskMMoEClassifier(**SMALL, conditional_on={1: 0}).fit(X, Y)
+    joint = np.nan_to_num(buy)  # no purchase without a click
+    proba = model.predict_proba(X)[1][:, 1]
+    assert task_scorer("roc_auc", task=1)(model, X, Y) == pytest.approx(
+        roc_auc_score(joint, proba)
+    )
+    assert task_scorer("neg_log_loss", task=1)(model, X, Y) == pytest.approx(
+        -log_loss(joint, proba)
+    )
