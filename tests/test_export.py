@@ -195,6 +195,10 @@ def test_graph_inputs_outputs_and_metadata(exported):
             assert (entry["mean"], entry["scale"]) == (task.mean, task.scale)
         else:
             assert entry["classes"] == task.classes.tolist()
+        parent = task.parent
+        assert entry.get("conditional_on") == (
+            None if parent is None else estimator.task_names_[parent]
+        )
     onnx.checker.check_model(model)
 
 
