@@ -16,6 +16,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from ._tasks import complete_targets
+
 __all__ = [
     "TargetColumns",
     "default_task_name",
@@ -207,8 +209,6 @@ class TargetColumns(NamedTuple):
         """The targets with the entries that follow from other tasks' filled
         in (a conditional task's negatives where its parent is negative), as
         the fitted :class:`sk_mmoe._tasks.Task` objects ``tasks`` say."""
-        from ._tasks import complete_targets
-
         columns, labelled = complete_targets(list(tasks), self.columns, self.labelled)
         return self._replace(columns=columns, labelled=labelled)
 
