@@ -99,7 +99,7 @@ for name, rate in rates.items():
 # label is explained by the missing click and teaches the conversion tower
 # little, so its ranking is learned from the clicked rows, as the naive
 # model's is. The figures of ``benchmarks/esmm.py`` (five seeds, larger
-# data) are on the :ref:`benchmarks` page.
+# data) are in :ref:`benchmark_esmm`.
 #
 # The predicted against the true conversion rate
 # ----------------------------------------------
