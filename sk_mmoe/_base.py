@@ -40,6 +40,7 @@ from ._checks import (
     _check_sample_weight,
     _per_task,
     _with_known_labels,
+    resolve_conditional_on,
 )
 from ._compat import Interval, StrOptions, fit_context
 from ._distributed import agree_seed, local_device
@@ -53,7 +54,7 @@ from ._targets import (
     encode_targets,
     read_targets,
 )
-from ._tasks import Task, make_task
+from ._tasks import Task, condition_tasks, make_task
 from ._threads import resolve_threads, torch_threads
 from ._training import (
     OPTIMIZERS,
@@ -244,6 +245,9 @@ class BaseMultiTaskMMoE(ParameterChecks, InputHandling, NetworkBuilding, BaseEst
     def _class_weight_param(self) -> Any:
         return None
 
+    def _conditional_on_param(self) -> Any:
+        return None
+
     def _task_loss(self, kind: str, name: str) -> str | None:
         """The loss asked for task ``name`` of type ``kind``; None: its own."""
         return None
@@ -406,6 +410,9 @@ class BaseMultiTaskMMoE(ParameterChecks, InputHandling, NetworkBuilding, BaseEst
         tasks = self._fit_tasks(
             targets, classes, incremental, require_classes, sample_weight
         )
+        # A conditional task's targets are the joint's (negative where its
+        # parent is), before its encoding and class weights read them.
+        targets = targets.completed(tasks)
         encoded = encode_targets(targets, tasks)
         task_weights = self._check_task_weights(targets.names)
         class_weights = self._check_class_weight(tasks, encoded)
@@ -634,6 +641,25 @@ class BaseMultiTaskMMoE(ParameterChecks, InputHandling, NetworkBuilding, BaseEst
                     else sample_weight[targets.labelled[k]],
                 )
             tasks.append(task)
+        return self._condition_tasks(tasks, targets.names, incremental)
+
+    def _condition_tasks(
+        self, tasks: list[Task], names: list[str], incremental: bool
+    ) -> list[Task]:
+        """``tasks`` made conditional as ``conditional_on`` says; continued
+        training keeps the fitted tasks, whose conditions must not change."""
+        parents = resolve_conditional_on(self._conditional_on_param(), names)
+        if not incremental:
+            return condition_tasks(tasks, parents)
+        fitted = {
+            k: task.parent for k, task in enumerate(tasks) if task.parent is not None
+        }
+        if fitted != parents:
+            raise ValueError(
+                "warm_start and partial_fit continue training the fitted "
+                "network, but conditional_on changed since the first fit; "
+                "refit with warm_start=False."
+            )
         return tasks
 
     def _module_params(self) -> dict[str, Any]:
@@ -704,11 +730,21 @@ class BaseMultiTaskMMoE(ParameterChecks, InputHandling, NetworkBuilding, BaseEst
         _check_finite_outputs(out, None if gates else module.class_padding)
         return out
 
-    def _task_outputs(self, X: Any) -> list[np.ndarray]:
-        """Each task's prediction head: probabilities or values."""
+    def _task_outputs(self, X: Any, conditional: bool = False) -> list[np.ndarray]:
+        """Each task's prediction head: probabilities or values.
+
+        ``conditional``: a conditional task's head reads its own tower's
+        outputs (the probability given its parent), not the joint's.
+        """
         outputs = self._forward(self._validate_X(X))
         return [
-            task.head(task.outputs(outputs, k)).cpu().numpy()
+            task.head(
+                task.own_outputs(outputs, k)
+                if conditional
+                else task.outputs(outputs, k)
+            )
+            .cpu()
+            .numpy()
             for k, task in enumerate(self._tasks)
         ]
 
@@ -733,9 +769,12 @@ class BaseMultiTaskMMoE(ParameterChecks, InputHandling, NetworkBuilding, BaseEst
     def _predict(self, X: Any) -> np.ndarray:
         return self._stack_predictions(self._predict_columns(X))
 
-    def _predict_proba(self, X: Any) -> list[np.ndarray | None] | np.ndarray:
-        """Class probabilities of every classification task, None for others."""
-        outputs = self._task_outputs(X)
+    def _predict_proba(
+        self, X: Any, conditional: bool = False
+    ) -> list[np.ndarray | None] | np.ndarray:
+        """Class probabilities of every classification task, None for others
+        (``conditional``: see :meth:`_task_outputs`)."""
+        outputs = self._task_outputs(X, conditional)
         out = [
             task.proba(head) for task, head in zip(self._tasks, outputs, strict=True)
         ]
@@ -817,6 +856,7 @@ class BaseMultiTaskMMoE(ParameterChecks, InputHandling, NetworkBuilding, BaseEst
         columns = self._predict_columns(X)
         self._check_task_columns(y)
         targets = read_targets(y, self._missing_marker(), require_labels=False)
+        targets = targets.completed(self._tasks)
         check_consistent_length(columns[0], targets.columns[0], sample_weight)
         weights = None if sample_weight is None else np.asarray(sample_weight)
         scores = [

@@ -19,7 +19,7 @@ from ._targets import TargetColumns
 from ._tasks import Task
 from ._training import OPTIMIZERS
 
-__all__ = ["ParameterChecks", "check_weights"]
+__all__ = ["ParameterChecks", "check_weights", "resolve_conditional_on"]
 
 
 def check_weights(weights: np.ndarray, name: str) -> None:
@@ -128,6 +128,45 @@ class ParameterChecks:
             task.class_weights(entry, encoded[:, k])
             for k, (entry, task) in enumerate(zip(class_weight, tasks, strict=True))
         ]
+
+
+def resolve_conditional_on(conditional_on: Any, names: list[str]) -> dict[int, int]:
+    """``conditional_on`` as ``{child position: parent position}``, checked:
+    tasks named or indexed that exist, no task its own ancestor."""
+    if conditional_on is None:
+        return {}
+
+    def position(task: Any) -> int:
+        if isinstance(task, str) and task in names:
+            return names.index(task)
+        integral = isinstance(task, numbers.Integral) and not isinstance(task, bool)
+        if integral and 0 <= task < len(names):
+            return int(task)
+        raise ValueError(
+            f"conditional_on names the task {task!r}, which is not a task name "
+            f"or column index of y; the tasks are {names}."
+        )
+
+    parents = {
+        position(child): position(parent) for child, parent in conditional_on.items()
+    }
+    if len(parents) != len(conditional_on):
+        raise ValueError(
+            f"conditional_on names a task twice (by name and by index): "
+            f"{conditional_on!r}; a task has one parent."
+        )
+    for child in parents:
+        seen, task = [child], parents[child]
+        while task in parents and task not in seen:
+            seen.append(task)
+            task = parents[task]
+        if task in seen:
+            cycle = " -> ".join(names[j] for j in [*seen[seen.index(task) :], task])
+            raise ValueError(
+                f"conditional_on has a cycle ({cycle}): a task cannot be "
+                f"conditional on itself or on a task conditional on it."
+            )
+    return parents
 
 
 def _per_task(values: Sequence[Any] | None, targets: TargetColumns, name: str):

@@ -56,6 +56,8 @@ class MultiTaskMMoEClassifier(ClassifierMixin, BaseMultiTaskMMoE):
 
 {class_weight}
 
+{conditional_on}
+
     missing_label : int, float, str or None, default=-1
         Value of ``Y`` that marks an entry without label. NaN and None are
         always missing. A missing entry is left out of its task's loss only.
@@ -107,11 +109,13 @@ class MultiTaskMMoEClassifier(ClassifierMixin, BaseMultiTaskMMoE):
     (3, 2, 4)
     """,
         class_weight=CLASS_WEIGHT_PARAMETER,
+        conditional_on=_docs.CONDITIONAL_ON_PARAMETER,
     )
 
     _parameter_constraints: dict = {
         **BaseMultiTaskMMoE._parameter_constraints,
         "class_weight": [StrOptions({"balanced"}), dict, list, None],
+        "conditional_on": [dict, None],
         "missing_label": [numbers.Real, str, None],
     }
 
@@ -135,6 +139,7 @@ class MultiTaskMMoEClassifier(ClassifierMixin, BaseMultiTaskMMoE):
         ensemble_size: int = 1,
         task_weights: Sequence[float] | Mapping[str, float] | str | None = None,
         class_weight: str | dict | list | None = None,
+        conditional_on: Mapping[str | int, str | int] | None = None,
         missing_label: int | float | str | None = -1,
         bias_features: Sequence[int | str] | Mapping[str, Any] | None = None,
         bias_dropout: float = 0.1,
@@ -166,6 +171,9 @@ class MultiTaskMMoEClassifier(ClassifierMixin, BaseMultiTaskMMoE):
 
     def _class_weight_param(self) -> Any:
         return self.class_weight
+
+    def _conditional_on_param(self) -> Any:
+        return self.conditional_on
 
     def _task_kinds(self, targets: TargetColumns) -> list[str]:
         kinds = []
@@ -234,6 +242,28 @@ class MultiTaskMMoEClassifier(ClassifierMixin, BaseMultiTaskMMoE):
             and rows summing to 1. A single array if fitted on a 1-D ``y``.
         """
         return self._predict_proba(X)
+
+    def predict_conditional_proba(self, X: Any) -> list[np.ndarray] | np.ndarray:
+        """Class probabilities, conditional ones for the conditional tasks.
+
+        As :meth:`predict_proba`, except for the tasks of ``conditional_on``:
+        their probabilities given that their parent is positive (their own
+        tower's, :math:`P(\\text{child} \\mid \\text{parent}, x)`), where
+        :meth:`predict_proba` gives the joint probability of the task and
+        its parent (and the parent's own ancestors). Other tasks' are the
+        same as :meth:`predict_proba`'s.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix, DataFrame} of shape (n_samples, n_features)
+            Input features.
+
+        Returns
+        -------
+        proba : list of ndarray of shape (n_samples, n_classes_k), or ndarray
+            One entry per task, as :meth:`predict_proba` returns them.
+        """
+        return self._predict_proba(X, conditional=True)
 
     def predict(self, X: Any) -> np.ndarray:
         """Predicted label of every task.

@@ -112,6 +112,24 @@ bias_dropout : float, default=0.1
     fill with this probability, so that the model does not lean on them.
     Only with ``bias_features``."""
 
+CONDITIONAL_ON_PARAMETER = """\
+conditional_on : dict or None, default=None
+    Binary tasks that happen only after another binary task's positive
+    class, ``{child: parent}`` with task names or column indices of ``Y``
+    (a purchase only after a click: ``{"purchase": "click"}``). The
+    child's tower learns :math:`P(\\text{child} \\mid \\text{parent}, x)`
+    and is trained on every row through the joint probability
+    :math:`P(\\text{parent}) \\cdot P(\\text{child} \\mid \\text{parent})`
+    (ESMM, Ma et al., SIGIR 2018), free of the selection bias of training
+    it on the parent's positive rows only. The child's label may be
+    missing where the parent is negative (it is then negative); a child
+    positive where the parent is negative is refused. Chains
+    (click, add-to-cart, purchase) multiply along the chain. The positive
+    class is each task's second class (``classes_[k][1]``).
+    ``predict_proba`` and ``predict`` give the child's joint probability
+    and label, ``predict_conditional_proba`` the conditional one. ``None``:
+    no task is conditional."""
+
 TRAINING_PARAMETERS = """\
 optimizer : {"adam", "adamw", "sgd", "rmsprop", "adagrad"} or \
 torch optimizer class, default="adam"

@@ -50,6 +50,8 @@ class MultiTaskMMoE(BaseMultiTaskMMoE):
 
 {class_weight}
 
+{conditional_on}
+
 {loss}
 
     missing_label : int, float, str or None, default=None
@@ -98,6 +100,7 @@ class MultiTaskMMoE(BaseMultiTaskMMoE):
     ((2, 2), None)
     """,
         class_weight=CLASS_WEIGHT_PARAMETER,
+        conditional_on=_docs.CONDITIONAL_ON_PARAMETER,
         loss=LOSS_PARAMETER.replace(
             '"poisson"}, default', '"poisson"} or dict, default', 1
         )
@@ -112,6 +115,7 @@ class MultiTaskMMoE(BaseMultiTaskMMoE):
         **BaseMultiTaskMMoE._parameter_constraints,
         "task_types": [StrOptions({"auto"}), list, tuple, dict],
         "class_weight": [StrOptions({"balanced"}), dict, list, None],
+        "conditional_on": [dict, None],
         "loss": [StrOptions(set(REGRESSION_LOSSES)), dict],
         "missing_label": [numbers.Real, str, None],
     }
@@ -137,6 +141,7 @@ class MultiTaskMMoE(BaseMultiTaskMMoE):
         task_weights: Sequence[float] | Mapping[str, float] | str | None = None,
         task_types: str | Sequence[str] | Mapping[str, str] = "auto",
         class_weight: str | dict | list | None = None,
+        conditional_on: Mapping[str | int, str | int] | None = None,
         loss: str | Mapping[str, str] = "squared_error",
         missing_label: int | float | str | None = None,
         bias_features: Sequence[int | str] | Mapping[str, Any] | None = None,
@@ -169,6 +174,9 @@ class MultiTaskMMoE(BaseMultiTaskMMoE):
 
     def _class_weight_param(self) -> Any:
         return self.class_weight
+
+    def _conditional_on_param(self) -> Any:
+        return self.conditional_on
 
     def _task_loss(self, kind: str, name: str) -> str | None:
         if isinstance(self.loss, Mapping):
@@ -292,6 +300,30 @@ class MultiTaskMMoE(BaseMultiTaskMMoE):
             task. A single entry if fitted on a 1-D ``y``.
         """
         return self._predict_proba(X)
+
+    def predict_conditional_proba(
+        self, X: Any
+    ) -> list[np.ndarray | None] | np.ndarray | None:
+        """Class probabilities, conditional ones for the conditional tasks.
+
+        As :meth:`predict_proba`, except for the tasks of ``conditional_on``:
+        their probabilities given that their parent is positive (their own
+        tower's, :math:`P(\\text{child} \\mid \\text{parent}, x)`), where
+        :meth:`predict_proba` gives the joint probability of the task and
+        its parent (and the parent's own ancestors). Other tasks' are the
+        same as :meth:`predict_proba`'s.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix, DataFrame} of shape (n_samples, n_features)
+            Input features.
+
+        Returns
+        -------
+        proba : list of ndarray of shape (n_samples, n_classes_k), or ndarray
+            One entry per task, as :meth:`predict_proba` returns them.
+        """
+        return self._predict_proba(X, conditional=True)
 
     def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
         """Mean over tasks of each task's accuracy or R^2 on its labelled rows.

@@ -16,6 +16,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from ._tasks import complete_targets
+
 __all__ = [
     "TargetColumns",
     "default_task_name",
@@ -202,6 +204,13 @@ class TargetColumns(NamedTuple):
     def labelled_values(self, k: int) -> np.ndarray:
         """The labelled entries of task ``k``."""
         return self.columns[k][self.labelled[k]]
+
+    def completed(self, tasks: Sequence[Any]) -> TargetColumns:
+        """The targets with the entries that follow from other tasks' filled
+        in (a conditional task's negatives where its parent is negative), as
+        the fitted :class:`sk_mmoe._tasks.Task` objects ``tasks`` say."""
+        columns, labelled = complete_targets(list(tasks), self.columns, self.labelled)
+        return self._replace(columns=columns, labelled=labelled)
 
 
 def read_targets(

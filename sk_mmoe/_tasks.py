@@ -18,6 +18,10 @@ only talk to tasks through this interface, so a new kind of task (ordinal,
 count...) is one new class registered in :data:`TASK_TYPES` plus, if it
 needs one, a new per-row loss in :mod:`sk_mmoe.losses`.
 
+A binary task can be conditional on another (:class:`ConditionalTask`,
+ESMM): its tower learns the conditional probability given its parent's
+positive class, and its head and loss read the joint probability.
+
 Encoded targets are float32, with NaN where an entry is missing: class
 indices for classification tasks, standardised values for regression tasks,
 counts over their mean for count tasks.
@@ -44,11 +48,14 @@ from sklearn.utils.multiclass import type_of_target
 __all__ = [
     "TASK_TYPES",
     "ClassificationTask",
+    "ConditionalTask",
     "PoissonTask",
     "RegressionTask",
     "Task",
     "infer_task_type",
     "accepts_loss",
+    "complete_targets",
+    "condition_tasks",
     "make_task",
     "task_from_state",
     "task_outputs",
@@ -87,6 +94,8 @@ class Task(ABC):
     classes: np.ndarray | None = None
     mean: float = float("nan")
     scale: float = float("nan")
+    #: The position of the task this task is conditional on; None if none.
+    parent: int | None = None
 
     def __init__(self, name: str, kind: str, loss: str | None = None) -> None:
         self.name = name
@@ -123,6 +132,19 @@ class Task(ABC):
         :func:`task_outputs` then applies it in the loss too.
         """
         return outputs[:, k]
+
+    def own_outputs(self, outputs: torch.Tensor, k: int) -> torch.Tensor:
+        """The outputs of the task's own tower, before :meth:`outputs`
+        combines them with other tasks' (``predict_conditional_proba``)."""
+        return outputs[:, k]
+
+    def completed(
+        self, k: int, tasks: list[Task], columns: list[np.ndarray], labelled: list
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The task's column of ``Y`` and its labelled mask, given every
+        task's: a task whose targets follow from other tasks' (a conditional
+        task where its parent is negative) fills them in."""
+        return columns[k], labelled[k]
 
     @abstractmethod
     def head(self, outputs: torch.Tensor) -> torch.Tensor:
@@ -383,6 +405,14 @@ class ClassificationTask(Task):
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> ClassificationTask:
         classes = np.array(state["classes"], dtype=np.dtype(state["dtype"]))
+        if "conditional_on" in state:
+            return ConditionalTask(
+                str(state["name"]),
+                state["kind"],
+                classes,
+                chain=tuple(int(j) for j in state["conditional_on"]),
+                parent_name=str(state["parent"]),
+            )
         return cls(str(state["name"]), state["kind"], classes)
 
     def metadata(self) -> dict[str, Any]:
@@ -402,6 +432,109 @@ class ClassificationTask(Task):
                 f"{self.classes.tolist()!r} to continue training (warm_start or "
                 f"partial_fit), got {other.describe()}."
             )
+
+
+class ConditionalTask(ClassificationTask):
+    """A binary task conditional on another binary task, its parent (ESMM).
+
+    The task's tower learns :math:`P(\\text{task} \\mid \\text{parent}, x)`,
+    the probability of its positive class (``classes[1]``) given the
+    parent's; its head and loss read the joint probability
+    :math:`P(\\text{parent and task} \\mid x)`, the product of the
+    conditionals along its chain of ancestors (``chain``: their positions,
+    the root first), so that the conditional is learned on every row, not
+    only where the parent is positive (Ma et al., SIGIR 2018). Its targets
+    are the joint's: negative wherever an ancestor is negative.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        kind: str,
+        classes: np.ndarray | None = None,
+        loss: str | None = None,
+        *,
+        chain: tuple[int, ...] = (),
+        parent_name: str = "",
+    ):
+        super().__init__(name, kind, classes, loss)
+        self.chain = tuple(chain)
+        self.parent_name = parent_name
+
+    @property
+    def parent(self) -> int:
+        return self.chain[-1]
+
+    def outputs(self, outputs: torch.Tensor, k: int) -> torch.Tensor:
+        # Log-probabilities (finite, unlike log(1 - p) of a saturated p):
+        # log P(no) = log(P(parent no) + P(parent yes) * P(task no | parent)).
+        negative, positive = _binary_log_proba(outputs[:, self.chain[0]])
+        for j in (*self.chain[1:], k):
+            given_negative, given_positive = _binary_log_proba(outputs[:, j])
+            negative = torch.logsumexp(
+                torch.stack([negative, positive + given_negative], dim=-1), dim=-1
+            )
+            positive = positive + given_positive
+        joint = torch.stack([negative, positive], dim=-1)
+        # The -inf padding of a task wider than 2 classes stays.
+        return torch.cat([joint, outputs[:, k, 2:]], dim=-1)
+
+    def completed(
+        self, k: int, tasks: list[Task], columns: list[np.ndarray], labelled: list
+    ) -> tuple[np.ndarray, np.ndarray]:
+        values, known = columns[k], labelled[k]
+        negative = np.zeros(len(values), dtype=bool)
+        for j in self.chain:
+            negative |= labelled[j] & _equals(columns[j], tasks[j].classes[0])
+        positive = known & _equals(values, self.classes[1])
+        wrong = np.flatnonzero(positive & negative)
+        if wrong.size:
+            rows = ", ".join(map(str, wrong[:5].tolist()))
+            raise ValueError(
+                f"Task {self.name!r} is conditional on {self.parent_name!r} "
+                f"(conditional_on) but is positive ({self.classes.tolist()[1]!r}) in "
+                f"{wrong.size} row(s) where {self.parent_name!r} or a task it is "
+                f"conditional on is negative (rows {rows}"
+                f"{', ...' if wrong.size > 5 else ''}): a conditional task can "
+                f"only be positive where its parent is."
+            )
+        fill = negative & ~known
+        if not fill.any():
+            return values, known
+        values = values.astype(np.result_type(values, self.classes))
+        values[fill] = self.classes[0]
+        return values, known | fill
+
+    def own_outputs(self, outputs: torch.Tensor, k: int) -> torch.Tensor:
+        return outputs[:, k]
+
+    def state(self) -> dict[str, Any]:
+        return {
+            **super().state(),
+            "conditional_on": list(self.chain),
+            "parent": self.parent_name,
+        }
+
+    def metadata(self) -> dict[str, Any]:
+        # The output is the joint probability of the task and its ancestors.
+        return {**super().metadata(), "conditional_on": self.parent_name}
+
+    def describe(self) -> str:
+        return f"{super().describe()}, conditional on {self.parent_name!r}"
+
+
+def _binary_log_proba(outputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Log-probabilities of the negative and positive class of a binary task."""
+    log_proba = torch.log_softmax(outputs[:, :2], dim=-1)
+    return log_proba[:, 0], log_proba[:, 1]
+
+
+def _equals(values: np.ndarray, label: Any) -> np.ndarray:
+    """Elementwise ``values == label``, whatever the dtypes."""
+    equal = np.asarray(values == label)
+    if equal.shape != values.shape:  # e.g. strings compared with a number
+        equal = np.array([v == label for v in values.tolist()], dtype=bool)
+    return equal.astype(bool)
 
 
 class RegressionTask(Task):
@@ -642,6 +775,47 @@ def task_outputs(tasks: list[Task]) -> TaskOutputs | None:
     if all(type(task).outputs is Task.outputs for task in tasks):
         return None
     return TaskOutputs(tasks)
+
+
+def condition_tasks(tasks: list[Task], parents: dict[int, int]) -> list[Task]:
+    """``tasks`` with each key of ``parents`` conditional on its value (task
+    positions, acyclic): a :class:`ConditionalTask` over its chain of
+    ancestors. Every task named must be a fitted binary classification task.
+    """
+    for k in sorted({*parents, *parents.values()}):
+        task = tasks[k]
+        if not (isinstance(task, ClassificationTask) and task.kind == "binary"):
+            raise ValueError(
+                f"conditional_on names task {task.name!r}, {task.describe()}; "
+                f"a conditional task and the task it is conditional on must "
+                f"both be binary classification tasks."
+            )
+    conditioned = list(tasks)
+    for child, parent in parents.items():
+        chain = [parent]
+        while chain[0] in parents:
+            chain.insert(0, parents[chain[0]])
+        task = tasks[child]
+        conditioned[child] = ConditionalTask(
+            task.name,
+            task.kind,
+            task.classes,
+            task.loss,
+            chain=tuple(chain),
+            parent_name=tasks[parent].name,
+        )
+    return conditioned
+
+
+def complete_targets(
+    tasks: list[Task], columns: list[np.ndarray], labelled: list[np.ndarray]
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Every task's column of ``Y`` and labelled mask, with the entries that
+    follow from other tasks' filled in (see :meth:`Task.completed`)."""
+    completed = [
+        task.completed(k, tasks, columns, labelled) for k, task in enumerate(tasks)
+    ]
+    return [c for c, _ in completed], [m for _, m in completed]
 
 
 def make_task(kind: str, name: str, loss: str | None = None) -> Task:

@@ -130,7 +130,8 @@ def export_onnx(
 
     * a classification task gives its class probabilities, float32 of shape
       ``(n_samples, n_classes)``, the columns in the order of its
-      ``classes_``, as ``predict_proba`` returns them;
+      ``classes_``, as ``predict_proba`` returns them (for a task of
+      ``conditional_on``, the joint probability with its parent);
     * a regression or count task gives its prediction in the target's
       units, float64 of shape ``(n_samples,)``, as ``predict`` returns it.
 
@@ -207,7 +208,8 @@ def export_onnx(
     one object per task, in order, with ``name``, ``type`` (``"binary"``,
     ``"multiclass"``, ``"regression"`` or ``"poisson"``), ``output`` (the
     output's name), and ``classes`` (a list) for a classification task or
-    ``mean`` and ``scale`` for a regression or count task; with
+    ``mean`` and ``scale`` for a regression or count task, and
+    ``conditional_on`` (the parent's name) for a conditional task; with
     ``rank_weights``, also ``rank_weights``: for each task, the value of
     each column of its output in the score. With onnxruntime::
 

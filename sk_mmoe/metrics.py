@@ -469,6 +469,17 @@ class _Evaluation:
         self._responses: dict[str, Any] = {}
 
     def targets(self, k: int) -> np.ndarray:
+        """The column of ``Y`` with task ``k``'s targets; a conditional task's
+        are the joint's, negative where its parent is (as fit trains them)."""
+        y = self._column(k)
+        tasks = getattr(final_estimator(self.estimator), "_tasks", None)
+        if tasks is None or tasks[k].parent is None:
+            return y
+        columns = [self._column(j) for j in range(len(tasks))]
+        labelled = [~missing_mask(c, self.tasks.missing) for c in columns]
+        return tasks[k].completed(k, tasks, columns, labelled)[0]
+
+    def _column(self, k: int) -> np.ndarray:
         """The column of ``Y`` with task ``k``'s targets."""
         names, columns = self.tasks.names, self.columns
         if self.Y_names is not None and names[k] in self.Y_names:

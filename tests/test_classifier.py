@@ -807,3 +807,110 @@ def test_multiclass_chunks_may_lack_classes(data):
         MultiTaskMMoEClassifier(**SMALL).partial_fit(
             X, np.column_stack([y, y]), classes=[[0, 1, 2]]
         )
+
+
+def _funnel(n=300, seed=0):
+    """Clicks, and purchases only after a click (missing elsewhere)."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, 4))
+    click = (X[:, 0] + rng.normal(size=n) > 0).astype(int)
+    buy = np.where(click == 1, (X[:, 1] + rng.normal(size=n) > 0).astype(float), np.nan)
+    return X, pd.DataFrame({"click": click, "buy": buy})
+
+
+def test_conditional_task_predicts_the_joint_probability():
+    X, Y = _funnel()
+    clf = MultiTaskMMoEClassifier(**SMALL, conditional_on={"buy": "click"}).fit(X, Y)
+    joint, conditional = clf.predict_proba(X), clf.predict_conditional_proba(X)
+    np.testing.assert_array_equal(joint[0], conditional[0])
+    np.testing.assert_allclose(
+        joint[1][:, 1], joint[0][:, 1] * conditional[1][:, 1], rtol=1e-5
+    )
+    np.testing.assert_allclose(conditional[1].sum(axis=1), 1.0)
+    assert (joint[1][:, 1] <= joint[0][:, 1] + 1e-6).all()
+    assert (
+        clf.predict(X)[:, 1].tolist()
+        == clf.classes_[1][joint[1].argmax(axis=1)].tolist()
+    )
+    # Without conditional_on, both methods give the same.
+    plain = MultiTaskMMoEClassifier(**SMALL).fit(X, Y)
+    for a, b in zip(
+        plain.predict_proba(X), plain.predict_conditional_proba(X), strict=True
+    ):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_conditional_task_trains_on_every_row_as_the_joint():
+    # A missing purchase where there was no click is a negative joint label:
+    # the same fit as with the zeros written in.
+    X, Y = _funnel()
+    filled = Y.fillna({"buy": 0.0})
+    by_name = MultiTaskMMoEClassifier(**SMALL, conditional_on={"buy": "click"})
+    by_index = MultiTaskMMoEClassifier(**SMALL, conditional_on={1: 0})
+    a, b = by_name.fit(X, Y), by_index.fit(X, filled)
+    for pa, pb in zip(a.predict_proba(X), b.predict_proba(X), strict=True):
+        np.testing.assert_array_equal(pa, pb)
+    # The purchase's loss is over every row, not only the clicked ones.
+    unconditional = MultiTaskMMoEClassifier(**SMALL).fit(X, Y)
+    assert (
+        a.history_[0]["train_loss_buy"] != unconditional.history_[0]["train_loss_buy"]
+    )
+    # score compares predict with the joint labels.
+    assert a.score(X, Y) == a.score(X, filled)
+
+
+def test_conditional_chain_multiplies_along_the_chain():
+    X, Y = _funnel()
+    rng = np.random.default_rng(1)
+    Y["cart"] = np.where(Y["click"] == 1, rng.integers(0, 2, len(Y)), -1)
+    Y["buy"] = np.where(Y["cart"] == 1, Y["buy"], np.nan)
+    clf = MultiTaskMMoEClassifier(
+        **SMALL, conditional_on={"buy": "cart", "cart": "click"}
+    ).fit(X, Y)
+    joint, conditional = clf.predict_proba(X), clf.predict_conditional_proba(X)
+    chain = conditional[0][:, 1] * conditional[2][:, 1] * conditional[1][:, 1]
+    np.testing.assert_allclose(joint[1][:, 1], chain, rtol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "conditional_on, message",
+    [
+        ({"buy": "view"}, "names the task 'view'.*the tasks are"),
+        ({"buy": 2}, "names the task 2"),
+        ({"buy": "buy"}, r"cycle \(buy -> buy\)"),
+        ({"buy": "click", "click": "buy"}, r"cycle \(buy -> click -> buy\)"),
+        ({"buy": "click", 1: 0}, "names a task twice"),
+        ({"click": "buy"}, r"'click' is conditional on 'buy'.*is positive"),
+    ],
+)
+def test_bad_conditional_on_is_refused(conditional_on, message):
+    X, Y = _funnel(40)
+    Y = Y.fillna({"buy": -1}).astype(int)
+    Y.loc[:1, ["click", "buy"]] = [[1, 0], [1, 0]]
+    with pytest.raises(ValueError, match=message):
+        MultiTaskMMoEClassifier(**SMALL, conditional_on=conditional_on).fit(X, Y)
+
+
+def test_conditional_task_positive_where_its_parent_is_negative_is_refused():
+    X, Y = _funnel(40)
+    Y.loc[[3, 7], ["click", "buy"]] = [[0, 1.0], [0, 1.0]]
+    with pytest.raises(
+        ValueError, match=r"positive \(1.0\) in 2 row\(s\).*rows 3, 7\)"
+    ):
+        MultiTaskMMoEClassifier(**SMALL, conditional_on={"buy": "click"}).fit(X, Y)
+    multiclass = Y.assign(buy=np.arange(40) % 3)
+    with pytest.raises(ValueError, match="'buy', a multiclass task"):
+        MultiTaskMMoEClassifier(**SMALL, conditional_on={"buy": "click"}).fit(
+            X, multiclass
+        )
+
+
+def test_conditional_task_continued_training():
+    X, Y = _funnel()
+    clf = MultiTaskMMoEClassifier(**SMALL, conditional_on={"buy": "click"})
+    clf.partial_fit(X[:150], Y[:150], classes=[[0, 1], [0.0, 1.0]])
+    clf.partial_fit(X[150:], Y[150:])
+    assert clf.n_iter_ == 2
+    clf.set_params(conditional_on=None)
+    with pytest.raises(ValueError, match="conditional_on changed since the first"):
+        clf.partial_fit(X, Y)

@@ -87,6 +87,13 @@ def _fit(kind):
         return MultiTaskMMoE(**TINY, loss={"views": "poisson"}).fit(
             X, pd.DataFrame({"click": binary, "views": counts, "time": regression})
         )
+    if kind == "conditional":
+        # A chain click -> cart -> buy, the child first: joint probabilities.
+        cart = binary * (X[:, 3] > 0)
+        buy = np.where(cart == 1, (X[:, 4] > 0).astype(float), np.nan)
+        return MultiTaskMMoEClassifier(
+            **TINY, conditional_on={"buy": "cart", "cart": "click"}
+        ).fit(X, pd.DataFrame({"buy": buy, "click": binary, "cart": cart}))
     if kind == "shared_gate":
         return MultiTaskMMoE(**{**TINY, "shared_gate": True}).fit(
             X, np.column_stack([regression, multiclass])
@@ -123,6 +130,7 @@ KINDS = [
     "poisson",
     "gate_options",
     "ensemble",
+    "conditional",
 ]
 
 # Task types whose output is a value, not probabilities.
@@ -205,6 +213,10 @@ def test_graph_inputs_outputs_and_metadata(exported):
             assert (entry["mean"], entry["scale"]) == (task.mean, task.scale)
         else:
             assert entry["classes"] == task.classes.tolist()
+        parent = task.parent
+        assert entry.get("conditional_on") == (
+            None if parent is None else estimator.task_names_[parent]
+        )
     onnx.checker.check_model(model)
 
 

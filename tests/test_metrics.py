@@ -1104,3 +1104,20 @@ def test_ndcg_scores_a_count_task_with_its_counts_as_gains():
     assert task_scorer("ndcg", 1)(model, X, Y, groups=groups) == pytest.approx(expected)
     with pytest.raises(ValueError, match="'gauc' is a binary metric, but task"):
         task_scorer("gauc", 1)(model, X, Y, groups=groups)
+
+
+def test_conditional_task_is_scored_against_the_joint_labels():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 4))
+    click = (X[:, 0] + rng.normal(size=300) > 0).astype(int)
+    buy = np.where(click == 1, (X[:, 1] > 0).astype(float), np.nan)
+    Y = np.column_stack([click, buy])
+    model = MultiTaskMMoEClassifier(**SMALL, conditional_on={1: 0}).fit(X, Y)
+    joint = np.nan_to_num(buy)  # no purchase without a click
+    proba = model.predict_proba(X)[1][:, 1]
+    assert task_scorer("roc_auc", task=1)(model, X, Y) == pytest.approx(
+        roc_auc_score(joint, proba)
+    )
+    assert task_scorer("neg_log_loss", task=1)(model, X, Y) == pytest.approx(
+        -log_loss(joint, proba)
+    )

@@ -277,3 +277,19 @@ def test_wrong_losses_per_task_are_refused(data, loss, match):
     Y = np.column_stack([(X[:, 0] > 0).astype(int), X[:, 1]])
     with pytest.raises(ValueError, match=match):
         MultiTaskMMoE(**SMALL, loss=loss, task_types=["binary", "regression"]).fit(X, Y)
+
+
+def test_conditional_task_among_tasks_of_other_types():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 4))
+    click = (X[:, 0] + rng.normal(size=300) > 0).astype(int)
+    buy = np.where(click == 1, (X[:, 1] > 0).astype(float), np.nan)
+    Y = pd.DataFrame({"click": click, "time": 30 + 5 * X[:, 2], "buy": buy})
+    model = MultiTaskMMoE(**SMALL, conditional_on={"buy": "click"}).fit(X, Y)
+    joint, conditional = model.predict_proba(X), model.predict_conditional_proba(X)
+    assert joint[1] is None and conditional[1] is None
+    np.testing.assert_allclose(
+        joint[2][:, 1], joint[0][:, 1] * conditional[2][:, 1], rtol=1e-5
+    )
+    with pytest.raises(ValueError, match="'time', a regression task.*binary"):
+        MultiTaskMMoE(**SMALL, conditional_on={"time": "click"}).fit(X, Y)

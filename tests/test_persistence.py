@@ -611,3 +611,22 @@ def test_single_task_regressor_round_trip():
     loaded = _round_trip(reg)
     assert loaded.predict(X).shape == (len(X),)
     _assert_same_model(reg, loaded, X)
+
+
+def test_conditional_tasks_round_trip():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 4))
+    click = (X[:, 0] > 0).astype(int)
+    buy = np.where(click == 1, (X[:, 1] > 0).astype(float), np.nan)
+    clf = MultiTaskMMoEClassifier(**SMALL, conditional_on={1: 0}).fit(
+        X, np.column_stack([click, buy])
+    )
+    loaded = _round_trip(clf)
+    assert loaded.conditional_on == {1: 0}
+    _assert_same_predictions(clf, loaded, X)
+    for a, b in zip(
+        clf.predict_conditional_proba(X),
+        loaded.predict_conditional_proba(X),
+        strict=True,
+    ):
+        np.testing.assert_array_equal(a, b)

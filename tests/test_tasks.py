@@ -9,8 +9,11 @@ import torch
 from sk_mmoe._tasks import (
     TASK_TYPES,
     ClassificationTask,
+    ConditionalTask,
     PoissonTask,
     RegressionTask,
+    complete_targets,
+    condition_tasks,
     infer_task_type,
     make_task,
     task_from_state,
@@ -252,3 +255,89 @@ def test_task_outputs_let_a_task_read_other_towers():
     torch.testing.assert_close(read[:, 1], outputs[:, 0] + outputs[:, 1])
     again = pickle.loads(pickle.dumps(task_outputs(tasks)))
     torch.testing.assert_close(again(outputs), read)
+
+
+def _conditional(chain=(0,), classes=(0, 1), parent_name="click"):
+    return ConditionalTask(
+        "buy", "binary", np.array(classes), chain=chain, parent_name=parent_name
+    )
+
+
+def test_conditional_task_reads_the_joint_probability_along_its_chain():
+    torch.manual_seed(0)
+    outputs = 3 * torch.randn(50, 3, 2)
+    proba = torch.softmax(outputs, dim=-1)[..., 1]
+    cart = ConditionalTask("cart", "binary", np.array([0, 1]), chain=(2,))
+    buy = ConditionalTask("buy", "binary", np.array([0, 1]), chain=(2, 1))
+    tasks = [buy, cart, ClassificationTask("click", "binary", np.array([0, 1]))]
+    joint = task_outputs(tasks)(outputs)
+    heads = [task.head(joint[:, k]) for k, task in enumerate(tasks)]
+    torch.testing.assert_close(heads[1][:, 1], proba[:, 2] * proba[:, 1])
+    torch.testing.assert_close(heads[0][:, 1], proba[:, 2] * proba[:, 1] * proba[:, 0])
+    torch.testing.assert_close(heads[0].sum(dim=1), torch.ones(50))
+    # The conditional probability is the task's own tower's.
+    own = buy.head(buy.own_outputs(outputs, 0))
+    torch.testing.assert_close(own[:, 1], proba[:, 0])
+
+
+def test_conditional_loss_is_finite_for_saturated_probabilities():
+    outputs = torch.tensor([[[-60.0, 60.0], [-60.0, 60.0]]], requires_grad=True)
+    task = _conditional(chain=(0,))
+    joint = task.outputs(outputs, 1)
+    loss = -torch.log_softmax(joint, dim=-1)[:, 0].sum()  # a negative label
+    loss.backward()
+    assert torch.isfinite(loss) and torch.isfinite(outputs.grad).all()
+
+
+def test_conditional_targets_are_negative_where_an_ancestor_is():
+    click = ClassificationTask("click", "binary", np.array([0, 1]))
+    cart = ConditionalTask("cart", "binary", np.array([0, 1]), chain=(0,))
+    buy = ConditionalTask("buy", "binary", np.array([0.0, 1.0]), chain=(0, 1))
+    columns = [
+        np.array([0, 1, 1, 1, 0]),
+        np.array([-1, 0, 1, 1, -1]),
+        np.array([np.nan, np.nan, 1.0, np.nan, 0.0]),
+    ]
+    labelled = [np.ones(5, bool), columns[1] != -1, ~np.isnan(columns[2])]
+    (_, cart_y, buy_y), (_, cart_l, buy_l) = complete_targets(
+        [click, cart, buy], columns, labelled
+    )
+    assert cart_l.all() and cart_y.tolist() == [0, 0, 1, 1, 0]
+    # Row 1: the cart is negative; row 3: in the cart, the purchase unknown.
+    assert buy_l.tolist() == [True, True, True, False, True]
+    assert buy_y[buy_l].tolist() == [0.0, 0.0, 1.0, 0.0]
+    columns[2][0] = 1.0
+    labelled[2][0] = True
+    with pytest.raises(
+        ValueError, match=r"'buy' is conditional on .*1 row\(s\).*rows 0\)"
+    ):
+        complete_targets([click, cart, buy], columns, labelled)
+
+
+def test_condition_tasks_builds_chains_and_refuses_non_binary_tasks():
+    tasks = [
+        ClassificationTask(name, "binary", np.array([0, 1]))
+        for name in ("buy", "click", "cart")
+    ]
+    conditioned = condition_tasks(tasks, {0: 2, 2: 1})
+    assert type(conditioned[1]) is ClassificationTask
+    assert conditioned[0].chain == (1, 2) and conditioned[0].parent == 2
+    assert conditioned[2].chain == (1,) and conditioned[2].parent_name == "click"
+    assert "conditional on 'click'" in conditioned[2].describe()
+    multiclass = ClassificationTask("views", "multiclass", np.array([0, 1, 2]))
+    with pytest.raises(ValueError, match="'views', a multiclass task.*both be binary"):
+        condition_tasks([*tasks, multiclass], {3: 1})
+    with pytest.raises(ValueError, match="'time', a regression task"):
+        condition_tasks([*tasks, RegressionTask("time")], {0: 3})
+
+
+def test_conditional_task_state_round_trips():
+    task = _conditional(chain=(2, 0), classes=("no", "yes"), parent_name="cart")
+    restored = task_from_state(pickle.loads(pickle.dumps(task.state())))
+    assert type(restored) is ConditionalTask
+    assert restored.chain == (2, 0) and restored.parent_name == "cart"
+    assert restored.classes.tolist() == ["no", "yes"]
+    assert restored.metadata()["conditional_on"] == "cart"
+    plain = ClassificationTask("a", "binary", np.array([0, 1]))
+    assert type(task_from_state(plain.state())) is ClassificationTask
+    assert plain.parent is None
