@@ -19,7 +19,11 @@ import numpy as np
 from . import MultiTaskMMoEClassifier
 from .datasets import make_recommendation_tasks
 
+# The columns of make_recommendation_tasks(as_frame=False) (no pandas needed).
+TASKS = ["click", "rated_highly", "shared"]
 SCARCE_TASK = "shared"
+# user, item and device IDs: embedded as categories, as a DataFrame's would be.
+ID_COLUMNS = [0, 1, 3]
 MODELS = {
     # name: (what it is, constructor arguments, tasks it learns)
     "single-task": (
@@ -100,29 +104,34 @@ def main(argv: list[str] | None = None) -> None:
             share_fraction=args.share_fraction,
             return_watch_time=False,
             return_scores=True,
+            as_frame=False,
             random_state=seed,
         )
         cut = 3 * args.n_samples // 4
-        X_train, Y_train = X.iloc[:cut], Y.iloc[:cut]
-        X_test, S_test = X.iloc[cut:], S.iloc[cut:]
-        labelled.append(Y_train.notna().mean())
-        scarce_rows = Y_train[SCARCE_TASK].notna().to_numpy()
+        X_train, Y_train, X_test, S_test = X[:cut], Y[:cut], X[cut:], S[cut:]
+        labelled.append(np.mean(~np.isnan(Y_train), axis=0))
+        scarce = TASKS.index(SCARCE_TASK)
+        scarce_rows = ~np.isnan(Y_train[:, scarce])
         for name, (_, params, tasks) in MODELS.items():
             model = MultiTaskMMoEClassifier(
-                **params, max_epochs=args.max_epochs, random_state=seed
+                **params,
+                categorical_features=ID_COLUMNS,
+                missing_label=np.nan,
+                max_epochs=args.max_epochs,
+                random_state=seed,
             )
             with warnings.catch_warnings():
                 # Few epochs on purpose: the demo compares, it does not tune.
                 warnings.simplefilter("ignore")
                 if tasks == "scarce":
-                    model.fit(X_train[scarce_rows], Y_train[[SCARCE_TASK]][scarce_rows])
+                    model.fit(X_train[scarce_rows], Y_train[scarce_rows][:, [scarce]])
                 else:
                     model.fit(X_train, Y_train)
-            for task, proba in zip(
-                model.task_names_, model.predict_proba(X_test), strict=True
-            ):
+            names = [SCARCE_TASK] if tasks == "scarce" else TASKS
+            probas = model.predict_proba(X_test)
+            for task, proba in zip(names, probas, strict=True):
                 scores[name].setdefault(task, []).append(
-                    score_correlation(proba, S_test[task].to_numpy())
+                    score_correlation(proba, S_test[:, TASKS.index(task)])
                 )
     seconds = time.perf_counter() - started
 
@@ -139,7 +148,7 @@ def main(argv: list[str] | None = None) -> None:
         "   "
         + ", ".join(
             f"{task} {fraction:.1%}"
-            for task, fraction in zip(Y.columns, fractions, strict=True)
+            for task, fraction in zip(TASKS, fractions, strict=True)
         )
     )
     print(f"Models ({args.max_epochs} epochs each):")
@@ -151,11 +160,10 @@ def main(argv: list[str] | None = None) -> None:
         f"no label noise).\nMean ± standard error over {args.seeds} seeds, a new "
         "log per seed:\n"
     )
-    tasks = list(Y.columns)
-    print(f"   {'':<14}" + "".join(f"{task:>16}" for task in tasks))
+    print(f"   {'':<14}" + "".join(f"{task:>16}" for task in TASKS))
     for name in MODELS:
         cells = []
-        for task in tasks:
+        for task in TASKS:
             if task in scores[name]:
                 mean, se = mean_se(scores[name][task])
                 cells.append(f"{mean:.3f} ± {se:.3f}")

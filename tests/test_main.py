@@ -1,6 +1,7 @@
 """Tests for the demo, ``python -m sk_mmoe``."""
 
 import re
+import sys
 
 import numpy as np
 import pytest
@@ -50,3 +51,11 @@ def test_demo_needs_two_seeds_for_a_standard_error(capsys):
     with pytest.raises(SystemExit):
         main(["--seeds", "1"])
     assert "--seeds" in capsys.readouterr().err
+
+
+def test_demo_runs_without_pandas(capsys, monkeypatch):
+    # pandas is an optional extra: the README's demo command installs the
+    # core dependencies only.
+    monkeypatch.setitem(sys.modules, "pandas", None)
+    main(["--n-samples", "1500", "--max-epochs", "1", "--seeds", "2"])
+    assert "Conclusion on shared" in capsys.readouterr().out
