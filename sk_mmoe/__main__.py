@@ -94,6 +94,13 @@ def main(argv: list[str] | None = None) -> None:
     if args.seeds < 2:
         parser.error("--seeds must be at least 2 to give a standard error")
 
+    scores, labelled, seconds = fit_models(args)
+    print_report(args, scores, np.mean(labelled, axis=0), seconds)
+
+
+def fit_models(args: argparse.Namespace) -> tuple[dict, list, float]:
+    """Fit every model on a new log per seed: each model's test scores per
+    task, the labelled fraction of each task per seed, and the seconds."""
     started = time.perf_counter()
     scores = {name: {} for name in MODELS}
     labelled = []
@@ -134,8 +141,13 @@ def main(argv: list[str] | None = None) -> None:
                     score_correlation(proba, S_test[:, TASKS.index(task)])
                 )
     seconds = time.perf_counter() - started
+    return scores, labelled, seconds
 
-    fractions = np.mean(labelled, axis=0)
+
+def print_report(
+    args: argparse.Namespace, scores: dict, fractions: np.ndarray, seconds: float
+) -> None:
+    """The data, the models, their scores and the conclusion, on one screen."""
     print(
         "Does learning several tasks together help a task with few labels?\n\n"
         f"Data: make_recommendation_tasks, a synthetic log of {args.n_samples:,} "

@@ -754,24 +754,11 @@ class _TaskScorer(_ScoreRequests):
         metric = _METRICS[self.metric]
         kwargs = {**metric.kwargs, **self.metric_kwargs}
         if metric.grouped:
-            if groups is None:
-                raise ValueError(
-                    f"{self.metric!r} ranks the rows of each group: pass groups "
-                    f"(one per row of X) to the scorer; in a search or "
-                    f"cross-validation, enable scikit-learn's metadata routing "
-                    f"(sklearn.set_config(enable_metadata_routing=True)) and "
-                    f"pass groups to fit or in params."
-                )
-            kwargs["groups"] = groups
+            kwargs["groups"] = self._check_groups(groups)
         if metric.kind in ("grouped_auc", "relevance"):
-            if classes is not None:
-                # A binary task: its labels are the gains (1 for the positive
-                # class), its positive class's probability the score.
-                pos_label = kwargs.pop("pos_label", classes[1])
-                pos = _encode(np.array([pos_label]), classes, name)[0]
-                y_true = (_encode(y_true, classes, name) == pos).astype(np.float64)
-                response = response[:, pos]
-            return metric.function(y_true, response, sample_weight=weights, **kwargs)
+            return self._ranking_metric(
+                metric, y_true, response, classes, name, weights, kwargs
+            )
         if metric.family != "classification":  # numeric targets
             return metric.sign * metric.function(
                 y_true, response, sample_weight=weights, **kwargs
@@ -802,6 +789,37 @@ class _TaskScorer(_ScoreRequests):
                 **kwargs,
             )
 
+        return self._score_metric(
+            metric, codes, response, classes, name, weights, kwargs
+        )
+
+    def _check_groups(self, groups: np.ndarray | None) -> np.ndarray:
+        """``groups`` for a metric that ranks the rows of each group."""
+        if groups is None:
+            raise ValueError(
+                f"{self.metric!r} ranks the rows of each group: pass groups "
+                f"(one per row of X) to the scorer; in a search or "
+                f"cross-validation, enable scikit-learn's metadata routing "
+                f"(sklearn.set_config(enable_metadata_routing=True)) and "
+                f"pass groups to fit or in params."
+            )
+        return groups
+
+    @staticmethod
+    def _ranking_metric(metric, y_true, response, classes, name, weights, kwargs):
+        """A per-group ranking metric (group AUC, NDCG)."""
+        if classes is not None:
+            # A binary task: its labels are the gains (1 for the positive
+            # class), its positive class's probability the score.
+            pos_label = kwargs.pop("pos_label", classes[1])
+            pos = _encode(np.array([pos_label]), classes, name)[0]
+            y_true = (_encode(y_true, classes, name) == pos).astype(np.float64)
+            response = response[:, pos]
+        return metric.function(y_true, response, sample_weight=weights, **kwargs)
+
+    def _score_metric(self, metric, codes, response, classes, name, weights, kwargs):
+        """A metric of the scores (ROC AUC, average precision) of a
+        classification task: binary, or one-vs-rest over the classes present."""
         present = np.unique(codes)
         if present.size < 2:
             return _undefined(
@@ -831,7 +849,7 @@ class _TaskScorer(_ScoreRequests):
                 f"{self.metric} averages the one-vs-rest scores of the other "
                 f"classes only.",
                 UndefinedMetricWarning,
-                stacklevel=3,
+                stacklevel=4,
             )
         # One-vs-rest on the classes present, each from its own column.
         indicator = codes[:, None] == present[None, :]

@@ -664,6 +664,40 @@ def embedding_size(cardinalities: Sequence[int]) -> int:
     return int(min(16, max(4, round(1.6 * max(cardinalities) ** 0.56))))
 
 
+def _check_network_arguments(
+    output_sizes: list[int],
+    n_experts: int,
+    n_levels: int,
+    expert_hidden_layer_sizes: Sequence[int],
+    shared_gate: bool,
+    n_task_experts: int,
+    gate_k: int,
+    gate_temperature: float,
+    ensemble_size: int,
+) -> None:
+    """Refuse the arguments of :class:`MMoENetwork` that build no network."""
+    if not output_sizes or min(output_sizes) < 1:
+        raise ValueError(
+            f"output_sizes must give a positive width per task, got {output_sizes}."
+        )
+    if n_experts < 1:
+        raise ValueError(f"n_experts must be >= 1, got {n_experts}.")
+    if n_levels < 1:
+        raise ValueError(f"n_levels must be >= 1, got {n_levels}.")
+    if not expert_hidden_layer_sizes:
+        raise ValueError("expert_hidden_layer_sizes must not be empty.")
+    if shared_gate and n_task_experts > 0:
+        raise ValueError(
+            "shared_gate=True (One-gate MoE) cannot be combined with "
+            f"n_task_experts={n_task_experts}: task experts need per-task gates."
+        )
+    if gate_k < 1 or gate_temperature <= 0 or ensemble_size < 1:
+        raise ValueError(
+            "gate_k and ensemble_size must be >= 1 and gate_temperature > 0, "
+            f"got {gate_k}, {ensemble_size} and {gate_temperature}."
+        )
+
+
 class MMoENetwork(nn.Module):
     """Multi-gate Mixture-of-Experts network for several tasks.
 
@@ -780,58 +814,34 @@ class MMoENetwork(nn.Module):
     ) -> None:
         super().__init__()
         output_sizes = [int(c) for c in output_sizes]
-        if not output_sizes or min(output_sizes) < 1:
-            raise ValueError(
-                f"output_sizes must give a positive width per task, got {output_sizes}."
-            )
-        if n_experts < 1:
-            raise ValueError(f"n_experts must be >= 1, got {n_experts}.")
-        if n_levels < 1:
-            raise ValueError(f"n_levels must be >= 1, got {n_levels}.")
-        if not expert_hidden_layer_sizes:
-            raise ValueError("expert_hidden_layer_sizes must not be empty.")
-        if shared_gate and n_task_experts > 0:
-            raise ValueError(
-                "shared_gate=True (One-gate MoE) cannot be combined with "
-                f"n_task_experts={n_task_experts}: task experts need per-task gates."
-            )
+        _check_network_arguments(
+            output_sizes,
+            n_experts,
+            n_levels,
+            expert_hidden_layer_sizes,
+            shared_gate,
+            n_task_experts,
+            gate_k,
+            gate_temperature,
+            ensemble_size,
+        )
         self.n_features = n_features
         self.output_sizes = output_sizes
         self.n_tasks = len(output_sizes)
-        if gate_k < 1 or gate_temperature <= 0 or ensemble_size < 1:
-            raise ValueError(
-                "gate_k and ensemble_size must be >= 1 and gate_temperature > 0, "
-                f"got {gate_k}, {ensemble_size} and {gate_temperature}."
-            )
         self.gate_dropout = gate_dropout
         self.ensemble_size = int(ensemble_size)
         # The gate weights of the training forward passes, when recording
         # (see record_gates).
         self._gate_record: list[torch.Tensor] | None = None
 
-        self.scaling = (
-            NumericScaling(n_features, categorical_columns)
-            if numeric_scaling and n_features > len(categorical_columns)
-            else None
+        in_features = first_in_features = self._build_inputs(
+            categorical_columns,
+            cardinalities,
+            embedding_dim,
+            numeric_scaling,
+            numeric_embedding,
+            sparse_projection,
         )
-        self.embedding = None
-        self.projection = None
-        in_features = n_features
-        if sparse_projection:
-            self.projection = SparseProjection(n_features, sparse_projection)
-            in_features = sparse_projection
-        if len(categorical_columns) or (
-            numeric_embedding and n_features > len(categorical_columns)
-        ):
-            self.embedding = FeatureEmbedding(
-                n_features,
-                categorical_columns,
-                cardinalities,
-                embedding_dim,
-                numeric_embedding,
-            )
-            in_features = self.embedding.out_features
-        first_in_features = in_features
         levels = []
         for level in range(n_levels):
             levels.append(
@@ -857,6 +867,48 @@ class MMoENetwork(nn.Module):
         self.towers = _BatchedMLP(
             self.n_tasks, in_features, tower_hidden_layer_sizes, dropout
         )
+        self._build_outputs(first_in_features)
+
+    def _build_inputs(
+        self,
+        categorical_columns: Sequence[int],
+        cardinalities: Sequence[int],
+        embedding_dim: int | None,
+        numeric_scaling: bool,
+        numeric_embedding: bool,
+        sparse_projection: int | None,
+    ) -> int:
+        """The layers before the experts (scaling, sparse projection,
+        embeddings); returns the width the first level reads."""
+        n_features = self.n_features
+        self.scaling = (
+            NumericScaling(n_features, categorical_columns)
+            if numeric_scaling and n_features > len(categorical_columns)
+            else None
+        )
+        self.embedding = None
+        self.projection = None
+        in_features = n_features
+        if sparse_projection:
+            self.projection = SparseProjection(n_features, sparse_projection)
+            in_features = sparse_projection
+        if len(categorical_columns) or (
+            numeric_embedding and n_features > len(categorical_columns)
+        ):
+            self.embedding = FeatureEmbedding(
+                n_features,
+                categorical_columns,
+                cardinalities,
+                embedding_dim,
+                numeric_embedding,
+            )
+            in_features = self.embedding.out_features
+        return in_features
+
+    def _build_outputs(self, first_in_features: int) -> None:
+        """The ensemble members' input scales, the output layers and the
+        buffers that tell regression tasks and class padding apart."""
+        output_sizes = self.output_sizes
         width = max(output_sizes)
         self.member_scale = None
         if self.ensemble_size > 1:
