@@ -223,23 +223,27 @@ def _save(data_dir: Path, name: str, meta: dict, **arrays) -> None:
     print(f"{path}: {path.stat().st_size / 1e6:.1f} MB, {meta}", flush=True)
 
 
+def _meta(estimator, task_types, X, Y, categorical, resplit: bool) -> dict:
+    """How ``run`` fits and scores a dataset of frames ``X`` and ``Y``."""
+    return dict(
+        estimator=estimator,
+        task_names=[str(c) for c in Y.columns],
+        task_types=task_types,
+        categorical=[list(X.columns).index(c) for c in categorical],
+        resplit=resplit,
+    )
+
+
 def _split_frames(name, estimator, task_types, X_tr, Y_tr, X_te, Y_te, data_dir):
     """Save a dataset with a fixed train / validation split."""
+    import pandas as pd
+
     categorical = _categorical(X_tr)
-    both = _codes(
-        __import__("pandas").concat([X_tr, X_te], ignore_index=True), categorical
-    )
-    meta = dict(
-        estimator=estimator,
-        task_names=[str(c) for c in Y_tr.columns],
-        task_types=task_types,
-        categorical=[list(X_tr.columns).index(c) for c in categorical],
-        resplit=False,
-    )
+    both = _codes(pd.concat([X_tr, X_te], ignore_index=True), categorical)
     _save(
         data_dir,
         name,
-        meta,
+        _meta(estimator, task_types, X_tr, Y_tr, categorical, resplit=False),
         X_train=both[: len(X_tr)],
         Y_train=Y_tr.to_numpy(dtype=np.float64),
         X_test=both[len(X_tr) :],
@@ -250,17 +254,10 @@ def _split_frames(name, estimator, task_types, X_tr, Y_tr, X_te, Y_te, data_dir)
 def _whole_frame(name, estimator, task_types, X, Y, data_dir):
     """Save a small dataset whole: ``run`` draws a new split per seed."""
     categorical = _categorical(X)
-    meta = dict(
-        estimator=estimator,
-        task_names=[str(c) for c in Y.columns],
-        task_types=task_types,
-        categorical=[list(X.columns).index(c) for c in categorical],
-        resplit=True,
-    )
     _save(
         data_dir,
         name,
-        meta,
+        _meta(estimator, task_types, X, Y, categorical, resplit=True),
         X=_codes(X, categorical),
         Y=Y.to_numpy(dtype=np.float64),
     )
