@@ -107,19 +107,6 @@ ARCHITECTURE_PARAMS = (
 # scikit-learn's HistGradientBoosting estimators do.
 _AUTO_EARLY_STOPPING_ROWS = 10_000
 
-# numeric_embedding="auto" embeds the numeric columns of inputs with at most
-# this many: each costs a few operations per batch, which dominate the step
-# of a small network when there are many.
-_AUTO_NUMERIC_EMBEDDING_COLUMNS = 16
-
-# A sparse input at least this wide is read through a sparse projection
-# (cost set by the non-zeros) rather than densified batch by batch.
-_SPARSE_PROJECTION_MIN_FEATURES = 1024
-
-# Values of a categorical column seen fewer times in fit share the code of
-# unknown values, which the network thus learns from rare values.
-_MIN_CATEGORY_FREQUENCY = 2
-
 # Parameters validated as Integral that must not be booleans (True == 1).
 _INTEGER_PARAMS = (
     "n_experts",
