@@ -117,6 +117,10 @@ CONFIGS: dict[str, dict] = {
     "layer norm": {"expert_normalization": "layer"},
     "silu": {"expert_activation": "silu"},
     "gate_temperature=2": {"gate_temperature": 2.0},
+    "gate_dropout=0.1+gate_temperature=2": {
+        "gate_dropout": 0.1,
+        "gate_temperature": 2.0,
+    },
     "dselect_k (k=2)": {"gate": "dselect_k"},
     "refit": {"refit": True},
     # Ensembling (about 4x the fit time), with and without the gates, so
@@ -126,6 +130,18 @@ CONFIGS: dict[str, dict] = {
     "ensemble_size=4": {"ensemble_size": 4},
     "Shared-Bottom+ensemble_size=4": {"n_experts": 1, "ensemble_size": 4},
     "gate_balance=1": {"gate_balance": 1.0},
+    # The input scaling and regularisation, for the regression tables.
+    "numeric_scaling=None": {"numeric_scaling": None},
+    "dropout=0, weight_decay=0": {"dropout": 0.0, "weight_decay": 0.0},
+    "dropout=0, weight_decay=0, numeric_scaling=None": {
+        "dropout": 0.0,
+        "weight_decay": 0.0,
+        "numeric_scaling": None,
+    },
+    # Fewer, larger batches: the fit-time candidates.
+    "batch_size=1024, lr=3e-3": {"batch_size": 1024, "lr": 3e-3},
+    "batch_size=1024, lr=2e-3": {"batch_size": 1024, "lr": 2e-3},
+    "batch_size=1024": {"batch_size": 1024},
     "n_experts=8": {"n_experts": 8},
 }
 QUICK_CONFIGS = ["default", "Shared-Bottom", "B: A+ensemble_size=4"]

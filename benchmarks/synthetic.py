@@ -19,6 +19,13 @@ Usage::
     python benchmarks/synthetic.py --jobs 16 --repeats 8 --time-budget 450
     python benchmarks/synthetic.py --report        # tables and figures again
     python benchmarks/synthetic.py --quick         # seconds, for CI
+    python benchmarks/synthetic.py --defaults --correlations 0.5
+
+``--defaults`` fits the regressor with every parameter at its default (and
+its Shared-Bottom, ``n_experts=1``) on the same training rows of each
+repeat and prints the test MSE next to the tuned MMoE of the same repeat in
+``OUT/synthetic_fits.csv`` (the paper's architecture, its learning rate
+picked from the grid): the question a user who does not tune asks.
 
 A run appends one row per fit to ``OUT/synthetic_fits.csv`` as soon as the
 fit ends (``--out``, default ``benchmarks/results``), so an interrupted run
@@ -179,6 +186,11 @@ def parse_args(argv=None):
     )
     parser.add_argument(
         "--no-report", action="store_true", help="run the fits, skip the summary"
+    )
+    parser.add_argument(
+        "--defaults",
+        action="store_true",
+        help="fit the default regressor per repeat, compare with the tuned MMoE",
     )
     parser.add_argument(
         "--quick",
@@ -905,9 +917,61 @@ def plot(best, folder):
     return [correlation_path, spread_path]
 
 
+def compare_defaults(args) -> list[dict]:
+    """Default regressor and its Shared-Bottom against the tuned MMoE."""
+    from sk_mmoe import MultiTaskMMoERegressor
+
+    _init_worker()
+    path = args.out / "synthetic_fits.csv"
+    tuned = pd.DataFrame(columns=["model", "correlation", "seed", "test_mse"])
+    if path.exists():
+        fits = pd.read_csv(path)
+        tuned = select_learning_rates(fits[fits.n_train == args.n_train])[0]
+        tuned = tuned[tuned.model == "MMoE"]
+    rows = []
+    for correlation in args.correlations:
+        for seed in range(args.first_seed, args.first_seed + args.repeats):
+            (X, Y), _, (X_test, Y_test) = _data(
+                correlation,
+                seed,
+                args.n_train,
+                args.n_valid,
+                args.n_test,
+                args.n_features,
+            )
+            row = {"correlation": correlation, "seed": seed}
+            for name, params in (("defaults", {}), ("Shared-Bottom", {"n_experts": 1})):
+                model = MultiTaskMMoERegressor(**params, random_state=seed)
+                start = time.process_time()
+                model.fit(X, Y)
+                row[f"{name} cpu_s"] = round(time.process_time() - start, 1)
+                row[f"{name} epochs"] = model.n_iter_
+                row[name] = float(((model.predict(X_test) - Y_test) ** 2).mean())
+            match = tuned[(tuned.correlation == correlation) & (tuned.seed == seed)]
+            row["tuned MMoE"] = float(match.test_mse.iloc[0]) if len(match) else np.nan
+            row["ratio"] = row["defaults"] / row["tuned MMoE"]
+            rows.append(row)
+            print(row, flush=True)
+    frame = pd.DataFrame(rows)
+    print(frame.to_string(index=False))
+    both = frame.dropna(subset=["tuned MMoE"])
+    print(
+        f"mean test MSE over {len(frame)} repeats: defaults "
+        f"{frame['defaults'].mean():.4f}, Shared-Bottom "
+        f"{frame['Shared-Bottom'].mean():.4f}; over the {len(both)} with a tuned "
+        f"fit: defaults {both['defaults'].mean():.4f}, tuned MMoE "
+        f"{both['tuned MMoE'].mean():.4f}, ratio of the means "
+        f"{both['defaults'].mean() / both['tuned MMoE'].mean():.2f}"
+    )
+    return rows
+
+
 def main(argv=None):
     args = parse_args(argv)
     torch.set_num_threads(1)
+    if args.defaults:
+        compare_defaults(args)
+        return
     if not args.report:
         run(args)
     if not args.no_report:

@@ -147,6 +147,11 @@ class _FitData:
     bias_values: np.ndarray | None = None
 
     @property
+    def n_train(self) -> int:
+        """Rows the net trains on (without the held-out validation rows)."""
+        return self.X.shape[0] - self.n_valid
+
+    @property
     def training_X(self) -> Any:
         """What the net trains on: ``X``, the bias columns after its own."""
         if self.bias_values is None:
@@ -189,9 +194,12 @@ class BaseMultiTaskMMoE(ParameterChecks, InputHandling, NetworkBuilding, BaseEst
             None,
         ],
         "optimizer": [StrOptions(set(OPTIMIZERS)), type],
-        "lr": [Interval(numbers.Real, 0, None, closed="neither")],
+        "lr": [Interval(numbers.Real, 0, None, closed="neither"), StrOptions({"auto"})],
         "weight_decay": [Interval(numbers.Real, 0, None, closed="left")],
-        "batch_size": [Interval(numbers.Integral, 1, None, closed="left")],
+        "batch_size": [
+            Interval(numbers.Integral, 1, None, closed="left"),
+            StrOptions({"auto"}),
+        ],
         "max_epochs": [Interval(numbers.Integral, 1, None, closed="left")],
         "early_stopping": ["boolean", StrOptions({"auto"})],
         "validation_fraction": [Interval(numbers.Real, 0, 1, closed="neither")],
@@ -205,7 +213,7 @@ class BaseMultiTaskMMoE(ParameterChecks, InputHandling, NetworkBuilding, BaseEst
             None,
         ],
         "max_categories": [Interval(numbers.Integral, 3, None, closed="left")],
-        "numeric_scaling": [StrOptions({"robust"}), None],
+        "numeric_scaling": [StrOptions({"robust", "robust_unclipped"}), None],
         "numeric_embedding": [StrOptions({"auto", "periodic"}), None],
         "device": [str, torch.device],
         "n_threads": [Interval(numbers.Integral, 1, None, closed="left"), None],
@@ -454,7 +462,9 @@ class BaseMultiTaskMMoE(ParameterChecks, InputHandling, NetworkBuilding, BaseEst
             criterion = self._make_criterion(
                 data.tasks, data.task_weights, data.class_weights
             )
-            net = self._make_net(data.spec, data.tasks, criterion, device, data.encoder)
+            net = self._make_net(
+                data.spec, data.tasks, criterion, device, data.encoder, data.n_train
+            )
             if net.module.scaling is not None:
                 # Rows of weight 0 are as good as absent.
                 X, weight = data.X, data.sample_weight
@@ -469,7 +479,7 @@ class BaseMultiTaskMMoE(ParameterChecks, InputHandling, NetworkBuilding, BaseEst
         net = copy.deepcopy(self.net_)
         # A new seed per call, so successive calls see new batch orders.
         seed = (seed + len(net.history)) % np.iinfo(np.int32).max
-        self._update_training_params(net)
+        self._update_training_params(net, data.n_train)
         net.criterion_ = self._make_criterion(
             data.tasks,
             data.task_weights,
@@ -495,9 +505,9 @@ class BaseMultiTaskMMoE(ParameterChecks, InputHandling, NetworkBuilding, BaseEst
             data.sample_weight,
             sparse_batches=net.module.projection is not None,
         )
-        early, n_train = data.early, data.X.shape[0] - data.n_valid
+        early = data.early
         net.train_split = HoldOut(self.validation_fraction, seed) if early else None
-        net.callbacks = self._training_callbacks(early, n_train)
+        net.callbacks = self._training_callbacks(early, data.n_train)
         net.iterator_train__seed = seed
         net.max_epochs = self.max_epochs if epochs is None else epochs
         net.verbose = self.verbose
@@ -511,7 +521,7 @@ class BaseMultiTaskMMoE(ParameterChecks, InputHandling, NetworkBuilding, BaseEst
         except NonFiniteLoss as exc:
             raise ValueError(
                 f"Training diverged: {exc.args[0]}. Scale the features (e.g. "
-                f"StandardScaler) or lower lr (lr={self.lr})."
+                f"StandardScaler) or lower lr (lr={net.lr:.3g})."
             ) from None
         # Prediction runs in eval mode; training switches back as it starts.
         net.module_.eval()

@@ -12,6 +12,7 @@ is a base of the estimators that makes the spec, the loss and the skorch net.
 from __future__ import annotations
 
 import copy
+import math
 import warnings
 from dataclasses import dataclass
 from typing import Any
@@ -28,7 +29,7 @@ from ._features import CategoricalEncoder
 from ._tasks import Task, task_outputs
 from ._training import MultiTaskNet, StopOnNonFinite, logging_callbacks, silent
 from .losses import MultiTaskLoss
-from .network import MMoENetwork, embedding_params
+from .network import MMoENetwork, embedding_params, embedding_sizes
 from .weighting import WEIGHTING_STRATEGIES, FixedWeights, LossWeighting
 
 __all__ = ["NetworkBuilding", "NetworkSpec"]
@@ -37,6 +38,13 @@ __all__ = ["NetworkBuilding", "NetworkSpec"]
 # this many: each costs a few operations per batch, which dominate the step
 # of a small network when there are many.
 _AUTO_NUMERIC_EMBEDDING_COLUMNS = 16
+
+# batch_size="auto": these sizes, the largest that makes at least this many
+# batches of the training rows; lr="auto": this rate at the smallest,
+# scaled with the square root of the batch size.
+_AUTO_BATCH_SIZES = (256, 512, 1024)
+_AUTO_MIN_BATCHES = 32
+_AUTO_LR = 1e-3
 
 # A sparse input at least this wide is read through a sparse projection
 # (cost set by the non-zeros) rather than densified batch by batch.
@@ -54,7 +62,11 @@ class NetworkSpec:
     without one). ``bias_columns`` are the ``bias_features`` of ``X``
     (not among the ``n_features``), None without a bias tower, and
     ``bias_task_mask`` says which of them feeds which task's tower
-    (``(n_tasks, n_bias)`` booleans).
+    (``(n_tasks, n_bias)`` booleans). ``embedding_dims`` are the sizes of
+    the categorical columns' embeddings, one per column; None (networks
+    saved before sizes per column) for one size for all, from the largest
+    cardinality. ``numeric_clip``: the scaled numeric columns are clipped
+    smoothly (True in networks saved before the option).
     """
 
     n_features: int
@@ -64,6 +76,8 @@ class NetworkSpec:
     sparse_projection: int | None = None
     bias_columns: BiasColumns | None = None
     bias_task_mask: tuple[tuple[bool, ...], ...] | None = None
+    embedding_dims: tuple[int, ...] | None = None
+    numeric_clip: bool = True
 
     def build(
         self,
@@ -82,9 +96,11 @@ class NetworkSpec:
             list(self.output_sizes),
             **module_params,
             **embedding_params(encoder),
+            embedding_dim=self.embedding_dims,
             numeric_scaling=self.numeric_scaling,
             numeric_embedding=self.numeric_embedding,
             sparse_projection=self.sparse_projection,
+            numeric_clip=self.numeric_clip,
         )
         if self.bias_columns is None:
             return network
@@ -109,6 +125,10 @@ class NetworkSpec:
             "bias_task_mask": None
             if self.bias_task_mask is None
             else [list(row) for row in self.bias_task_mask],
+            "embedding_dims": None
+            if self.embedding_dims is None
+            else list(self.embedding_dims),
+            "numeric_clip": self.numeric_clip,
         }
 
     @classmethod
@@ -129,6 +149,14 @@ class NetworkSpec:
                 state.get("sparse_projection") is None
                 or positive_int(state["sparse_projection"])
             )
+            and (
+                state.get("embedding_dims") is None
+                or (
+                    isinstance(state["embedding_dims"], list)
+                    and all(positive_int(d) for d in state["embedding_dims"])
+                )
+            )
+            and isinstance(state.get("numeric_clip", True), bool)
         ):
             raise ValueError("its network specification is malformed")
         bias_columns, bias_task_mask = _bias_of(state)
@@ -140,6 +168,10 @@ class NetworkSpec:
             state["sparse_projection"],
             bias_columns,
             bias_task_mask,
+            None
+            if state.get("embedding_dims") is None
+            else tuple(state["embedding_dims"]),
+            state.get("numeric_clip", True),
         )
 
 
@@ -191,11 +223,15 @@ class NetworkBuilding:
             tuple(task.n_outputs for task in tasks),
             # Scaling or embedding would densify what the projection reads
             # sparse: not for those inputs.
-            numeric_scaling=self.numeric_scaling == "robust" and projection is None,
+            numeric_scaling=self.numeric_scaling is not None and projection is None,
+            numeric_clip=self.numeric_scaling != "robust_unclipped",
             numeric_embedding=projection is None and self._embeds_numbers(X, encoder),
             sparse_projection=projection,
             bias_columns=bias_columns,
             bias_task_mask=mask,
+            embedding_dims=None
+            if encoder is None
+            else embedding_sizes(encoder.cardinalities),
         )
 
     def _embeds_numbers(self, X: Any, encoder: CategoricalEncoder | None) -> bool:
@@ -227,7 +263,7 @@ class NetworkBuilding:
         skipped = [
             f"{name}={getattr(self, name)!r}"
             for name, differs in (
-                ("numeric_scaling", self.numeric_scaling == "robust"),
+                ("numeric_scaling", self.numeric_scaling is not None),
                 ("numeric_embedding", self.numeric_embedding == "periodic"),
             )
             if differs
@@ -284,23 +320,25 @@ class NetworkBuilding:
         criterion: MultiTaskLoss,
         device: torch.device,
         encoder: CategoricalEncoder | None = None,
+        n_train: int = 1,
     ) -> MultiTaskNet:
         """A new, uninitialised skorch net around a new network built from
-        ``spec``.
+        ``spec``, to train on ``n_train`` rows.
 
         Call it under :func:`~sk_mmoe._training.seeded`: it draws the initial
         weights.
         """
         module_params = self._module_params()
+        batch_size, lr = self._step_params(n_train)
         return MultiTaskNet(
             module=spec.build(module_params, encoder, self.bias_dropout),
             criterion=criterion,
             optimizer=self._optimizer_class(),
-            lr=self.lr,
+            lr=lr,
             optimizer__weight_decay=self.weight_decay,
             # Learned task weights are not shrunk towards zero.
             optimizer__param_groups=[("weighting.*", {"weight_decay": 0.0})],
-            batch_size=self.batch_size,
+            batch_size=batch_size,
             iterator_train=BatchIterator,
             iterator_valid=BatchIterator,
             iterator_train__shuffle=True,
@@ -310,10 +348,30 @@ class NetworkBuilding:
             module_params=module_params,
         )
 
-    def _update_training_params(self, net: MultiTaskNet) -> None:
+    def _step_params(self, n_train: int) -> tuple[int, float]:
+        """``batch_size`` and ``lr`` of training on ``n_train`` rows.
+
+        ``"auto"`` batches: the largest power of two from 256 to 1024 that
+        still makes 32 batches of the rows (fewer, larger steps on large
+        data, at about the same quality); ``"auto"`` lr: 1e-3 at batch 256,
+        scaled with the square root of the batch size, as Adam's steps are
+        (Malladi et al., 2022).
+        """
+        batch_size = self.batch_size
+        if batch_size == "auto":
+            batch_size = _AUTO_BATCH_SIZES[0]
+            for size in _AUTO_BATCH_SIZES:
+                if n_train >= _AUTO_MIN_BATCHES * size:
+                    batch_size = size
+        lr = self.lr
+        if lr == "auto":
+            lr = _AUTO_LR * math.sqrt(batch_size / _AUTO_BATCH_SIZES[0])
+        return batch_size, lr
+
+    def _update_training_params(self, net: MultiTaskNet, n_train: int) -> None:
         """Apply the current optimisation parameters to a fitted net."""
-        net.batch_size = self.batch_size
-        net.lr = self.lr
+        net.batch_size, lr = self._step_params(n_train)
+        net.lr = lr
         net.optimizer__weight_decay = self.weight_decay
         if net.optimizer is not self._optimizer_class():
             net.optimizer = self._optimizer_class()
@@ -321,9 +379,9 @@ class NetworkBuilding:
         weighting_params = set(net.criterion_.weighting.parameters())
         sparse = getattr(net, "optimizer_sparse_", None)
         for group in [] if sparse is None else sparse.param_groups:
-            group["lr"] = self.lr
+            group["lr"] = lr
         for group in net.optimizer_.param_groups:
-            group["lr"] = self.lr
+            group["lr"] = lr
             learned = any(p in weighting_params for p in group["params"])
             group["weight_decay"] = 0.0 if learned else self.weight_decay
 
@@ -346,7 +404,8 @@ class NetworkBuilding:
         # Deep copies: fitting must not change the objects in the parameters.
         callbacks.extend(copy.deepcopy(list(self.callbacks or [])))
         if self.verbose:
-            callbacks.extend(logging_callbacks(-(-n_train // self.batch_size)))
+            batch_size = self._step_params(n_train)[0]
+            callbacks.extend(logging_callbacks(-(-n_train // batch_size)))
         return callbacks
 
 

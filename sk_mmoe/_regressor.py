@@ -96,6 +96,7 @@ class MultiTaskMMoERegressor(RegressorMixin, BaseMultiTaskMMoE):
     >>> reg.task_types_
     ['regression', 'regression']
     """,
+        numeric_scaling='"robust_unclipped"',
         loss=LOSS_PARAMETER,
     )
 
@@ -129,9 +130,9 @@ class MultiTaskMMoERegressor(RegressorMixin, BaseMultiTaskMMoE):
         bias_features: Sequence[int | str] | Mapping[str, Any] | None = None,
         bias_dropout: float = 0.1,
         optimizer: str | type = "adam",
-        lr: float = 1e-3,
+        lr: float | str = "auto",
         weight_decay: float = 1e-4,
-        batch_size: int = 256,
+        batch_size: int | str = "auto",
         max_epochs: int = 50,
         early_stopping: bool | str = "auto",
         validation_fraction: float = 0.1,
@@ -142,7 +143,7 @@ class MultiTaskMMoERegressor(RegressorMixin, BaseMultiTaskMMoE):
         callbacks: list | None = None,
         categorical_features: str | Sequence[Any] | None = "from_dtype",
         max_categories: int = 10_000,
-        numeric_scaling: str | None = "robust",
+        numeric_scaling: str | None = "robust_unclipped",
         numeric_embedding: str | None = "auto",
         device: str | torch.device = "cpu",
         n_threads: int | None = None,

@@ -34,6 +34,7 @@ __all__ = [
     "SoftmaxGate",
     "SparseProjection",
     "embedding_size",
+    "embedding_sizes",
     "gate_balance_penalty",
     "make_gate",
 ]
@@ -262,7 +263,9 @@ class _ExtractionLevel(nn.Module):
     ) -> torch.Tensor:
         if record is not None:
             record.append(weights)
-        if gate_dropout > 0 and self.training:
+        # One expert: nothing to drop, and no random draw that would shift
+        # the other dropout masks away from the same model without it.
+        if gate_dropout > 0 and self.training and weights.shape[-1] > 1:
             weights = _drop_experts(weights, gate_dropout)
         if index is None or index.shape[1] == self.n_total_experts:
             return weights
@@ -520,11 +523,13 @@ class NumericScaling(nn.Module):
     """Robust scaling and smooth clipping of the numeric input columns.
 
     ``z = (x - center) / scale`` followed by ``z / sqrt(1 + (z / 3)^2)``,
-    which leaves values within a few scales almost unchanged and maps
-    heavy tails (money amounts, counts) into about ``(-3, 3)`` smoothly
-    (Holzmueller et al., 2024). ``center`` and ``scale`` are buffers that
-    the estimator sets from the training data (median and interquartile
-    range); categorical columns pass through unchanged.
+    which maps heavy tails (money amounts, counts) into about ``(-3, 3)``
+    smoothly (Holzmueller et al., 2024), at the price of bending every
+    value a little (0.95 z at one scale, 0.71 z at three): targets linear
+    in the inputs are better served by the scaling alone (``clip=False``).
+    ``center`` and ``scale`` are buffers that the estimator sets from the
+    training data (median and interquartile range); categorical columns
+    pass through unchanged.
 
     Parameters
     ----------
@@ -532,10 +537,18 @@ class NumericScaling(nn.Module):
         Number of input columns.
     categorical_columns : sequence of int, default=()
         The columns not to scale.
+    clip : bool, default=True
+        Clip the scaled values smoothly.
     """
 
-    def __init__(self, n_features: int, categorical_columns: Sequence[int] = ()):
+    def __init__(
+        self,
+        n_features: int,
+        categorical_columns: Sequence[int] = (),
+        clip: bool = True,
+    ):
         super().__init__()
+        self.clip = clip
         mask = torch.ones(n_features, dtype=torch.bool)
         if len(categorical_columns):
             mask[torch.as_tensor(list(categorical_columns))] = False
@@ -551,7 +564,8 @@ class NumericScaling(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         z = (x - self.center) / self.scale
-        z = z * torch.rsqrt(1.0 + (z / 3.0).square())
+        if self.clip:
+            z = z * torch.rsqrt(1.0 + (z / 3.0).square())
         return torch.where(self.numeric, z, x)
 
 
@@ -569,7 +583,11 @@ class FeatureEmbedding(nn.Module):
     categorical columns integer codes ``0 .. cardinality - 1`` (see
     :mod:`sk_mmoe._features`). All categorical columns share one embedding
     table (each column its own rows), so one lookup embeds every column of a
-    batch. Numeric columns pass as they are, or, with
+    batch: with one ``embedding_dim``, a row per code; with a size per
+    column (``embedding_dim`` a sequence, e.g. :func:`embedding_sizes`), a
+    one-wide row per code and dimension, so that a column of a few codes
+    takes a few dimensions and one of many codes more. Numeric columns pass
+    as they are, or, with
     ``numeric_embedding=True``, each becomes a vector of periodic features
     (``cos`` and ``sin`` of learned frequencies, then a linear layer and a
     ReLU per column: the PLR embeddings of Gorishniy et al., 2022, from
@@ -584,9 +602,10 @@ class FeatureEmbedding(nn.Module):
         Positions of the categorical columns.
     cardinalities : sequence of int, default=()
         Number of codes of each categorical column.
-    embedding_dim : int, default=None
-        Size of every categorical column's vector; by default
-        :func:`embedding_size` of the cardinalities.
+    embedding_dim : int or sequence of int, default=None
+        Size of every categorical column's vector, or of each column's (in
+        the order of ``categorical_columns``); by default
+        :func:`embedding_size` of the cardinalities for all.
     numeric_embedding : bool, default=False
         Embed the numeric columns (vectors of :data:`NUMERIC_EMBEDDING_DIM`).
     """
@@ -596,7 +615,7 @@ class FeatureEmbedding(nn.Module):
         n_features: int,
         categorical_columns: Sequence[int] = (),
         cardinalities: Sequence[int] = (),
-        embedding_dim: int | None = None,
+        embedding_dim: int | Sequence[int] | None = None,
         numeric_embedding: bool = False,
     ) -> None:
         super().__init__()
@@ -613,12 +632,19 @@ class FeatureEmbedding(nn.Module):
         self.register_buffer("categorical_columns", torch.tensor(categorical), False)
         self.table = None
         self.numeric_embedding = None
-        if categorical:
+        self.column_dims = None
+        categorical_width = 0
+        if categorical and isinstance(embedding_dim, Sequence):
+            self.column_dims = tuple(int(d) for d in embedding_dim)
+            self._build_column_table(list(cardinalities))
+            categorical_width = sum(self.column_dims)
+        elif categorical:
             offsets = [0, *list(itertools.accumulate(cardinalities))[:-1]]
             self.register_buffer("offsets", torch.tensor(offsets), False)
             embedding_dim = embedding_dim or embedding_size(cardinalities)
             self.table = nn.Embedding(sum(cardinalities), embedding_dim)
             nn.init.normal_(self.table.weight, std=1.0 / math.sqrt(embedding_dim))
+            categorical_width = len(categorical) * embedding_dim
         if numeric_embedding and numeric:
             self.numeric_embedding = PeriodicEmbeddings(
                 len(numeric),
@@ -627,10 +653,32 @@ class FeatureEmbedding(nn.Module):
                 lite=False,
             )
         numeric_width = 1 if self.numeric_embedding is None else NUMERIC_EMBEDDING_DIM
-        categorical_width = 0 if self.table is None else self.table.embedding_dim
-        self.out_features = (
-            len(numeric) * numeric_width + len(categorical) * categorical_width
-        )
+        self.out_features = len(numeric) * numeric_width + categorical_width
+
+    def _build_column_table(self, cardinalities: list[int]) -> None:
+        """The table of per-column sizes: code ``c`` of column ``j`` owns
+        rows ``base_j + c * d_j .. + d_j - 1`` (one value each), and output
+        position ``p`` reads row ``code[column_p] * d_p + base_p``."""
+        dims = self.column_dims
+        if len(dims) != len(cardinalities) or min(dims) < 1:
+            raise ValueError(
+                "embedding_dim must give a positive size per categorical "
+                f"column, got {list(dims)} for {len(cardinalities)} columns."
+            )
+        sizes = [n * d for n, d in zip(cardinalities, dims, strict=True)]
+        starts = [0, *itertools.accumulate(sizes)][:-1]
+        self.table = nn.Embedding(sum(sizes), 1)
+        with torch.no_grad():
+            for start, size, d in zip(starts, sizes, dims, strict=True):
+                self.table.weight[start : start + size].normal_(std=d**-0.5)
+        column = [j for j, d in enumerate(dims) for _ in range(d)]
+        base = [
+            start + t for start, d in zip(starts, dims, strict=True) for t in range(d)
+        ]
+        stride = [dims[j] for j in column]
+        self.register_buffer("position_column", torch.tensor(column), False)
+        self.register_buffer("position_base", torch.tensor(base), False)
+        self.register_buffer("position_stride", torch.tensor(stride), False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         parts = []
@@ -640,9 +688,41 @@ class FeatureEmbedding(nn.Module):
                 numeric = self.numeric_embedding(numeric).flatten(1)
             parts.append(numeric)
         if self.table is not None:
-            codes = x.index_select(1, self.categorical_columns).long() + self.offsets
-            parts.append(self.table(codes).flatten(1))
+            codes = x.index_select(1, self.categorical_columns).long()
+            if self.column_dims is None:
+                codes = codes + self.offsets
+            else:
+                codes = codes.index_select(1, self.position_column)
+                codes = codes * self.position_stride + self.position_base
+            weight = self.table.weight
+            if weight.device.type == "cpu" and torch.is_grad_enabled():
+                parts.append(_GatherRows.apply(weight, codes).flatten(1))
+            else:
+                parts.append(self.table(codes).flatten(1))
         return torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]
+
+
+class _GatherRows(torch.autograd.Function):
+    """``weight[index]``, whose gradient sums rows with ``index_add_``.
+
+    The same values as an embedding lookup and its gradient; on CPU the
+    embedding's backward takes about twice as long for the few dozen columns
+    of a batch (it sorts the indices first).
+    """
+
+    @staticmethod
+    def forward(ctx, weight: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(index)
+        ctx.n_rows = weight.shape[0]
+        rows = weight.index_select(0, index.reshape(-1))
+        return rows.view(*index.shape, weight.shape[1])
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        (index,) = ctx.saved_tensors
+        grad = grad.reshape(-1, grad.shape[-1])
+        weight_grad = grad.new_zeros(ctx.n_rows, grad.shape[1])
+        return weight_grad.index_add_(0, index.reshape(-1), grad), None
 
 
 def embedding_params(encoder) -> dict:
@@ -653,6 +733,15 @@ def embedding_params(encoder) -> dict:
         "categorical_columns": encoder.columns,
         "cardinalities": encoder.cardinalities,
     }
+
+
+def embedding_sizes(cardinalities: Sequence[int]) -> tuple[int, ...]:
+    """An embedding size per column of these cardinalities.
+
+    The rule of thumb of :func:`embedding_size`, ``1.6 n^0.56``, for each
+    column's own cardinality ``n``, kept between 2 and 16.
+    """
+    return tuple(int(min(16, max(2, round(1.6 * n**0.56)))) for n in cardinalities)
 
 
 def embedding_size(cardinalities: Sequence[int]) -> int:
@@ -761,12 +850,15 @@ class MMoENetwork(nn.Module):
         :class:`FeatureEmbedding` before the experts and gates.
     cardinalities : sequence of int, default=()
         Number of codes of each categorical column.
-    embedding_dim : int, default=None
-        Size of the categorical embeddings; by default
+    embedding_dim : int or sequence of int, default=None
+        Size of the categorical embeddings, one for all columns or one per
+        column (see :class:`FeatureEmbedding`); by default
         :func:`embedding_size` of the cardinalities.
     numeric_scaling : bool, default=False
         Scale and smoothly clip the numeric columns first
         (:class:`NumericScaling`; its statistics are set by the caller).
+    numeric_clip : bool, default=True
+        With ``numeric_scaling``: clip the scaled columns smoothly.
     numeric_embedding : bool, default=False
         Turn each numeric column into a vector of periodic features
         (:class:`FeatureEmbedding`) before the experts and gates.
@@ -807,10 +899,11 @@ class MMoENetwork(nn.Module):
         ensemble_size: int = 1,
         categorical_columns: Sequence[int] = (),
         cardinalities: Sequence[int] = (),
-        embedding_dim: int | None = None,
+        embedding_dim: int | Sequence[int] | None = None,
         numeric_scaling: bool = False,
         numeric_embedding: bool = False,
         sparse_projection: int | None = None,
+        numeric_clip: bool = True,
     ) -> None:
         super().__init__()
         output_sizes = [int(c) for c in output_sizes]
@@ -841,6 +934,7 @@ class MMoENetwork(nn.Module):
             numeric_scaling,
             numeric_embedding,
             sparse_projection,
+            numeric_clip,
         )
         levels = []
         for level in range(n_levels):
@@ -873,16 +967,17 @@ class MMoENetwork(nn.Module):
         self,
         categorical_columns: Sequence[int],
         cardinalities: Sequence[int],
-        embedding_dim: int | None,
+        embedding_dim: int | Sequence[int] | None,
         numeric_scaling: bool,
         numeric_embedding: bool,
         sparse_projection: int | None,
+        numeric_clip: bool = True,
     ) -> int:
         """The layers before the experts (scaling, sparse projection,
         embeddings); returns the width the first level reads."""
         n_features = self.n_features
         self.scaling = (
-            NumericScaling(n_features, categorical_columns)
+            NumericScaling(n_features, categorical_columns, numeric_clip)
             if numeric_scaling and n_features > len(categorical_columns)
             else None
         )

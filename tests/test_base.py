@@ -297,13 +297,23 @@ def test_numeric_scaling_is_robust_and_inside_the_network(kind, data):
     # A heavy-tailed column: scaled by its median and quartiles, then clipped.
     X = X.copy()
     X[:, 0] = np.exp(4 * X[:, 0])
-    model = _make(kind).fit(X, Y)
+    model = _make(kind, numeric_scaling="robust").fit(X, Y)
     scaling = model.module_.scaling
     q25, median, q75 = np.quantile(X[:, 0], [0.25, 0.5, 0.75])
     np.testing.assert_allclose(scaling.center[0].item(), median, rtol=1e-5)
     np.testing.assert_allclose(scaling.scale[0].item(), (q75 - q25) / 1.349, rtol=1e-5)
     z = scaling(torch.as_tensor(X[:, :]))
     assert float(z[:, 0].abs().max()) <= 3
+    # Unclipped: centred and divided only, the tail kept.
+    unclipped = _make(kind, numeric_scaling="robust_unclipped").fit(X, Y)
+    scaling = unclipped.module_.scaling
+    expected = (X[:, 0] - median) / ((q75 - q25) / 1.349)
+    z = scaling(torch.as_tensor(X))[:, 0].numpy()
+    np.testing.assert_allclose(z, expected, rtol=1e-4, atol=1e-4)
+    assert z.max() > 3
+    # The regressor's default (targets linear in the inputs are not bent).
+    default = "robust_unclipped" if kind == "regressor" else "robust"
+    assert _make(kind).get_params()["numeric_scaling"] == default
     # The same model without scaling sees the raw column.
     assert _make(kind, numeric_scaling=None).fit(X, Y).module_.scaling is None
 
@@ -707,7 +717,9 @@ def test_wide_sparse_input_trains_through_a_sparse_projection(kind, monkeypatch)
     )
     _, Y = _make_data(kind, n=200)
     # Scaling would densify the input: not applied, and the warning says so.
-    with pytest.warns(UserWarning, match="numeric_scaling='robust' would densify"):
+    with pytest.warns(
+        UserWarning, match="numeric_scaling='robust(_unclipped)?' would densify"
+    ):
         _make(kind, max_epochs=1).fit(X, Y)
     with pytest.warns(UserWarning, match="numeric_embedding='periodic' would"):
         _make(
@@ -761,17 +773,52 @@ def test_shared_parameters_have_the_same_order_defaults_constraints_and_docs():
     for cls, signature, doc in zip(estimators, signatures, docs, strict=True):
         assert [name for name in signature if name in shared] == shared, cls
         assert set(shared) <= set(doc), cls
+    # Defaults that differ by task type, as the quality study chose them.
+    own_defaults = {("numeric_scaling", MultiTaskMMoERegressor): "robust_unclipped"}
     for name in shared:
         for signature, doc, cls in zip(signatures, docs, estimators, strict=True):
             first = signatures[0][name]
+            default = own_defaults.get((name, cls), first.default)
             assert (signature[name].default, signature[name].kind) == (
-                first.default,
+                default,
                 first.kind,
             ), (cls, name)
-            assert doc[name] == docs[0][name], (cls, name)
+            own_doc = docs[0][name].replace(
+                f"default={first.default!r}".replace("'", '"'),
+                f"default={default!r}".replace("'", '"'),
+            )
+            assert doc[name] == own_doc, (cls, name)
             assert [
                 str(make_constraint(c)) for c in cls._parameter_constraints[name]
             ] == [
                 str(make_constraint(c))
                 for c in estimators[0]._parameter_constraints[name]
             ], (cls, name)
+
+
+@pytest.mark.parametrize(
+    "n_train, batch_size, lr",
+    [(100, 256, 1e-3), (16_383, 256, 1e-3), (16_384, 512, 2**0.5 * 1e-3)]
+    + [(32_768, 1024, 2e-3), (10**6, 1024, 2e-3)],
+)
+def test_auto_batch_size_and_lr_follow_the_training_rows(n_train, batch_size, lr):
+    clf = MultiTaskMMoEClassifier()
+    assert clf._step_params(n_train) == pytest.approx((batch_size, lr))
+    # Set values are kept; an "auto" lr follows a set batch size.
+    assert clf.set_params(batch_size=64, lr=0.01)._step_params(n_train) == (64, 0.01)
+    assert clf.set_params(lr="auto")._step_params(n_train) == (64, 0.5e-3)
+
+
+def test_the_net_trains_with_the_resolved_batch_size_and_lr():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(20_000, 3)).astype(np.float32)
+    Y = (X[:, :2] > 0).astype(int)
+    clf = MultiTaskMMoEClassifier(max_epochs=1, random_state=0).fit(X, Y)
+    # 18,000 training rows after the 10% held out: batches of 512.
+    assert clf.net_.batch_size == 512
+    assert clf.net_.optimizer_.param_groups[0]["lr"] == pytest.approx(2**0.5 * 1e-3)
+    assert clf.get_params()["batch_size"] == "auto"
+    # Continued training on fewer rows resolves them again.
+    clf.set_params(warm_start=True).fit(X[:1000], Y[:1000])
+    assert clf.net_.batch_size == 256
+    assert clf.net_.optimizer_.param_groups[0]["lr"] == pytest.approx(1e-3)

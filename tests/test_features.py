@@ -24,6 +24,7 @@ from sk_mmoe.network import (
     FeatureEmbedding,
     MMoENetwork,
     embedding_size,
+    embedding_sizes,
 )
 
 SMALL = dict(
@@ -163,6 +164,31 @@ def test_feature_embedding_shapes_and_lookup():
     assert 4 <= embedding_size([3]) <= embedding_size([10**6]) == 16
 
 
+def test_feature_embedding_sizes_per_column():
+    embedding = FeatureEmbedding(
+        4, categorical_columns=[1, 3], cardinalities=[3, 5], embedding_dim=[2, 3]
+    )
+    x = torch.tensor([[0.5, 2.0, -1.0, 4.0], [0.5, 0.0, -1.0, 4.0]])
+    out = embedding(x)
+    assert out.shape == (2, 2 + 2 + 3) == (2, embedding.out_features)
+    table = embedding.table.weight[:, 0]
+    # Column 1 holds rows 0..5 (3 codes x 2), column 3 rows 6..20 (5 x 3).
+    torch.testing.assert_close(out[0, 2:4], table[4:6])
+    torch.testing.assert_close(out[1, 2:4], table[0:2])
+    torch.testing.assert_close(out[0, 4:7], table[6 + 12 : 6 + 15])
+    torch.testing.assert_close(out[1, 4:], out[0, 4:])
+    # The same values without gradients (prediction, export).
+    with torch.no_grad():
+        torch.testing.assert_close(embedding(x), out.detach())
+    # Each column starts at the scale of its own size.
+    wide = FeatureEmbedding(2, [0, 1], [1000, 1000], embedding_dim=[1, 16])
+    first, second = wide.table.weight[:1000], wide.table.weight[1000:]
+    assert 0.8 < first.std().item() < 1.2 and 0.2 < second.std().item() < 0.3
+    assert embedding_sizes([2, 3, 50, 10**6]) == (2, 3, 14, 16)
+    with pytest.raises(ValueError, match="per categorical column"):
+        FeatureEmbedding(4, [1, 3], [3, 5], embedding_dim=[2])
+
+
 def test_numeric_embedding_gives_each_numeric_column_its_vector():
     embedding = FeatureEmbedding(
         4,
@@ -250,7 +276,10 @@ def test_max_categories_bounds_the_embedding_table(frame):
     X, Y = frame
     clf = MultiTaskMMoEClassifier(**SMALL, max_categories=5).fit(X, Y)
     assert clf._encoder.cardinalities == [5, 5]
-    assert clf.module_.embedding.table.num_embeddings == 10
+    # A row per code and dimension of each of the two columns.
+    dims = clf.module_.embedding.column_dims
+    assert dims == embedding_sizes([5, 5])
+    assert clf.module_.embedding.table.num_embeddings == 5 * sum(dims)
     with pytest.raises(ValueError, match="max_categories"):
         MultiTaskMMoEClassifier(**SMALL, max_categories=2).fit(X, Y)
 

@@ -10,6 +10,7 @@ from sk_mmoe.network import (
     BatchedLinear,
     DSelectKGate,
     ExpertNormalization,
+    FeatureEmbedding,
     MMoENetwork,
     SoftmaxGate,
     _drop_experts,
@@ -330,3 +331,25 @@ def test_experts_start_different():
         assert not torch.allclose(experts[0], experts[j])
     out = net.levels[0].experts(torch.randn(8, 4))
     assert not torch.allclose(out[0], out[1])
+
+
+def test_feature_embedding_gradient_equals_the_embedding_lookup():
+    # Training gathers the categorical rows with its own backward; values
+    # and gradients are those of nn.Embedding (used without gradients).
+    embed = FeatureEmbedding(4, categorical_columns=[1, 3], cardinalities=[3, 5])
+    x = torch.tensor([[0.5, 2, -1.0, 4], [1.5, 0, 2.0, 4], [0.0, 2, 1.0, 0]])
+    out = embed(x)
+    codes = x[:, [1, 3]].long() + embed.offsets
+    expected = embed.table(codes).flatten(1)
+    torch.testing.assert_close(out[:, -2 * embed.table.embedding_dim :], expected)
+    grad = torch.randn_like(out)
+    (weight_grad,) = torch.autograd.grad(out, [embed.table.weight], grad)
+    (expected_grad,) = torch.autograd.grad(
+        expected, [embed.table.weight], grad[:, -expected.shape[1] :]
+    )
+    assert torch.equal(weight_grad, expected_grad)
+    # Code 4 of the second column (row 3 + 4) was seen twice: its gradient
+    # is the sum of both rows'.
+    assert weight_grad[7].abs().sum() > 0
+    with torch.no_grad():
+        torch.testing.assert_close(embed(x), out.detach())

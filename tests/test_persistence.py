@@ -8,6 +8,7 @@ import time
 import numpy as np
 import pytest
 import torch
+from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -21,6 +22,7 @@ from sk_mmoe import (
     save_model,
 )
 from sk_mmoe.datasets import make_task_correlation
+from sk_mmoe.network import embedding_sizes
 
 SMALL = dict(
     n_experts=2,
@@ -550,6 +552,50 @@ def test_files_of_format_2_still_load_and_train(tmp_path, kind):
     clf.fit(X, Y)
     loaded.fit(X, Y)
     _assert_same_model(clf, loaded, X)
+
+
+def test_files_without_the_clip_option_clip_their_inputs(tmp_path):
+    # Networks saved before numeric_clip existed all clipped.
+    reg, X, Y = _estimator_and_data("regressor")
+    reg.set_params(numeric_scaling="robust").fit(X, Y)
+    path = tmp_path / "model.pt"
+    save_model(reg, path)
+    _rewrite(path, lambda content: content["network"].pop("numeric_clip"))
+    loaded = load_model(path)
+    assert loaded.module_.scaling.clip
+    _assert_same_model(reg, loaded, X)
+    unclipped = clone(reg).set_params(numeric_scaling="robust_unclipped").fit(X, Y)
+    assert not _round_trip(unclipped).module_.scaling.clip
+
+
+def test_files_with_one_embedding_size_for_all_columns_still_load(
+    tmp_path, monkeypatch
+):
+    # Files saved before sizes per column: no "embedding_dims" in the
+    # network's specification, one table row per code.
+    import sk_mmoe._building
+
+    clf, X, Y = _estimator_and_data("classifier", warm_start=True)
+    codes = np.random.default_rng(1).integers(0, 4, len(X))
+    X = np.column_stack([X, codes])
+    clf.set_params(categorical_features=[X.shape[1] - 1])
+    with monkeypatch.context() as patch:
+        patch.setattr(sk_mmoe._building, "embedding_sizes", lambda cards: None)
+        clf.fit(X, Y)
+    assert clf.module_.embedding.column_dims is None
+    path = tmp_path / "model.pt"
+    save_model(clf, path)
+    _rewrite(path, lambda content: content["network"].pop("embedding_dims"))
+    loaded = load_model(path)
+    assert loaded.module_.embedding.column_dims is None
+    _assert_same_model(clf, loaded, X)
+    clf.fit(X, Y)
+    loaded.fit(X, Y)
+    _assert_same_model(clf, loaded, X)
+    # A new fit sizes each column's embedding.
+    refit = clone(loaded).fit(X, Y)
+    dims = embedding_sizes(refit._encoder.cardinalities)
+    assert refit.module_.embedding.column_dims == dims
 
 
 @pytest.mark.parametrize("task_weights", [None, "uncertainty"])

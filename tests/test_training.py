@@ -27,6 +27,32 @@ def test_optimizers():
     assert set(OPTIMIZERS) == {"adam", "adamw", "sgd", "rmsprop", "adagrad"}
 
 
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+def test_optimizers_step_all_parameters_at_once(name):
+    # torch's multi-tensor step unless the optimizer was told otherwise.
+    from sk_mmoe import MultiTaskMMoEClassifier
+
+    X = np.random.default_rng(0).normal(size=(40, 3)).astype(np.float32)
+    Y = (X[:, :2] > 0).astype(int)
+    clf = MultiTaskMMoEClassifier(optimizer=name, max_epochs=1, random_state=0)
+    clf.fit(X, Y)
+    assert all(g["foreach"] is True for g in clf.net_.optimizer_.param_groups)
+
+
+def test_an_optimizer_choice_of_step_is_kept():
+    from sk_mmoe import MultiTaskMMoEClassifier
+
+    class LoopAdam(torch.optim.Adam):
+        def __init__(self, params, **kwargs):
+            super().__init__(params, foreach=False, **kwargs)
+
+    X = np.random.default_rng(0).normal(size=(40, 3)).astype(np.float32)
+    Y = (X[:, :2] > 0).astype(int)
+    clf = MultiTaskMMoEClassifier(optimizer=LoopAdam, max_epochs=1, random_state=0)
+    clf.fit(X, Y)
+    assert all(g["foreach"] is False for g in clf.net_.optimizer_.param_groups)
+
+
 @pytest.mark.parametrize(
     "n, fraction, expected", [(100, 0.1, 10), (5, 0.01, 1), (7, 0.5, 4)]
 )
