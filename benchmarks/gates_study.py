@@ -132,6 +132,8 @@ CONFIGS: dict[str, dict] = {
     "gate_balance=1": {"gate_balance": 1.0},
     # The input scaling and regularisation, for the regression tables.
     "numeric_scaling=None": {"numeric_scaling": None},
+    # The classifier's scaling, for the regressor (whose default is unclipped).
+    'numeric_scaling="robust"': {"numeric_scaling": "robust"},
     "dropout=0, weight_decay=0": {"dropout": 0.0, "weight_decay": 0.0},
     "dropout=0, weight_decay=0, numeric_scaling=None": {
         "dropout": 0.0,
