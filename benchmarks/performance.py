@@ -47,6 +47,7 @@ import argparse
 import contextlib
 import gc
 import importlib
+import inspect
 import io
 import json
 import os
@@ -82,6 +83,9 @@ NETWORK = dict(
 )
 BATCH_SIZE = 1024
 LR = 1e-3
+# The gates of the hand-written loop's network (MMoENetwork's defaults): no
+# gate dropout, no temperature; the estimators' defaults soften both.
+PLAIN_GATES = {"gate_dropout": 0.0, "gate_temperature": 1.0}
 
 FULL = dict(
     fit_rows=100_000,
@@ -184,7 +188,8 @@ def fit_sk_mmoe(
         max_epochs=epochs,
         # The same work as the hand-written loop: every row trains, no
         # validation pass, no input scaling (the data are standardised), no
-        # dropout or weight decay.
+        # dropout or weight decay, plain gates.
+        **PLAIN_GATES,
         early_stopping=False,
         numeric_scaling=None,
         dropout=0.0,
@@ -540,8 +545,16 @@ def bench_revision(config: dict, quick: bool, revision: str) -> tuple[list, dict
     packages = {"this tree": sk_mmoe, revision: old}
 
     def fit(package, batch_size: int, n_epochs: int):
+        # The same model in both trees: the gates of the older defaults.
+        accepted = inspect.signature(package.MultiTaskMMoEClassifier).parameters
+        gates = {k: v for k, v in PLAIN_GATES.items() if k in accepted}
         return package.MultiTaskMMoEClassifier(
-            **NETWORK, batch_size=batch_size, lr=LR, max_epochs=n_epochs, random_state=0
+            **NETWORK,
+            **gates,
+            batch_size=batch_size,
+            lr=LR,
+            max_epochs=n_epochs,
+            random_state=0,
         ).fit(X, Y)
 
     def each(make: Callable) -> dict:

@@ -479,7 +479,7 @@ class BaseMultiTaskMMoE(ParameterChecks, InputHandling, NetworkBuilding, BaseEst
         net = copy.deepcopy(self.net_)
         # A new seed per call, so successive calls see new batch orders.
         seed = (seed + len(net.history)) % np.iinfo(np.int32).max
-        self._update_training_params(net, data.n_train)
+        self._update_training_params(net, data.n_train, data.encoder)
         net.criterion_ = self._make_criterion(
             data.tasks,
             data.task_weights,
@@ -507,7 +507,7 @@ class BaseMultiTaskMMoE(ParameterChecks, InputHandling, NetworkBuilding, BaseEst
         )
         early = data.early
         net.train_split = HoldOut(self.validation_fraction, seed) if early else None
-        net.callbacks = self._training_callbacks(early, data.n_train)
+        net.callbacks = self._training_callbacks(early, data.n_train, net.batch_size)
         net.iterator_train__seed = seed
         net.max_epochs = self.max_epochs if epochs is None else epochs
         net.verbose = self.verbose

@@ -44,6 +44,7 @@ _AUTO_NUMERIC_EMBEDDING_COLUMNS = 16
 # scaled with the square root of the batch size.
 _AUTO_BATCH_SIZES = (256, 512, 1024)
 _AUTO_MIN_BATCHES = 32
+_AUTO_MIN_ROWS_PER_VALUE = 100
 _AUTO_LR = 1e-3
 
 # A sparse input at least this wide is read through a sparse projection
@@ -329,7 +330,7 @@ class NetworkBuilding:
         weights.
         """
         module_params = self._module_params()
-        batch_size, lr = self._step_params(n_train)
+        batch_size, lr = self._step_params(n_train, encoder)
         return MultiTaskNet(
             module=spec.build(module_params, encoder, self.bias_dropout),
             criterion=criterion,
@@ -348,19 +349,27 @@ class NetworkBuilding:
             module_params=module_params,
         )
 
-    def _step_params(self, n_train: int) -> tuple[int, float]:
-        """``batch_size`` and ``lr`` of training on ``n_train`` rows.
+    def _step_params(
+        self, n_train: int, encoder: CategoricalEncoder | None = None
+    ) -> tuple[int, float]:
+        """``batch_size`` and ``lr`` of training on ``n_train`` rows whose
+        categorical columns ``encoder`` encodes.
 
         ``"auto"`` batches: the largest power of two from 256 to 1024 that
         still makes 32 batches of the rows (fewer, larger steps on large
-        data, at about the same quality); ``"auto"`` lr: 1e-3 at batch 256,
-        scaled with the square root of the batch size, as Adam's steps are
-        (Malladi et al., 2022).
+        data, at about the same quality), but 256 when a categorical column
+        has fewer than 100 rows per value on average (IDs: each value's
+        vector moves only in the batches that hold it, and larger batches
+        leave it fewer steps); ``"auto"`` lr: 1e-3 at batch 256, scaled with
+        the square root of the batch size, as Adam's steps are (Malladi et
+        al., 2022).
         """
         batch_size = self.batch_size
         if batch_size == "auto":
             batch_size = _AUTO_BATCH_SIZES[0]
-            for size in _AUTO_BATCH_SIZES:
+            cardinalities = [] if encoder is None else encoder.cardinalities
+            ids = any(n_train < _AUTO_MIN_ROWS_PER_VALUE * n for n in cardinalities)
+            for size in () if ids else _AUTO_BATCH_SIZES:
                 if n_train >= _AUTO_MIN_BATCHES * size:
                     batch_size = size
         lr = self.lr
@@ -368,9 +377,14 @@ class NetworkBuilding:
             lr = _AUTO_LR * math.sqrt(batch_size / _AUTO_BATCH_SIZES[0])
         return batch_size, lr
 
-    def _update_training_params(self, net: MultiTaskNet, n_train: int) -> None:
+    def _update_training_params(
+        self,
+        net: MultiTaskNet,
+        n_train: int,
+        encoder: CategoricalEncoder | None = None,
+    ) -> None:
         """Apply the current optimisation parameters to a fitted net."""
-        net.batch_size, lr = self._step_params(n_train)
+        net.batch_size, lr = self._step_params(n_train, encoder)
         net.lr = lr
         net.optimizer__weight_decay = self.weight_decay
         if net.optimizer is not self._optimizer_class():
@@ -385,7 +399,7 @@ class NetworkBuilding:
             learned = any(p in weighting_params for p in group["params"])
             group["weight_decay"] = 0.0 if learned else self.weight_decay
 
-    def _training_callbacks(self, early: bool, n_train: int) -> list:
+    def _training_callbacks(self, early: bool, n_train: int, batch_size: int) -> list:
         callbacks = [("stop_on_non_finite", StopOnNonFinite())]
         if early:
             callbacks.append(
@@ -404,7 +418,6 @@ class NetworkBuilding:
         # Deep copies: fitting must not change the objects in the parameters.
         callbacks.extend(copy.deepcopy(list(self.callbacks or [])))
         if self.verbose:
-            batch_size = self._step_params(n_train)[0]
             callbacks.extend(logging_callbacks(-(-n_train // batch_size)))
         return callbacks
 

@@ -99,6 +99,7 @@ class MultiTaskMMoE(BaseMultiTaskMMoE):
     >>> proba[0].shape, proba[1]
     ((2, 2), None)
     """,
+        gates=("0.0", "1.0"),
         class_weight=CLASS_WEIGHT_PARAMETER,
         conditional_on=_docs.CONDITIONAL_ON_PARAMETER,
         loss=LOSS_PARAMETER.replace(
@@ -129,11 +130,11 @@ class MultiTaskMMoE(BaseMultiTaskMMoE):
         n_task_experts: int = 0,
         n_levels: int = 1,
         shared_gate: bool = False,
-        gate_dropout: float = 0.1,
+        gate_dropout: float = 0.0,
         dropout: float = 0.1,
         gate: str = "softmax",
         gate_k: int = 2,
-        gate_temperature: float = 2.0,
+        gate_temperature: float = 1.0,
         gate_balance: float = 0.0,
         expert_activation: str = "relu",
         expert_normalization: str | None = None,

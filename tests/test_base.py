@@ -774,7 +774,11 @@ def test_shared_parameters_have_the_same_order_defaults_constraints_and_docs():
         assert [name for name in signature if name in shared] == shared, cls
         assert set(shared) <= set(doc), cls
     # Defaults that differ by task type, as the quality study chose them.
-    own_defaults = {("numeric_scaling", MultiTaskMMoERegressor): "robust_unclipped"}
+    own_defaults = {
+        ("numeric_scaling", MultiTaskMMoERegressor): "robust_unclipped",
+        ("gate_dropout", MultiTaskMMoE): 0.0,
+        ("gate_temperature", MultiTaskMMoE): 1.0,
+    }
     for name in shared:
         for signature, doc, cls in zip(signatures, docs, estimators, strict=True):
             first = signatures[0][name]
@@ -807,6 +811,19 @@ def test_auto_batch_size_and_lr_follow_the_training_rows(n_train, batch_size, lr
     # Set values are kept; an "auto" lr follows a set batch size.
     assert clf.set_params(batch_size=64, lr=0.01)._step_params(n_train) == (64, 0.01)
     assert clf.set_params(lr="auto")._step_params(n_train) == (64, 0.5e-3)
+
+
+def test_auto_batch_size_stays_small_for_id_columns():
+    # A categorical column of fewer than 100 rows per value (an ID) keeps
+    # batches of 256, so that each value's vector gets enough steps.
+    from types import SimpleNamespace
+
+    clf = MultiTaskMMoEClassifier()
+    census_like = SimpleNamespace(cardinalities=[9, 53])
+    ids = SimpleNamespace(cardinalities=[4, 1000])
+    assert clf._step_params(40_000, census_like) == pytest.approx((1024, 2e-3))
+    assert clf._step_params(40_000, ids) == (256, 1e-3)
+    assert clf._step_params(100_000, ids) == pytest.approx((1024, 2e-3))
 
 
 def test_the_net_trains_with_the_resolved_batch_size_and_lr():

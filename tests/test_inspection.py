@@ -65,7 +65,8 @@ def test_expert_utilization_is_mean_of_gate_weights(mmoe, data):
 
 
 def test_gate_balance_spreads_the_utilization_of_collapsed_gates():
-    # Highly correlated tasks: the default gates collapse on a few experts.
+    # Highly correlated tasks: the default gates collapse on a few experts,
+    # their dropout and temperature notwithstanding.
     X, Y = make_task_correlation(1000, 0.9, n_features=8, random_state=0)
     params = dict(n_experts=4, max_epochs=20, random_state=0, n_threads=1)
     default = MultiTaskMMoEClassifier(**params).fit(X, Y)
