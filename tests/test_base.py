@@ -240,7 +240,7 @@ def test_gate_balance_penalty_is_in_the_training_loss(kind, data):
 def test_refit_trains_on_every_row_for_the_best_epoch_count(kind, data):
     X, Y = data
     params = dict(
-        early_stopping=True, batch_size=10, max_epochs=6, n_iter_no_change=2, lr=0.1
+        early_stopping=True, batch_size=10, max_epochs=6, n_iter_no_change=2, lr=0.03
     )
     stopped = _make(kind, **params).fit(X, Y)
     best = dict(stopped.net_.callbacks_)["early_stopping"].best_epoch_
@@ -374,7 +374,7 @@ def test_zero_sample_weight_is_dropping_the_row(kind, data):
     # the float32 sums of the loss and its gradients are taken in another
     # order: equal up to rounding, not bit for bit.
     # Without dropout: its masks depend on the number of rows.
-    full_batch = dict(batch_size=1024, max_epochs=5, dropout=0.0)
+    full_batch = dict(batch_size=1024, max_epochs=5, dropout=0.0, gate_dropout=0.0)
     weighted = _make(kind, **full_batch).fit(X, Y, sample_weight=weights)
     dropped = _make(kind, **full_batch).fit(X[~drop], Y[~drop])
     np.testing.assert_allclose(

@@ -62,6 +62,7 @@ def make_estimator(**params):
         n_threads=1,
         # Dropout draws other masks on every rank: parity holds without it.
         dropout=0.0,
+        gate_dropout=0.0,
         random_state=0,
     )
     return MultiTaskMMoEClassifier(**{**base, **params})
