@@ -320,8 +320,8 @@ class NetworkBuilding:
         tasks: list[Task],
         criterion: MultiTaskLoss,
         device: torch.device,
-        encoder: CategoricalEncoder | None = None,
-        n_train: int = 1,
+        encoder: CategoricalEncoder | None,
+        n_train: int,
     ) -> MultiTaskNet:
         """A new, uninitialised skorch net around a new network built from
         ``spec``, to train on ``n_train`` rows.
@@ -366,12 +366,14 @@ class NetworkBuilding:
         """
         batch_size = self.batch_size
         if batch_size == "auto":
-            batch_size = _AUTO_BATCH_SIZES[0]
             cardinalities = [] if encoder is None else encoder.cardinalities
             ids = any(n_train < _AUTO_MIN_ROWS_PER_VALUE * n for n in cardinalities)
-            for size in () if ids else _AUTO_BATCH_SIZES:
-                if n_train >= _AUTO_MIN_BATCHES * size:
-                    batch_size = size
+            enough = [
+                size
+                for size in _AUTO_BATCH_SIZES
+                if n_train >= _AUTO_MIN_BATCHES * size
+            ]
+            batch_size = enough[-1] if enough and not ids else _AUTO_BATCH_SIZES[0]
         lr = self.lr
         if lr == "auto":
             lr = _AUTO_LR * math.sqrt(batch_size / _AUTO_BATCH_SIZES[0])

@@ -579,7 +579,8 @@ def _restored_net(
     criterion_state = _current_criterion_state(content["criterion_state"])
     _check_shapes(criterion.state_dict(), criterion_state, "loss state", name)
     with seeded(0, device):  # The initial weights are overwritten.
-        net = estimator._make_net(spec, tasks, criterion, device, encoder)
+        # Batch size and lr come again from the rows of any later fit.
+        net = estimator._make_net(spec, tasks, criterion, device, encoder, n_train=1)
         net.initialize()
     try:
         net.module_.load_state_dict(content["module_state"])

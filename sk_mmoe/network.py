@@ -741,7 +741,7 @@ def embedding_sizes(cardinalities: Sequence[int]) -> tuple[int, ...]:
     The rule of thumb of :func:`embedding_size`, ``1.6 n^0.56``, for each
     column's own cardinality ``n``, kept between 2 and 16.
     """
-    return tuple(int(min(16, max(2, round(1.6 * n**0.56)))) for n in cardinalities)
+    return tuple(_rule_of_thumb(n, smallest=2) for n in cardinalities)
 
 
 def embedding_size(cardinalities: Sequence[int]) -> int:
@@ -750,7 +750,12 @@ def embedding_size(cardinalities: Sequence[int]) -> int:
     A common rule of thumb, ``1.6 n^0.56`` for the largest cardinality ``n``,
     kept between 4 and 16.
     """
-    return int(min(16, max(4, round(1.6 * max(cardinalities) ** 0.56))))
+    return _rule_of_thumb(max(cardinalities), smallest=4)
+
+
+def _rule_of_thumb(cardinality: int, smallest: int) -> int:
+    """``1.6 n^0.56`` for ``n`` values, kept between ``smallest`` and 16."""
+    return int(min(16, max(smallest, round(1.6 * cardinality**0.56))))
 
 
 def _check_network_arguments(

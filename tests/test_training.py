@@ -27,29 +27,27 @@ def test_optimizers():
     assert set(OPTIMIZERS) == {"adam", "adamw", "sgd", "rmsprop", "adagrad"}
 
 
-@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
-def test_optimizers_step_all_parameters_at_once(name):
-    # torch's multi-tensor step unless the optimizer was told otherwise.
+def _fit_one_epoch(**params):
     from sk_mmoe import MultiTaskMMoEClassifier
 
     X = np.random.default_rng(0).normal(size=(40, 3)).astype(np.float32)
     Y = (X[:, :2] > 0).astype(int)
-    clf = MultiTaskMMoEClassifier(optimizer=name, max_epochs=1, random_state=0)
-    clf.fit(X, Y)
+    return MultiTaskMMoEClassifier(max_epochs=1, random_state=0, **params).fit(X, Y)
+
+
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+def test_optimizers_step_all_parameters_at_once(name):
+    # torch's multi-tensor step unless the optimizer was told otherwise.
+    clf = _fit_one_epoch(optimizer=name)
     assert all(g["foreach"] is True for g in clf.net_.optimizer_.param_groups)
 
 
 def test_an_optimizer_choice_of_step_is_kept():
-    from sk_mmoe import MultiTaskMMoEClassifier
-
     class LoopAdam(torch.optim.Adam):
         def __init__(self, params, **kwargs):
             super().__init__(params, foreach=False, **kwargs)
 
-    X = np.random.default_rng(0).normal(size=(40, 3)).astype(np.float32)
-    Y = (X[:, :2] > 0).astype(int)
-    clf = MultiTaskMMoEClassifier(optimizer=LoopAdam, max_epochs=1, random_state=0)
-    clf.fit(X, Y)
+    clf = _fit_one_epoch(optimizer=LoopAdam)
     assert all(g["foreach"] is False for g in clf.net_.optimizer_.param_groups)
 
 
