@@ -189,9 +189,15 @@ def test_a_rows_prediction_does_not_depend_on_the_other_rows(
             [np.asarray(p, dtype=np.float64).reshape(len(X), -1) for p in parts]
         )
 
+    # Prediction pads the rows it evaluates so that, on most CPUs, one row
+    # alone gets exactly what it gets in a batch; but BLAS libraries may pick
+    # another kernel for another number of rows (seen on AMD EPYC with PLE's
+    # three-output gates), which moves a value by a float32 rounding. The
+    # guarantee is agreement to float32 precision, scikit-learn's own
+    # subset-invariance tolerance.
     every = rows(X)
     for subset in ([0], [3], [5, 1], list(range(7, 40)), list(range(100, 120))):
-        np.testing.assert_array_equal(rows(X[subset]), every[subset])
+        np.testing.assert_allclose(rows(X[subset]), every[subset], rtol=1e-6, atol=1e-7)
 
 
 def test_reproducible_with_random_state(kind, data):

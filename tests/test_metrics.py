@@ -483,9 +483,9 @@ class FakeRegressor(RegressorMixin, BaseEstimator):
         A = np.column_stack([X, np.ones(len(X))])
         self.coef_ = np.column_stack(
             [
-                np.linalg.lstsq(A[_known(Y[:, k], self)], Y[_known(Y[:, k], self), k])[
-                    0
-                ]
+                np.linalg.lstsq(
+                    A[_known(Y[:, k], self)], Y[_known(Y[:, k], self), k], rcond=None
+                )[0]
                 for k in range(K)
             ]
         )
