@@ -86,7 +86,7 @@ def rows_reversed_in_batches():
     additions changes: the difference to the plain fit is the rounding floor
     against which the data-parallel difference is judged.
     """
-    from sk_mmoe._batches import BatchIterator
+    from sk_mmoe._fitting.batches import BatchIterator
 
     plain = BatchIterator.__iter__
 

@@ -3,7 +3,7 @@
 Compares, on the same data and network sizes:
 
 * ``fit`` against a hand-written PyTorch training loop of the same network
-  (:class:`sk_mmoe.network.MMoENetwork`, Adam, shuffled index batches, one
+  (:class:`sk_mmoe.nn.network.MMoENetwork`, Adam, shuffled index batches, one
   ``loss.item()`` per batch) and against DeepCTR-Torch's ``MMOE`` (if
   ``deepctr-torch`` is installed, see below);
 * ``predict_proba`` against a raw ``module(X)`` forward pass under
@@ -70,7 +70,7 @@ from torch.nn import functional as F
 
 import sk_mmoe
 from sk_mmoe import MultiTaskMMoEClassifier
-from sk_mmoe.network import MMoENetwork
+from sk_mmoe.nn.network import MMoENetwork
 
 ROOT = Path(__file__).resolve().parent.parent
 

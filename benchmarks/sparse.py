@@ -5,7 +5,7 @@ Four fits of the same estimator and tasks, 2 epochs each, one thread:
 * a CSR input of 100,000 columns with 20 non-zeros per row (one-hot IDs),
   read through the network's sparse projection (the default for sparse
   inputs of 1,024 columns or more), whose weight the estimator trains with
-  its lazy Adam (``sk_mmoe._optim.LazyAdam``);
+  its lazy Adam (``sk_mmoe.nn._optim.LazyAdam``);
 * the same, with the projection trained by ``torch.optim.SparseAdam``
   instead: the same update through sparse-tensor arithmetic;
 * the same CSR input densified one batch at a time (the estimator's path

@@ -8,7 +8,7 @@ fitted state (set in one place, :meth:`BaseMultiTaskMMoE._set_fitted_state`,
 which :func:`sk_mmoe.load_model` uses too), and the forward pass behind
 ``predict``, ``gate_weights`` and ``score``. The checks of the arguments
 against the data (:mod:`sk_mmoe._checks`), the handling of ``X``
-(:mod:`sk_mmoe._inputs`) and the building of the network and its loss
+(:mod:`sk_mmoe._data.inputs`) and the building of the network and its loss
 (:mod:`sk_mmoe._building`) are its bases. The public estimators only say
 which task types they accept and how they present predictions; everything
 that depends on a task's type is in :mod:`sk_mmoe._tasks`.
@@ -32,8 +32,6 @@ from sklearn.utils import check_consistent_length, check_random_state
 from sklearn.utils.validation import check_is_fitted
 from skorch.callbacks import Callback
 
-from ._batches import ArrayBatches
-from ._bias import main_network
 from ._building import NetworkBuilding, NetworkSpec, _robust_statistics
 from ._checks import (
     ParameterChecks,
@@ -43,20 +41,19 @@ from ._checks import (
     resolve_conditional_on,
 )
 from ._compat import Interval, StrOptions, fit_context
-from ._distributed import agree_seed, local_device
-from ._features import CategoricalEncoder, feature_names
-from ._inputs import InputHandling
-from ._ranking import rank_score_of, rank_values
-from ._targets import (
+from ._data.features import CategoricalEncoder, feature_names
+from ._data.frames import check_not_lazy
+from ._data.inputs import InputHandling
+from ._data.targets import (
     TargetColumns,
     check_not_dask_key,
-    check_not_lazy,
     encode_targets,
     read_targets,
 )
-from ._tasks import Task, condition_tasks, make_task
-from ._threads import resolve_threads, torch_threads
-from ._training import (
+from ._fitting.batches import ArrayBatches
+from ._fitting.distributed import agree_seed, local_device
+from ._fitting.threads import resolve_threads, torch_threads
+from ._fitting.training import (
     OPTIMIZERS,
     HoldOut,
     MultiTaskNet,
@@ -64,8 +61,11 @@ from ._training import (
     n_validation_rows,
     seeded,
 )
-from .network import ACTIVATIONS, GATES, BatchedLinear, MMoENetwork
-from .weighting import WEIGHTING_STRATEGIES
+from ._rank_score import rank_score_of, rank_values
+from ._tasks import Task, condition_tasks, make_task
+from .nn._bias import main_network
+from .nn.network import ACTIVATIONS, GATES, BatchedLinear, MMoENetwork
+from .nn.weighting import WEIGHTING_STRATEGIES
 
 __all__ = ["BaseMultiTaskMMoE"]
 

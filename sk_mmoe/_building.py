@@ -23,14 +23,14 @@ import torch
 from skorch.callbacks import EarlyStopping
 from torch import nn
 
-from ._batches import BatchIterator
-from ._bias import BiasColumns, BiasedNetwork, BiasTower
-from ._features import CategoricalEncoder
+from ._data.features import CategoricalEncoder
+from ._fitting.batches import BatchIterator
+from ._fitting.training import MultiTaskNet, StopOnNonFinite, logging_callbacks, silent
 from ._tasks import Task, task_outputs
-from ._training import MultiTaskNet, StopOnNonFinite, logging_callbacks, silent
-from .losses import MultiTaskLoss
-from .network import MMoENetwork, embedding_params, embedding_sizes
-from .weighting import WEIGHTING_STRATEGIES, FixedWeights, LossWeighting
+from .nn._bias import BiasColumns, BiasedNetwork, BiasTower
+from .nn.losses import MultiTaskLoss
+from .nn.network import MMoENetwork, embedding_params, embedding_sizes
+from .nn.weighting import WEIGHTING_STRATEGIES, FixedWeights, LossWeighting
 
 __all__ = ["NetworkBuilding", "NetworkSpec"]
 
@@ -88,7 +88,7 @@ class NetworkSpec:
     ) -> nn.Module:
         """A new network (its weights drawn from torch's current seed).
 
-        With bias columns, a :class:`~sk_mmoe._bias.BiasedNetwork`: the
+        With bias columns, a :class:`~sk_mmoe.nn._bias.BiasedNetwork`: the
         network with a bias tower beside it, whose features are dropped in
         training with probability ``bias_dropout``.
         """
@@ -326,7 +326,7 @@ class NetworkBuilding:
         """A new, uninitialised skorch net around a new network built from
         ``spec``, to train on ``n_train`` rows.
 
-        Call it under :func:`~sk_mmoe._training.seeded`: it draws the initial
+        Call it under :func:`~sk_mmoe._fitting.training.seeded`: it draws the initial
         weights.
         """
         module_params = self._module_params()

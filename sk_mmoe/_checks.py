@@ -15,9 +15,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from ._targets import TargetColumns
+from ._data.targets import TargetColumns
+from ._fitting.training import OPTIMIZERS
 from ._tasks import Task
-from ._training import OPTIMIZERS
 
 __all__ = ["ParameterChecks", "check_weights", "resolve_conditional_on"]
 

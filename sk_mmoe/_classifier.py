@@ -13,7 +13,7 @@ from sklearn.base import ClassifierMixin
 from . import _docs
 from ._base import BaseMultiTaskMMoE, store_params
 from ._compat import StrOptions, fit_context
-from ._targets import TargetColumns
+from ._data.targets import TargetColumns
 from ._tasks import Task, infer_task_type, make_task
 
 __all__ = ["MultiTaskMMoEClassifier"]
@@ -80,7 +80,7 @@ class MultiTaskMMoEClassifier(ClassifierMixin, BaseMultiTaskMMoE):
     --------
     MultiTaskMMoERegressor : The same model for continuous targets.
     MultiTaskMMoE : The same model for tasks of different types.
-    sk_mmoe.network.MMoENetwork : The network, usable without the estimator.
+    sk_mmoe.nn.network.MMoENetwork : The network, usable without the estimator.
     sklearn.multioutput.MultiOutputClassifier : One independent model per task.
 
     Notes

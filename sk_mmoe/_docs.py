@@ -95,7 +95,7 @@ default=None
     columns of ``Y``, or a dict from task name to weight (tasks not named
     get 1). Non-negative, not all zero. ``None`` gives equal weights.
     ``"uncertainty"`` learns the weights with the network (Kendall, Gal and
-    Cipolla, 2018; see :class:`~sk_mmoe.weighting.UncertaintyWeights`): the
+    Cipolla, 2018; see :class:`~sk_mmoe.nn.weighting.UncertaintyWeights`): the
     fitted weights are in ``task_weights_`` and per epoch in ``history_``."""
 
 BIAS_PARAMETERS = """\

@@ -13,10 +13,10 @@ from . import _docs
 from ._base import BaseMultiTaskMMoE, store_params
 from ._classifier import CLASS_WEIGHT_PARAMETER
 from ._compat import StrOptions, fit_context
+from ._data.targets import TargetColumns
 from ._regressor import LOSS_PARAMETER
-from ._targets import TargetColumns
 from ._tasks import TASK_TYPES, Task, accepts_loss, infer_task_type
-from .losses import REGRESSION_LOSSES
+from .nn.losses import REGRESSION_LOSSES
 
 __all__ = ["MultiTaskMMoE"]
 

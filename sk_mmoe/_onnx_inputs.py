@@ -24,8 +24,9 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from ._features import MISSING_CODE, N_RESERVED, OTHER_CODE, _text_column
-from ._targets import check_not_lazy, is_polars, missing_mask, polars_values
+from ._data.features import MISSING_CODE, N_RESERVED, OTHER_CODE, _text_column
+from ._data.frames import check_not_lazy, is_polars, polars_values
+from ._data.targets import missing_mask
 
 __all__ = [
     "INPUT_FORMS",

@@ -26,11 +26,11 @@ from skorch.history import History
 from ._base import BaseMultiTaskMMoE
 from ._building import NetworkSpec
 from ._classifier import MultiTaskMMoEClassifier
-from ._features import CategoricalEncoder
+from ._data.features import CategoricalEncoder
+from ._fitting.training import OPTIMIZERS, MultiTaskNet, seeded
 from ._mixed import MultiTaskMMoE
 from ._regressor import MultiTaskMMoERegressor
 from ._tasks import Task, task_from_state
-from ._training import OPTIMIZERS, MultiTaskNet, seeded
 
 __all__ = ["load_model", "save_model"]
 

@@ -13,9 +13,9 @@ from sklearn.base import RegressorMixin
 from . import _docs
 from ._base import BaseMultiTaskMMoE, store_params
 from ._compat import StrOptions, fit_context
-from ._targets import TargetColumns
+from ._data.targets import TargetColumns
 from ._tasks import Task
-from .losses import REGRESSION_LOSSES
+from .nn.losses import REGRESSION_LOSSES
 
 __all__ = ["MultiTaskMMoERegressor"]
 

@@ -3,7 +3,7 @@
 A task type knows, for one column of ``Y``, how to learn its encoding from
 the labelled entries (:meth:`Task.fit`), how to encode targets for the loss
 (:meth:`Task.encode`), how wide the network's output for it is
-(:attr:`Task.n_outputs`), which per-row loss of :mod:`sk_mmoe.losses` trains
+(:attr:`Task.n_outputs`), which per-row loss of :mod:`sk_mmoe.nn.losses` trains
 it (:attr:`Task.loss`), the torch prediction head that turns the network's
 outputs into probabilities or values (:meth:`Task.head`, run by ``predict``
 and by the ONNX export alike), how to read predictions from the head
@@ -16,7 +16,7 @@ This is the only module that names task classes or branches on a task's
 type: the estimators, the loss, the export, the persistence and the metrics
 only talk to tasks through this interface, so a new kind of task (ordinal,
 count...) is one new class registered in :data:`TASK_TYPES` plus, if it
-needs one, a new per-row loss in :mod:`sk_mmoe.losses`.
+needs one, a new per-row loss in :mod:`sk_mmoe.nn.losses`.
 
 A binary task can be conditional on another (:class:`ConditionalTask`,
 ESMM): its tower learns the conditional probability given its parent's
@@ -68,7 +68,7 @@ class Task(ABC):
 
     #: The type names this class implements, as in ``task_types``.
     kinds: ClassVar[tuple[str, ...]]
-    #: The per-row losses of :data:`sk_mmoe.losses.ROW_LOSSES` that can train
+    #: The per-row losses of :data:`sk_mmoe.nn.losses.ROW_LOSSES` that can train
     #: the task; the first is the default.
     losses: ClassVar[tuple[str, ...]]
     #: The family of the task's own :attr:`metrics` in :mod:`sk_mmoe.metrics`.

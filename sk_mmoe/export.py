@@ -35,7 +35,7 @@ from torch import nn
 
 from ._base import BaseMultiTaskMMoE
 from ._onnx_inputs import column_inputs, input_form, onnx_feed, prepend_column_inputs
-from ._ranking import rank_values
+from ._rank_score import rank_values
 from ._tasks import Task
 
 __all__ = ["METADATA_KEY", "export_onnx", "onnx_feed"]
@@ -61,7 +61,7 @@ class _ServingModule(nn.Module):
     the softmax over the task's own classes (float32, ``(n, n_classes)``) for
     a classification task, the prediction in the target's units (float64,
     ``(n,)``) for a task with numeric targets. With ``rank_values`` (one
-    vector per task, :func:`~sk_mmoe._ranking.rank_values`), a last tensor
+    vector per task, :func:`~sk_mmoe._rank_score.rank_values`), a last tensor
     holds the ranking score (float64, ``(n,)``): every head times its values,
     summed as ``rank_score`` sums them.
     """
@@ -389,7 +389,7 @@ def _metadata(
     encoder = getattr(estimator, "_encoder", None)
     categorical = None
     if encoder is not None:
-        from ._features import MISSING_CODE, N_RESERVED, OTHER_CODE
+        from ._data.features import MISSING_CODE, N_RESERVED, OTHER_CODE
 
         categorical = {
             "columns": [int(j) for j in encoder.columns],

@@ -20,7 +20,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from ._compat import StrOptions, validate_params
 from ._composition import final_estimator_and_X
-from ._targets import default_task_names
+from ._data.targets import default_task_names
 
 __all__ = ["ExpertUtilizationDisplay", "expert_utilization", "gate_similarity"]
 

@@ -19,7 +19,7 @@ import numpy as np
 from sklearn.utils import check_random_state
 
 from ._compat import BaseKFold, RepeatedSplits
-from ._targets import read_targets
+from ._data.targets import read_targets
 from ._tasks import _homogeneous_labels, infer_task_type
 
 __all__ = ["MultiTaskStratifiedKFold", "RepeatedMultiTaskStratifiedKFold"]

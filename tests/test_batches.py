@@ -1,10 +1,10 @@
-"""Tests for sk_mmoe._batches."""
+"""Tests for sk_mmoe._fitting.batches."""
 
 import numpy as np
 import scipy.sparse as sp
 import torch
 
-from sk_mmoe._batches import ArrayBatches, BatchIterator
+from sk_mmoe._fitting.batches import ArrayBatches, BatchIterator
 
 
 def _data(n=23, d=4):

@@ -14,7 +14,7 @@ from sk_mmoe import (
     load_model,
     save_model,
 )
-from sk_mmoe._bias import BiasColumns, BiasTower
+from sk_mmoe.nn._bias import BiasColumns, BiasTower
 
 TINY = dict(
     n_experts=2,

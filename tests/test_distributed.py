@@ -17,9 +17,9 @@ import scipy.sparse as sp
 import torch
 
 from sk_mmoe import MultiTaskMMoEClassifier, load_model, save_model
-from sk_mmoe._batches import ArrayBatches, BatchIterator, ShardTargets
-from sk_mmoe._distributed import World, current_world, single_process
-from sk_mmoe.network import MMoENetwork
+from sk_mmoe._fitting.batches import ArrayBatches, BatchIterator, ShardTargets
+from sk_mmoe._fitting.distributed import World, current_world, single_process
+from sk_mmoe.nn.network import MMoENetwork
 
 dist = pytest.importorskip("torch.distributed")
 if not dist.is_available() or not dist.is_gloo_available():
@@ -309,7 +309,7 @@ def test_a_single_process_never_shards():
 
 
 def test_cuda_local_rank_beyond_the_visible_gpus_is_a_clear_error(monkeypatch):
-    import sk_mmoe._distributed as distributed
+    import sk_mmoe._fitting.distributed as distributed
 
     monkeypatch.setattr(distributed, "current_world", lambda: World(rank=3, size=4))
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)

@@ -1,4 +1,4 @@
-"""Tests for categorical input columns (sk_mmoe._features and the estimators)."""
+"""Tests for categorical input columns (sk_mmoe._data.features and the estimators)."""
 
 import io
 
@@ -18,8 +18,8 @@ from sk_mmoe import (
     load_model,
     save_model,
 )
-from sk_mmoe._features import CategoricalEncoder, categorical_mask
-from sk_mmoe.network import (
+from sk_mmoe._data.features import CategoricalEncoder, categorical_mask
+from sk_mmoe.nn.network import (
     NUMERIC_EMBEDDING_DIM,
     FeatureEmbedding,
     MMoENetwork,

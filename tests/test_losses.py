@@ -1,4 +1,4 @@
-"""Tests for sk_mmoe.losses."""
+"""Tests for sk_mmoe.nn.losses."""
 
 import math
 
@@ -6,8 +6,8 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from sk_mmoe.losses import MultiTaskLoss
-from sk_mmoe.weighting import FixedWeights
+from sk_mmoe.nn.losses import MultiTaskLoss
+from sk_mmoe.nn.weighting import FixedWeights
 
 NAN = float("nan")
 

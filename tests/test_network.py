@@ -1,4 +1,4 @@
-"""Tests for sk_mmoe.network."""
+"""Tests for sk_mmoe.nn.network."""
 
 import math
 
@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from sk_mmoe.network import (
+from sk_mmoe.nn.network import (
     BatchedLinear,
     DSelectKGate,
     ExpertNormalization,
@@ -196,8 +196,8 @@ def test_sparse_projection_matches_a_dense_product_with_sparse_gradients():
     import numpy as np
     import scipy.sparse as sp
 
-    from sk_mmoe._batches import _csr_tensor
-    from sk_mmoe.network import SparseProjection
+    from sk_mmoe._fitting.batches import _csr_tensor
+    from sk_mmoe.nn.network import SparseProjection
 
     X = sp.random(6, 40, density=0.1, format="csr", dtype=np.float32, random_state=0)
     X[3] = 0  # an empty row

@@ -1,10 +1,10 @@
-"""Tests for sk_mmoe._optim."""
+"""Tests for sk_mmoe.nn._optim."""
 
 import pytest
 import torch
 from torch.nn import functional as F
 
-from sk_mmoe._optim import LazyAdam
+from sk_mmoe.nn._optim import LazyAdam
 
 
 def _embedding_steps(optimizer_class, n_steps=6, **options):

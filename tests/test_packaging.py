@@ -4,6 +4,8 @@ private names, and declared dependency floors that are the tested ones."""
 import ast
 import importlib
 import re
+import subprocess
+import sys
 from importlib.resources import files
 from pathlib import Path
 
@@ -117,3 +119,18 @@ def test_declared_floors_are_the_tested_minimum_versions():
             f"tests {name}=={pins[name]}"
         )
     assert seen == set(pins), f"pinned but not declared: {set(pins) - seen}"
+
+
+@pytest.mark.parametrize("name", sk_mmoe._SUBMODULES)
+def test_public_submodules_are_attributes_of_the_package(name):
+    code = f"import sk_mmoe; print(sk_mmoe.{name}.__name__)"
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip() in {f"sk_mmoe.{name}", f"sk_mmoe.nn.{name}"}
+    assert name in dir(sk_mmoe)
+
+
+def test_unknown_attribute_of_the_package_is_an_attribute_error():
+    with pytest.raises(AttributeError, match="no_such_module"):
+        sk_mmoe.no_such_module  # noqa: B018

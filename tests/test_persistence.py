@@ -22,7 +22,7 @@ from sk_mmoe import (
     save_model,
 )
 from sk_mmoe.datasets import make_task_correlation
-from sk_mmoe.network import embedding_sizes
+from sk_mmoe.nn.network import embedding_sizes
 
 SMALL = dict(
     n_experts=2,

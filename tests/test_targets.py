@@ -1,10 +1,10 @@
-"""Tests for sk_mmoe._targets."""
+"""Tests for sk_mmoe._data.targets."""
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from sk_mmoe._targets import (
+from sk_mmoe._data.targets import (
     default_task_names,
     encode_targets,
     missing_mask,

@@ -1,4 +1,4 @@
-"""Tests for the thread control (sk_mmoe._threads and ``n_threads``)."""
+"""Tests for the thread control (sk_mmoe._fitting.threads and ``n_threads``)."""
 
 import os
 
@@ -7,7 +7,8 @@ import pytest
 import torch
 from skorch.callbacks import Callback
 
-from sk_mmoe import MultiTaskMMoEClassifier, MultiTaskMMoERegressor, _threads
+from sk_mmoe import MultiTaskMMoEClassifier, MultiTaskMMoERegressor
+from sk_mmoe._fitting import threads as _threads
 
 SMALL = dict(
     n_experts=2,

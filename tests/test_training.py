@@ -1,4 +1,4 @@
-"""Tests for sk_mmoe._training: the skorch plumbing."""
+"""Tests for sk_mmoe._fitting.training: the skorch plumbing."""
 
 import signal
 import sys
@@ -9,8 +9,8 @@ import pytest
 import torch
 from skorch.callbacks import PrintLog, ProgressBar
 
-from sk_mmoe._batches import ArrayBatches
-from sk_mmoe._training import (
+from sk_mmoe._fitting.batches import ArrayBatches
+from sk_mmoe._fitting.training import (
     OPTIMIZERS,
     HoldOut,
     StopOnNonFinite,
@@ -195,7 +195,7 @@ class _History(list):
     ],
 )
 def test_stop_on_non_finite(loss, param, match):
-    from sk_mmoe._training import NonFiniteLoss
+    from sk_mmoe._fitting.training import NonFiniteLoss
 
     net = _FakeNet(loss, [param])
     net.history = _History(net.history)

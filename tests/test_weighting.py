@@ -1,4 +1,4 @@
-"""Tests for sk_mmoe.weighting and learned task weights in the estimators."""
+"""Tests for sk_mmoe.nn.weighting and learned task weights in the estimators."""
 
 import io
 
@@ -13,7 +13,7 @@ from sk_mmoe import (
     load_model,
     save_model,
 )
-from sk_mmoe.weighting import WEIGHTING_STRATEGIES, FixedWeights, UncertaintyWeights
+from sk_mmoe.nn.weighting import WEIGHTING_STRATEGIES, FixedWeights, UncertaintyWeights
 
 SMALL = dict(
     n_experts=2,

@@ -5,7 +5,7 @@ A DataFrame's categorical columns (pandas ``category``, ``object`` or
 ``categorical_features="from_dtype"``, and polars ``Categorical``, ``Enum``,
 ``String`` or ``Object`` ones) are not one-hot encoded: each value is mapped
 to an integer code that the network's embedding table
-(:class:`sk_mmoe.network.FeatureEmbedding`) turns into a learned vector. The
+(:class:`sk_mmoe.nn.network.FeatureEmbedding`) turns into a learned vector. The
 codes travel in the same float32 matrix as the numeric columns, so batches,
 prediction and export see one array.
 
@@ -25,8 +25,9 @@ from typing import Any
 
 import numpy as np
 
-from ._compat import get_feature_names
-from ._targets import is_polars, missing_mask, polars_values
+from .._compat import get_feature_names
+from .frames import is_polars, polars_values
+from .targets import missing_mask
 
 __all__ = ["CategoricalEncoder", "categorical_mask", "feature_names"]
 

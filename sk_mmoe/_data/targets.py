@@ -16,7 +16,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from ._tasks import complete_targets
+from .._tasks import complete_targets
+from .frames import check_not_lazy, is_polars, polars_values
 
 __all__ = [
     "TargetColumns",
@@ -24,32 +25,10 @@ __all__ = [
     "default_task_names",
     "encode_targets",
     "check_not_dask_key",
-    "check_not_lazy",
-    "is_polars",
     "missing_mask",
-    "polars_values",
     "read_targets",
     "split_columns",
 ]
-
-
-def is_polars(obj: Any, *kinds: str) -> bool:
-    """Whether ``obj`` is a polars object of one of ``kinds`` (class names).
-
-    Read from the type (of a class too, such as ``pl.String``), so that
-    polars, an optional dependency, is never imported.
-    """
-    cls = obj if isinstance(obj, type) else type(obj)
-    return cls.__module__.partition(".")[0] == "polars" and cls.__name__ in kinds
-
-
-def check_not_lazy(value: Any, name: str) -> None:
-    """Refuse a polars LazyFrame: a query plan, not yet a table."""
-    if is_polars(value, "LazyFrame"):
-        raise TypeError(
-            f"{name} is a polars LazyFrame; call its collect() method first "
-            f"to pass the table itself."
-        )
 
 
 def check_not_dask_key(y: Any) -> None:
@@ -73,21 +52,6 @@ def check_not_dask_key(y: Any) -> None:
             "dask.dataframe.from_dask_array(Y, columns=[...]) (see the Dask "
             "page of the user guide)."
         )
-
-
-def polars_values(series: Any) -> np.ndarray:
-    """A polars Series as a 1-D array, with its nulls as missing values.
-
-    Floats keep their dtype (null becomes NaN), as do integers and booleans
-    without nulls; anything else is objects with None for null, as pandas'
-    nullable and text columns are read, so that integer labels stay ints.
-    """
-    dtype = series.dtype
-    if dtype.is_float() or (
-        series.null_count() == 0 and (dtype.is_integer() or is_polars(dtype, "Boolean"))
-    ):
-        return series.to_numpy()
-    return np.fromiter(series.to_list(), dtype=object, count=len(series))
 
 
 def _is_nan_scalar(value: Any) -> bool:

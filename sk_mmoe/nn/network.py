@@ -581,7 +581,7 @@ class FeatureEmbedding(nn.Module):
 
     The input holds every column as float32: numeric values, and for the
     categorical columns integer codes ``0 .. cardinality - 1`` (see
-    :mod:`sk_mmoe._features`). All categorical columns share one embedding
+    :mod:`sk_mmoe._data.features`). All categorical columns share one embedding
     table (each column its own rows), so one lookup embeds every column of a
     batch: with one ``embedding_dim``, a row per code; with a size per
     column (``embedding_dim`` a sequence, e.g. :func:`embedding_sizes`), a
@@ -874,7 +874,7 @@ class MMoENetwork(nn.Module):
     Examples
     --------
     >>> import torch
-    >>> from sk_mmoe.network import MMoENetwork
+    >>> from sk_mmoe.nn.network import MMoENetwork
     >>> net = MMoENetwork(n_features=10, output_sizes=[2, 3], n_experts=4)
     >>> logits = net(torch.randn(5, 10))
     >>> tuple(logits.shape)

@@ -46,14 +46,14 @@ from sklearn.utils import check_consistent_length
 from sklearn.utils.metadata_routing import MetadataRequest
 from sklearn.utils.validation import check_is_fitted
 
-from ._composition import final_estimator
-from ._targets import (
+from .._composition import final_estimator
+from .._data.targets import (
     default_task_name,
     default_task_names,
     missing_mask,
     split_columns,
 )
-from ._tasks import TASK_TYPES, make_task
+from .._tasks import TASK_TYPES, make_task
 
 __all__ = ["gauc_score", "multitask_scoring", "ndcg_at_k_score", "task_scorer"]
 

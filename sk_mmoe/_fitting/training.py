@@ -30,9 +30,9 @@ from skorch.callbacks import (
 )
 from skorch.utils import to_tensor
 
-from . import _distributed
-from ._batches import ArrayBatches, BatchIterator, ShardTargets
-from ._optim import LazyAdam
+from ..nn._optim import LazyAdam
+from . import distributed as _distributed
+from .batches import ArrayBatches, BatchIterator, ShardTargets
 
 __all__ = [
     "OPTIMIZERS",
@@ -88,7 +88,7 @@ class MultiTaskNet(NeuralNet):
     propagates, and the estimator discards the half-trained copy.
 
     When ``torch.distributed`` is initialised with several processes (see
-    :mod:`sk_mmoe._distributed`), ``partial_fit`` trains data-parallel: the
+    :mod:`sk_mmoe._fitting.distributed`), ``partial_fit`` trains data-parallel: the
     training forward passes go through a ``DistributedDataParallel`` wrapper
     that exists only during the call (``module_`` stays the plain module,
     for callbacks, prediction and persistence), each rank iterates over its

@@ -10,7 +10,7 @@ start behind the user's back.
 In a data-parallel fit every process passes the same data. All ranks draw
 the same shuffled order (the seed is broadcast from rank 0); each global
 batch of ``batch_size`` rows is cut into one contiguous slice per rank (see
-:class:`~sk_mmoe._batches.BatchIterator`); DDP averages the gradients; the
+:class:`~sk_mmoe._fitting.batches.BatchIterator`); DDP averages the gradients; the
 per-task losses are scaled by the labelled-row counts of the whole global
 batch, so that a step equals the single-process step on that batch; the
 epoch's losses are summed over ranks, so that ``history_`` and early stopping
@@ -217,6 +217,6 @@ def check_same_setup(dataset: Any, net: Any, world: World) -> None:
         f"Data-parallel fit over {world.size} processes: every process must "
         f"pass the same X, y and sample_weight and the same training "
         f"parameters, but they differ ({details}). Load the same data on "
-        f"every rank, or fit inside sk_mmoe._distributed.single_process() to "
+        f"every rank, or fit inside sk_mmoe.parallel.single_process() to "
         f"train each process on its own."
     )

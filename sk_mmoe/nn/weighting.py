@@ -45,7 +45,7 @@ class FixedWeights(LossWeighting):
     Examples
     --------
     >>> import torch
-    >>> from sk_mmoe.weighting import FixedWeights
+    >>> from sk_mmoe.nn.weighting import FixedWeights
     >>> FixedWeights([1.0, 0.5])(torch.tensor([2.0, 2.0])).item()
     3.0
     """
@@ -89,7 +89,7 @@ class UncertaintyWeights(LossWeighting):
     Examples
     --------
     >>> import torch
-    >>> from sk_mmoe.weighting import UncertaintyWeights
+    >>> from sk_mmoe.nn.weighting import UncertaintyWeights
     >>> weighting = UncertaintyWeights([True, False])
     >>> weighting.weights().tolist()
     [0.5, 1.0]

@@ -16,10 +16,11 @@ import numpy as np
 from sklearn.utils import assert_all_finite
 from sklearn.utils.validation import check_array, check_is_fitted
 
-from ._bias import BiasColumns
-from ._compat import validate_data
-from ._features import CategoricalEncoder, categorical_mask, feature_names
-from ._targets import check_not_lazy, default_task_names, is_polars
+from .._compat import validate_data
+from ..nn._bias import BiasColumns
+from .features import CategoricalEncoder, categorical_mask, feature_names
+from .frames import check_not_lazy, is_polars
+from .targets import default_task_names
 
 __all__ = ["InputHandling"]
 

@@ -68,13 +68,13 @@ class MultiTaskLoss(nn.Module):
         the network's outputs as they are.
     gate_balance : float, default=0.0
         Weight of the network's gate balance penalty
-        (:meth:`~sk_mmoe.network.MMoENetwork.pop_gate_balance`), which the
+        (:meth:`~sk_mmoe.nn.network.MMoENetwork.pop_gate_balance`), which the
         training loop adds to ``weighting(L)``.
 
     Examples
     --------
     >>> import torch
-    >>> from sk_mmoe.losses import MultiTaskLoss
+    >>> from sk_mmoe.nn.losses import MultiTaskLoss
     >>> loss = MultiTaskLoss(["cross_entropy", "squared_error"])
     >>> outputs = torch.zeros(4, 2, 2)
     >>> target = torch.tensor([[0, 1.0], [1, float("nan")], [1, 3.0], [0, -1.0]])

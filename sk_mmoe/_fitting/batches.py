@@ -79,7 +79,7 @@ class ArrayBatches(Dataset):
         copying them.
     sparse_batches : bool, default=False
         For a CSR ``X``: give batches as sparse CSR tensors (for a network
-        that reads them, see :class:`sk_mmoe.network.SparseProjection`)
+        that reads them, see :class:`sk_mmoe.nn.network.SparseProjection`)
         instead of densifying them.
     """
 

@@ -27,7 +27,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ._targets import is_polars
+from .._data.frames import is_polars
 from .network import BatchedLinear
 
 __all__ = ["BiasColumns", "BiasTower", "BiasedNetwork", "main_network"]
