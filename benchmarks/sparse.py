@@ -31,7 +31,8 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from sk_mmoe import MultiTaskMMoEClassifier, _building, _training
+from sk_mmoe import MultiTaskMMoEClassifier, _building
+from sk_mmoe._fitting import training as _training
 
 
 def make_data(n_rows: int, n_columns: int, nnz: int, seed: int = 0):
