@@ -845,3 +845,13 @@ def test_the_net_trains_with_the_resolved_batch_size_and_lr():
     clf.set_params(warm_start=True).fit(X[:1000], Y[:1000])
     assert clf.net_.batch_size == 256
     assert clf.net_.optimizer_.param_groups[0]["lr"] == pytest.approx(1e-3)
+
+
+@pytest.mark.parametrize(
+    "Estimator", [MultiTaskMMoEClassifier, MultiTaskMMoERegressor, MultiTaskMMoE]
+)
+def test_a_dataframe_without_columns_is_a_clear_error(Estimator):
+    X = pd.DataFrame(index=range(20))
+    y = np.arange(20) % 2
+    with pytest.raises(ValueError, match=r"X has no feature columns \(shape \(20, 0\)\)"):
+        Estimator(max_epochs=1).fit(X, y)

@@ -497,6 +497,21 @@ def test_diverging_training_is_an_error_and_keeps_the_fitted_model(fitted, data)
         _assert_same_state(before, _state(warm))
 
 
+def test_a_runaway_learning_rate_is_an_error_and_keeps_the_fitted_model(fitted, data):
+    # With Adam, lr=1e6 takes the loss to about 1e26 without ever reaching
+    # infinity: the loss's growth, not only a NaN, stops the fit.
+    X, Y = data
+    before, lr = _state(fitted), fitted.lr
+    with pytest.raises(ValueError, match=r"diverged: the training loss grew.*lr="):
+        fitted.set_params(lr=1e6).fit(X, Y)
+    fitted.set_params(lr=lr)
+    _assert_same_state(before, _state(fitted))
+    warm = pickle.loads(pickle.dumps(fitted)).set_params(warm_start=True, lr=1e6)
+    with pytest.raises(ValueError, match="diverged"):
+        warm.fit(X, Y)
+    _assert_same_state(before, _state(warm))
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_cuda_fit_is_reproducible(data):  # pragma: no cover - needs a GPU
     X, Y = data

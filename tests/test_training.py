@@ -204,3 +204,26 @@ def test_stop_on_non_finite(loss, param, match):
     net = _FakeNet(1.0, [torch.zeros(2)])
     net.history = _History(net.history)
     StopOnNonFinite().on_epoch_end(net)
+
+
+@pytest.mark.parametrize(
+    "first, loss, diverged",
+    [(0.7, 0.7e4 + 1, False), (0.7, 1e4 + 1, True), (3.0, 2.9e4, False), (3.0, 1e26, True)],
+)
+def test_stop_on_non_finite_catches_a_loss_grown_by_orders_of_magnitude(
+    first, loss, diverged
+):
+    from sk_mmoe._fitting.training import NonFiniteLoss
+
+    net = _FakeNet(loss, [torch.zeros(2)])
+    net.history = _History(net.history)
+    callback = StopOnNonFinite()
+    callback.on_train_begin(net)
+    callback.on_batch_end(net, training=False, loss=torch.tensor(1e-6))
+    callback.on_batch_end(net, training=True, loss=torch.tensor(first))
+    callback.on_batch_end(net, training=True, loss=torch.tensor(1e-6))
+    if diverged:
+        with pytest.raises(NonFiniteLoss, match="training loss grew from"):
+            callback.on_epoch_end(net)
+    else:
+        callback.on_epoch_end(net)

@@ -66,6 +66,7 @@ class InputHandling:
 
     def _encode_new_X(self, X: Any) -> tuple[Any, CategoricalEncoder | None]:
         """``X`` of a new fit as float32, with its categorical encoder if any."""
+        _check_has_columns(X, self.bias_features)
         if self.categorical_features is None or (
             isinstance(self.categorical_features, str) and not hasattr(X, "dtypes")
         ):
@@ -186,3 +187,15 @@ class InputHandling:
                 f"y must have the tasks the model was fitted on, "
                 f"{self.task_names_}, in that order; got {got}."
             )
+
+
+def _check_has_columns(X: Any, bias_features: Any) -> None:
+    """Refuse an ``X`` (a DataFrame, typically) without a feature column."""
+    shape = getattr(X, "shape", None)
+    if shape is None or len(shape) != 2 or shape[1] != 0:
+        return
+    after = " once the bias_features are taken out" if bias_features is not None else ""
+    raise ValueError(
+        f"X has no feature columns{after} (shape {tuple(shape)}); at least one "
+        f"is required."
+    )

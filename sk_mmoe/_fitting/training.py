@@ -35,6 +35,7 @@ from . import distributed as _distributed
 from .batches import ArrayBatches, BatchIterator, ShardTargets
 
 __all__ = [
+    "DIVERGENCE_FACTOR",
     "OPTIMIZERS",
     "HoldOut",
     "MultiTaskNet",
@@ -56,6 +57,10 @@ OPTIMIZERS = {
 
 # Epochs with at least this many batches get a progress bar when verbose.
 _PROGRESS_BAR_MIN_BATCHES = 50
+
+#: An epoch whose training loss is this many times the loss before training
+#: (or 1, if larger) stops the fit as diverged (see StopOnNonFinite).
+DIVERGENCE_FACTOR = 1e4
 
 _ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
 
@@ -463,11 +468,28 @@ class NonFiniteLoss(Exception):
 
 
 class StopOnNonFinite(Callback):
-    """Stop training as soon as an epoch ends with a non-finite loss or weight.
+    """Stop training as soon as an epoch ends with a non-finite loss or
+    weight, or with a loss that grew by orders of magnitude.
 
     The loss of an epoch is computed before its last update, so the weights
-    are checked too.
+    are checked too. The training loss of the call's first batch (computed
+    before any update) is the reference: an epoch whose mean training loss
+    exceeds :data:`DIVERGENCE_FACTOR` times it (or times 1, for a first loss
+    below 1: the tasks' losses are of order 1 for a constant prediction, the
+    targets of a regression task being standardised) has diverged, as a
+    learning rate far too large makes it do without ever reaching infinity.
     """
+
+    def on_train_begin(self, net: NeuralNet, **kwargs: Any) -> None:
+        self.first_loss_ = None
+
+    def on_batch_end(
+        self, net: NeuralNet, batch: Any = None, training: bool = False, **kwargs
+    ) -> None:
+        if training and getattr(self, "first_loss_", None) is None:
+            loss = kwargs.get("loss")
+            if loss is not None:
+                self.first_loss_ = float(loss.detach())
 
     def on_epoch_end(self, net: NeuralNet, **kwargs: Any) -> None:
         loss = net.history[-1, "train_loss"]
@@ -477,6 +499,12 @@ class StopOnNonFinite(Callback):
         finite = torch.stack([p.isfinite().all() for p in params])
         if not bool(finite.all()):
             raise NonFiniteLoss("the weights became infinite or NaN")
+        first = getattr(self, "first_loss_", None)
+        if first is not None and np.isfinite(first):
+            if loss > DIVERGENCE_FACTOR * max(first, 1.0):
+                raise NonFiniteLoss(
+                    f"the training loss grew from {first:.3g} to {loss:.3g}"
+                )
 
 
 @contextlib.contextmanager
