@@ -58,11 +58,7 @@ class MultiTaskMMoEClassifier(ClassifierMixin, BaseMultiTaskMMoE):
 
 {conditional_on}
 
-    missing_label : int, float, str or None, default=-1
-        Value of ``Y`` that marks an entry without label. NaN and None are
-        always missing. A missing entry is left out of its task's loss only.
-        Labels that equal the marker but for their type (``"-1"`` with
-        ``-1``) are refused.
+{missing_label}
 
 {bias}
 
@@ -110,6 +106,7 @@ class MultiTaskMMoEClassifier(ClassifierMixin, BaseMultiTaskMMoE):
     """,
         class_weight=CLASS_WEIGHT_PARAMETER,
         conditional_on=_docs.CONDITIONAL_ON_PARAMETER,
+        missing_label=_docs.MISSING_LABEL_PARAMETER,
     )
 
     _parameter_constraints: dict = {

@@ -117,6 +117,18 @@ bias_dropout : float, default=0.1
     fill with this probability, so that the model does not lean on them.
     Only with ``bias_features``."""
 
+MISSING_LABEL_PARAMETER = """\
+missing_label : int, float, str or None, default=-1
+    Value of ``Y`` that marks an entry without target, in every task: the
+    same in :class:`~sk_mmoe.MultiTaskMMoEClassifier` and
+    :class:`~sk_mmoe.MultiTaskMMoE` (whose ``-1`` is thus never a class
+    nor a regression value; pass ``missing_label=None`` to keep it). NaN,
+    None and ``pd.NA`` are always missing. A missing entry is left out of
+    its task's loss only. Labels that equal the marker but for their type
+    (``"-1"`` with ``-1``) are refused.
+    :class:`~sk_mmoe.MultiTaskMMoERegressor` has ``missing_target``
+    instead, with the same meaning and no marker by default."""
+
 CONDITIONAL_ON_PARAMETER = """\
 conditional_on : dict or None, default=None
     Binary tasks that happen only after another binary task's positive

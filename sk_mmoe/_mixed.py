@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numbers
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -19,6 +20,10 @@ from ._tasks import TASK_TYPES, Task, accepts_loss, infer_task_type
 from .nn.losses import REGRESSION_LOSSES
 
 __all__ = ["MultiTaskMMoE"]
+
+#: A numeric column of whole numbers with more distinct values than this is
+#: inferred as a regression task (a count, an amount), not as classes.
+MAX_INFERRED_CLASSES = 10
 
 
 class MultiTaskMMoE(BaseMultiTaskMMoE):
@@ -44,9 +49,11 @@ class MultiTaskMMoE(BaseMultiTaskMMoE):
         ``"regression"``. ``"auto"`` infers it from each column's labelled
         entries as :func:`~sklearn.utils.multiclass.type_of_target` does:
         floats that are not all whole numbers are a regression task, other
-        values (ints, bools, strings, whole floats) classes. A list gives one
-        type per column, a dict a type per task name (tasks not named are
-        inferred).
+        values (ints, bools, strings, whole floats) classes; but whole
+        numbers with more than 10 distinct values (counts, amounts) are a
+        regression task, with a warning that names the ``task_types`` or
+        ``loss`` to pass. A list gives one type per column, a dict a type
+        per task name (tasks not named are inferred).
 
 {class_weight}
 
@@ -54,10 +61,7 @@ class MultiTaskMMoE(BaseMultiTaskMMoE):
 
 {loss}
 
-    missing_label : int, float, str or None, default=None
-        Value of ``Y`` that marks a missing entry, besides NaN and None
-        (always missing). A missing entry is left out of its task's loss
-        only.
+{missing_label}
 
 {bias}
 
@@ -102,6 +106,7 @@ class MultiTaskMMoE(BaseMultiTaskMMoE):
         gates=("0.0", "1.0"),
         class_weight=CLASS_WEIGHT_PARAMETER,
         conditional_on=_docs.CONDITIONAL_ON_PARAMETER,
+        missing_label=_docs.MISSING_LABEL_PARAMETER,
         loss=LOSS_PARAMETER.replace(
             '"poisson"}, default', '"poisson"} or dict, default', 1
         )
@@ -144,7 +149,7 @@ class MultiTaskMMoE(BaseMultiTaskMMoE):
         class_weight: str | dict | list | None = None,
         conditional_on: Mapping[str | int, str | int] | None = None,
         loss: str | Mapping[str, str] = "squared_error",
-        missing_label: int | float | str | None = None,
+        missing_label: int | float | str | None = -1,
         bias_features: Sequence[int | str] | Mapping[str, Any] | None = None,
         bias_dropout: float = 0.1,
         optimizer: str | type = "adam",
@@ -221,6 +226,19 @@ class MultiTaskMMoE(BaseMultiTaskMMoE):
                 kind = infer_task_type(
                     targets.labelled_values(k), name, named.get(name)
                 )
+                n_values = _n_distinct_numbers(targets.labelled_values(k))
+                if kind == "multiclass" and n_values > MAX_INFERRED_CLASSES:
+                    kind = "regression"
+                    warnings.warn(
+                        f"Task {name!r} holds {n_values} distinct whole numbers "
+                        f"(more than {MAX_INFERRED_CLASSES}): it is inferred as a "
+                        f"regression task, not as {n_values} classes. Pass "
+                        f"task_types={{{name!r}: 'multiclass'}} for classes, or "
+                        f"loss={{{name!r}: 'poisson'}} for counts (or "
+                        f"task_types={{{name!r}: 'regression'}} to silence this).",
+                        UserWarning,
+                        stacklevel=4,
+                    )
             elif kind not in TASK_TYPES:
                 raise ValueError(
                     f"task_types for task {name!r} must be one of "
@@ -354,3 +372,18 @@ class MultiTaskMMoE(BaseMultiTaskMMoE):
             Mean of the per-task scores.
         """
         return self._score(X, y, sample_weight)
+
+
+def _n_distinct_numbers(values: np.ndarray) -> int:
+    """How many distinct values ``values`` holds; 0 unless they are numbers
+    (not booleans nor text)."""
+    if values.dtype == object:
+        if not all(
+            isinstance(v, numbers.Real) and not isinstance(v, bool | np.bool_)
+            for v in values
+        ):
+            return 0
+        values = values.astype(np.float64)
+    if values.dtype.kind not in "iuf":
+        return 0
+    return int(np.unique(values).size)

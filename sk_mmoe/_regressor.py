@@ -56,8 +56,11 @@ class MultiTaskMMoERegressor(RegressorMixin, BaseMultiTaskMMoE):
 {loss}
 
     missing_target : float or None, default=None
-        Value of ``Y`` that marks a missing target, besides NaN (always
-        missing). A missing entry is left out of its task's loss only.
+        Value of ``Y`` that marks a missing target in every task, besides
+        NaN (always missing), as ``missing_label`` does in the other
+        estimators; no number is a marker by default, since ``-1`` is a
+        regression value. A missing entry is left out of its task's loss
+        only.
 
 {bias}
 

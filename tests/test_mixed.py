@@ -1,5 +1,7 @@
 """Tests for MultiTaskMMoE, tasks of different types (sk_mmoe._mixed)."""
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -293,3 +295,39 @@ def test_conditional_task_among_tasks_of_other_types():
     )
     with pytest.raises(ValueError, match="'time', a regression task.*binary"):
         MultiTaskMMoE(**SMALL, conditional_on={"time": "click"}).fit(X, Y)
+
+
+def test_minus_one_is_a_missing_label_as_in_the_classifier():
+    from sk_mmoe import MultiTaskMMoEClassifier
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 3))
+    y = (X[:, 0] > 0).astype(int)
+    y[::5] = -1
+    mixed = MultiTaskMMoE(max_epochs=1, task_types=["binary"]).fit(X, y)
+    clf = MultiTaskMMoEClassifier(max_epochs=1).fit(X, y)
+    assert mixed.task_types_ == ["binary"]
+    np.testing.assert_array_equal(mixed.classes_[0], clf.classes_)
+    np.testing.assert_array_equal(clf.classes_, [0, 1])
+    kept = MultiTaskMMoE(max_epochs=1, missing_label=None).fit(X, y)
+    np.testing.assert_array_equal(kept.classes_[0], [-1, 0, 1])
+
+
+def test_many_whole_numbers_are_a_regression_task_with_a_warning():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 3))
+    counts = rng.poisson(np.exp(X[:, 0] + 1.5))
+    assert np.unique(counts).size > 10
+    digits = rng.integers(0, 10, size=300)
+    Y = pd.DataFrame({"visits": counts, "digit": digits})
+    with pytest.warns(UserWarning, match=r"task_types=\{'visits': 'multiclass'\}"):
+        model = MultiTaskMMoE(max_epochs=1).fit(X, Y)
+    assert model.task_types_ == ["regression", "multiclass"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        declared = MultiTaskMMoE(max_epochs=1, loss={"visits": "poisson"}).fit(X, Y)
+        classes = MultiTaskMMoE(
+            max_epochs=1, task_types={"visits": "multiclass"}
+        ).fit(X, Y)
+    assert declared.task_types_ == ["poisson", "multiclass"]
+    assert classes.task_types_ == ["multiclass", "multiclass"]
