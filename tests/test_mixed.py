@@ -326,8 +326,8 @@ def test_many_whole_numbers_are_a_regression_task_with_a_warning():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         declared = MultiTaskMMoE(max_epochs=1, loss={"visits": "poisson"}).fit(X, Y)
-        classes = MultiTaskMMoE(
-            max_epochs=1, task_types={"visits": "multiclass"}
-        ).fit(X, Y)
+        classes = MultiTaskMMoE(max_epochs=1, task_types={"visits": "multiclass"}).fit(
+            X, Y
+        )
     assert declared.task_types_ == ["poisson", "multiclass"]
     assert classes.task_types_ == ["multiclass", "multiclass"]

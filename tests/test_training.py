@@ -208,7 +208,12 @@ def test_stop_on_non_finite(loss, param, match):
 
 @pytest.mark.parametrize(
     "first, loss, diverged",
-    [(0.7, 0.7e4 + 1, False), (0.7, 1e4 + 1, True), (3.0, 2.9e4, False), (3.0, 1e26, True)],
+    [
+        (0.7, 0.7e4 + 1, False),
+        (0.7, 1e4 + 1, True),
+        (3.0, 2.9e4, False),
+        (3.0, 1e26, True),
+    ],
 )
 def test_stop_on_non_finite_catches_a_loss_grown_by_orders_of_magnitude(
     first, loss, diverged

@@ -500,11 +500,11 @@ class StopOnNonFinite(Callback):
         if not bool(finite.all()):
             raise NonFiniteLoss("the weights became infinite or NaN")
         first = getattr(self, "first_loss_", None)
-        if first is not None and np.isfinite(first):
-            if loss > DIVERGENCE_FACTOR * max(first, 1.0):
-                raise NonFiniteLoss(
-                    f"the training loss grew from {first:.3g} to {loss:.3g}"
-                )
+        growing = first is not None and np.isfinite(first)
+        if growing and loss > DIVERGENCE_FACTOR * max(first, 1.0):
+            raise NonFiniteLoss(
+                f"the training loss grew from {first:.3g} to {loss:.3g}"
+            )
 
 
 @contextlib.contextmanager
