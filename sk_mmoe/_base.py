@@ -52,13 +52,13 @@ from ._data.targets import (
 )
 from ._fitting.batches import ArrayBatches
 from ._fitting.distributed import agree_seed, local_device
+from ._fitting.holdout import labelled_rows, n_validation_rows
 from ._fitting.threads import resolve_threads, torch_threads
 from ._fitting.training import (
     OPTIMIZERS,
     HoldOut,
     MultiTaskNet,
     NonFiniteLoss,
-    n_validation_rows,
     seeded,
 )
 from ._rank_score import rank_score_of, rank_values
@@ -103,8 +103,9 @@ ARCHITECTURE_PARAMS = (
     "ensemble_size",
 )
 
-# early_stopping="auto" holds out validation rows above this many rows, as
-# scikit-learn's HistGradientBoosting estimators do.
+# early_stopping="auto" holds out validation rows above this many rows
+# labelled for some task, as scikit-learn's HistGradientBoosting estimators
+# do above this many rows.
 _AUTO_EARLY_STOPPING_ROWS = 10_000
 
 # Parameters validated as Integral that must not be booleans (True == 1).
@@ -396,10 +397,6 @@ class BaseMultiTaskMMoE(ParameterChecks, InputHandling, NetworkBuilding, BaseEst
         else:
             names = feature_names(X)
             X, encoder = self._encode_new_X(X)
-        if early is None:
-            early = self.early_stopping
-            if early == "auto":
-                early = X.shape[0] > _AUTO_EARLY_STOPPING_ROWS
         targets = read_targets(y, self._missing_marker(), n_samples=X.shape[0])
         sample_weight = _check_sample_weight(sample_weight, X.shape[0])
         tasks = self._fit_tasks(
@@ -411,7 +408,12 @@ class BaseMultiTaskMMoE(ParameterChecks, InputHandling, NetworkBuilding, BaseEst
         encoded = encode_targets(targets, tasks)
         task_weights = self._check_task_weights(targets.names)
         class_weights = self._check_class_weight(tasks, encoded)
-        n_valid = self._n_validation_rows(X.shape[0], early)
+        n_labelled = int(labelled_rows(encoded).sum())
+        if early is None:
+            early = self.early_stopping
+            if early == "auto":
+                early = n_labelled > _AUTO_EARLY_STOPPING_ROWS
+        n_valid = self._n_validation_rows(n_labelled, early)
         self._check_architecture(incremental)
         spec = (
             None
@@ -434,14 +436,17 @@ class BaseMultiTaskMMoE(ParameterChecks, InputHandling, NetworkBuilding, BaseEst
             bias_values=bias_values,
         )
 
-    def _n_validation_rows(self, n_samples: int, early: bool) -> int:
-        """Rows held out for early stopping (0 without)."""
-        n_valid = n_validation_rows(n_samples, self.validation_fraction) if early else 0
-        if n_valid >= n_samples:
+    def _n_validation_rows(self, n_labelled: int, early: bool) -> int:
+        """Rows held out for early stopping (0 without), among the
+        ``n_labelled`` rows labelled for some task."""
+        if not early:
+            return 0
+        n_valid = n_validation_rows(n_labelled, self.validation_fraction)
+        if n_valid >= n_labelled:
             raise ValueError(
-                f"early_stopping needs at least 2 samples to hold out "
+                f"early_stopping needs at least 2 labelled samples to hold out "
                 f"validation_fraction={self.validation_fraction} of them, got "
-                f"n_samples={n_samples}."
+                f"{n_labelled} sample(s) labelled for some task."
             )
         return n_valid
 

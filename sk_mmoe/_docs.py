@@ -173,14 +173,22 @@ max_epochs : int, default=50
     stopping). With ``warm_start``, the number of further epochs per call.
 
 early_stopping : "auto" or bool, default="auto"
-    Hold out ``validation_fraction`` of the rows and stop when the total
-    validation loss has not improved by ``tol`` for ``n_iter_no_change``
-    epochs; the weights of the best epoch are restored. ``"auto"`` turns it
-    on when ``fit`` gets more than 10,000 rows (as scikit-learn's
-    ``HistGradientBoostingClassifier``); ``partial_fit`` never stops early.
+    Hold out ``validation_fraction`` of the labelled rows and stop when the
+    total validation loss has not improved by ``tol`` for
+    ``n_iter_no_change`` epochs; the weights of the best epoch are
+    restored. ``"auto"`` turns it on when ``fit`` gets more than 10,000
+    rows labelled for some task (as scikit-learn's
+    ``HistGradientBoostingClassifier`` does above 10,000 rows; unlabelled
+    rows do not count); ``partial_fit`` never stops early.
 
 validation_fraction : float, default=0.1
-    Fraction of the rows held out for early stopping.
+    Fraction of the rows labelled for some task held out for early
+    stopping (rows without any label are never held out). Every task with
+    at least two labelled rows gets at least one validation label and
+    keeps at least one training label; a task with a single labelled row
+    trains on it, without validation label (its validation loss is NaN,
+    the other tasks' decide). Fewer than 2 labelled rows with
+    ``early_stopping=True`` is an error.
 
 n_iter_no_change : int, default=5
     Epochs without improvement before early stopping.

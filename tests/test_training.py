@@ -17,7 +17,6 @@ from sk_mmoe._fitting.training import (
     _plain_print,
     _watch_interrupts,
     logging_callbacks,
-    n_validation_rows,
     seeded,
 )
 
@@ -55,6 +54,8 @@ def test_an_optimizer_choice_of_step_is_kept():
     "n, fraction, expected", [(100, 0.1, 10), (5, 0.01, 1), (7, 0.5, 4)]
 )
 def test_n_validation_rows(n, fraction, expected):
+    from sk_mmoe._fitting.holdout import n_validation_rows
+
     assert n_validation_rows(n, fraction) == expected
 
 

@@ -33,6 +33,7 @@ from skorch.utils import to_tensor
 from ..nn._optim import LazyAdam
 from . import distributed as _distributed
 from .batches import ArrayBatches, BatchIterator, ShardTargets
+from .holdout import validation_split
 
 __all__ = [
     "DIVERGENCE_FACTOR",
@@ -42,7 +43,6 @@ __all__ = [
     "NonFiniteLoss",
     "StopOnNonFinite",
     "logging_callbacks",
-    "n_validation_rows",
     "seeded",
     "silent",
 ]
@@ -65,22 +65,19 @@ DIVERGENCE_FACTOR = 1e4
 _ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
 
 
-def n_validation_rows(n_samples: int, fraction: float) -> int:
-    """Rows held out for early stopping."""
-    return max(1, int(round(fraction * n_samples)))
-
-
 class HoldOut:
-    """skorch ``train_split``: a random validation fraction of the rows."""
+    """skorch ``train_split``: the validation rows of
+    :func:`sk_mmoe._fitting.holdout.validation_split`, chosen per task among
+    the labelled rows."""
 
     def __init__(self, fraction: float, seed: int) -> None:
         self.fraction = fraction
         self.seed = seed
 
     def __call__(self, dataset: ArrayBatches, y: Any = None, **fit_params: Any):
-        n_valid = n_validation_rows(len(dataset), self.fraction)
-        order = np.random.default_rng(self.seed).permutation(len(dataset))
-        return dataset.subset(order[n_valid:]), dataset.subset(order[:n_valid])
+        targets = dataset.y if dataset.rows is None else dataset.y[dataset.rows]
+        train, valid = validation_split(targets, self.fraction, self.seed)
+        return dataset.subset(train), dataset.subset(valid)
 
 
 class MultiTaskNet(NeuralNet):
