@@ -20,7 +20,7 @@ Usage::
     python benchmarks/serving.py            # about 2 min on 2 CPU cores
     python benchmarks/serving.py --quick    # smoke run, a few seconds
 
-Needs ``pip install "sk-mmoe[onnx]"``. PyTorch and onnxruntime both use
+Needs ``pip install ".[onnx]"``. PyTorch and onnxruntime both use
 ``--threads`` threads (default 1, as one serving worker per core would).
 A full run writes ``benchmarks/results/serving.{txt,json}`` (``--out``
 elsewhere; ``--quick`` writes nothing unless ``--out`` is given).
@@ -166,7 +166,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         import onnxruntime
     except ImportError:
-        sys.exit('benchmarks/serving.py needs pip install "sk-mmoe[onnx]"')
+        sys.exit('benchmarks/serving.py needs pip install ".[onnx]"')
     config = QUICK if args.quick else FULL
     torch.set_num_threads(args.threads)
 

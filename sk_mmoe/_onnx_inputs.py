@@ -274,7 +274,7 @@ def onnx_feed(model: Any | str | os.PathLike, X: Any) -> dict[str, np.ndarray]:
     Examples
     --------
     >>> import pytest
-    >>> ort = pytest.importorskip("onnxruntime")  # pip install "sk-mmoe[onnx]"
+    >>> ort = pytest.importorskip("onnxruntime")  # pip install ".[onnx]"
     >>> _ = pytest.importorskip("onnxscript")
     >>> import io
     >>> import numpy as np

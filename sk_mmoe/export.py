@@ -14,8 +14,8 @@ columns (one input each) and encodes them inside the graph;
 
 The graph is built by PyTorch's ``torch.export``-based ONNX exporter
 (``torch.onnx.export(..., dynamo=True)``), which needs the ``onnx`` and
-``onnxscript`` packages; ``pip install "sk-mmoe[onnx]"`` installs them with
-``onnxruntime``.
+``onnxscript`` packages; ``pip install ".[onnx]"``, run in a checkout of
+``sk_mmoe``, installs them with ``onnxruntime``.
 """
 
 from __future__ import annotations
@@ -51,7 +51,10 @@ _RANK_OUTPUT = "rank_score"
 # The lowest opset the exporter has implementations for; it converts to lower
 # ones after the fact, which may fail or change the graph.
 _MIN_OPSET = 18
-_EXTRA_HINT = 'pip install "sk-mmoe[onnx]"'
+_EXTRA_HINT = (
+    'pip install ".[onnx]" in a checkout of sk_mmoe '
+    "(or pip install onnx onnxscript onnxruntime)"
+)
 
 
 class _ServingModule(nn.Module):
@@ -234,7 +237,7 @@ def export_onnx(
     Examples
     --------
     >>> import pytest
-    >>> ort = pytest.importorskip("onnxruntime")  # pip install "sk-mmoe[onnx]"
+    >>> ort = pytest.importorskip("onnxruntime")  # pip install ".[onnx]"
     >>> _ = pytest.importorskip("onnxscript")
     >>> import io
     >>> import numpy as np

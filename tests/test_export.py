@@ -30,7 +30,7 @@ except ImportError:
 
 needs_onnx = pytest.mark.skipif(
     onnxruntime is None,
-    reason='needs onnx, onnxscript and onnxruntime: pip install "sk-mmoe[onnx]"',
+    reason='needs onnx, onnxscript and onnxruntime: pip install ".[onnx]"',
 )
 
 N_FEATURES = 5
@@ -140,7 +140,7 @@ NUMERIC = ("regression", "poisson")
 @pytest.fixture(scope="module", params=KINDS)
 def exported(request, tmp_path_factory):
     if onnxruntime is None:
-        pytest.skip('needs onnx, onnxscript and onnxruntime: "sk-mmoe[onnx]"')
+        pytest.skip('needs onnx, onnxscript and onnxruntime: pip install ".[onnx]"')
     estimator = _fit(request.param)
     path = tmp_path_factory.mktemp("onnx") / f"{request.param}.onnx"
     model = export_onnx(estimator, path)
@@ -303,7 +303,7 @@ def test_other_estimators_are_refused(tmp_path):
 
 def test_missing_onnx_names_the_extra(tmp_path, monkeypatch, small_classifier):
     monkeypatch.setitem(sys.modules, "onnxscript", None)
-    with pytest.raises(ImportError, match=r'pip install "sk-mmoe\[onnx\]"'):
+    with pytest.raises(ImportError, match=r'pip install "\.\[onnx\]" in a checkout'):
         export_onnx(small_classifier, tmp_path / "model.onnx")
 
 
@@ -458,7 +458,7 @@ CATEGORICAL = ["city", "user", "score"]
 @pytest.fixture(scope="module", params=["classifier", "regressor", "mixed"])
 def exported_columns(request):
     if onnxruntime is None:
-        pytest.skip('needs onnx, onnxscript and onnxruntime: "sk-mmoe[onnx]"')
+        pytest.skip('needs onnx, onnxscript and onnxruntime: pip install ".[onnx]"')
     frame, binary, multiclass, regression = _frame()
     params = {**TINY, "categorical_features": CATEGORICAL}
     if request.param == "classifier":
