@@ -444,9 +444,11 @@ class BaseMultiTaskMMoE(ParameterChecks, InputHandling, NetworkBuilding, BaseEst
         n_valid = n_validation_rows(n_labelled, self.validation_fraction)
         if n_valid >= n_labelled:
             raise ValueError(
-                f"early_stopping needs at least 2 labelled samples to hold out "
-                f"validation_fraction={self.validation_fraction} of them, got "
-                f"{n_labelled} sample(s) labelled for some task."
+                f"early_stopping holds out validation_fraction="
+                f"{self.validation_fraction} of the {n_labelled} sample(s) "
+                f"labelled for some task, which leaves none to train on: lower "
+                f"validation_fraction, label more rows or pass "
+                f"early_stopping=False."
             )
         return n_valid
 
