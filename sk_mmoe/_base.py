@@ -215,6 +215,7 @@ class BaseMultiTaskMMoE(ParameterChecks, InputHandling, NetworkBuilding, BaseEst
         ],
         "max_categories": [Interval(numbers.Integral, 3, None, closed="left")],
         "numeric_scaling": [StrOptions({"robust", "robust_unclipped"}), None],
+        "numeric_missing": [StrOptions({"learn", "error"})],
         "numeric_embedding": [StrOptions({"auto", "periodic"}), None],
         "device": [str, torch.device],
         "n_threads": [Interval(numbers.Integral, 1, None, closed="left"), None],
@@ -881,6 +882,7 @@ class BaseMultiTaskMMoE(ParameterChecks, InputHandling, NetworkBuilding, BaseEst
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = True
+        tags.input_tags.allow_nan = self.numeric_missing == "learn"
         tags.target_tags.required = True
         tags.target_tags.single_output = True
         tags.target_tags.multi_output = True

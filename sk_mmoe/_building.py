@@ -67,7 +67,9 @@ class NetworkSpec:
     the categorical columns' embeddings, one per column; None (networks
     saved before sizes per column) for one size for all, from the largest
     cardinality. ``numeric_clip``: the scaled numeric columns are clipped
-    smoothly (True in networks saved before the option).
+    smoothly (True in networks saved before the option). ``numeric_missing``:
+    missing numeric values are replaced by a learned fill (False in networks
+    saved before the option, which refuse them).
     """
 
     n_features: int
@@ -79,6 +81,7 @@ class NetworkSpec:
     bias_task_mask: tuple[tuple[bool, ...], ...] | None = None
     embedding_dims: tuple[int, ...] | None = None
     numeric_clip: bool = True
+    numeric_missing: bool = False
 
     def build(
         self,
@@ -102,6 +105,7 @@ class NetworkSpec:
             numeric_embedding=self.numeric_embedding,
             sparse_projection=self.sparse_projection,
             numeric_clip=self.numeric_clip,
+            numeric_missing=self.numeric_missing,
         )
         if self.bias_columns is None:
             return network
@@ -130,6 +134,7 @@ class NetworkSpec:
             if self.embedding_dims is None
             else list(self.embedding_dims),
             "numeric_clip": self.numeric_clip,
+            "numeric_missing": self.numeric_missing,
         }
 
     @classmethod
@@ -158,6 +163,7 @@ class NetworkSpec:
                 )
             )
             and isinstance(state.get("numeric_clip", True), bool)
+            and isinstance(state.get("numeric_missing", False), bool)
         ):
             raise ValueError("its network specification is malformed")
         bias_columns, bias_task_mask = _bias_of(state)
@@ -173,6 +179,7 @@ class NetworkSpec:
             if state.get("embedding_dims") is None
             else tuple(state["embedding_dims"]),
             state.get("numeric_clip", True),
+            state.get("numeric_missing", False),
         )
 
 
@@ -233,6 +240,9 @@ class NetworkBuilding:
             embedding_dims=None
             if encoder is None
             else embedding_sizes(encoder.cardinalities),
+            # A sparse X (projected or densified per batch) has no missing
+            # values: they are refused.
+            numeric_missing=self.numeric_missing == "learn" and not sp.issparse(X),
         )
 
     def _embeds_numbers(self, X: Any, encoder: CategoricalEncoder | None) -> bool:
@@ -459,5 +469,17 @@ def _column_statistics(X: np.ndarray) -> tuple[np.ndarray, ...]:
     """First quartile, median, third quartile and standard deviation of every
     column of ``X``, in float64."""
     X = np.asarray(X, dtype=np.float64)
-    q25, median, q75 = np.quantile(X, [0.25, 0.5, 0.75], axis=0)
-    return q25, median, q75, X.std(axis=0)
+    if not np.isnan(X).any():
+        q25, median, q75 = np.quantile(X, [0.25, 0.5, 0.75], axis=0)
+        return q25, median, q75, X.std(axis=0)
+    # Missing values are left out; a column without any value gets 0 and 1.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns
+        q25, median, q75 = np.nanquantile(X, [0.25, 0.5, 0.75], axis=0)
+        std = np.nanstd(X, axis=0)
+    return (
+        np.nan_to_num(q25, nan=-1.349 / 2),
+        np.nan_to_num(median, nan=0.0),
+        np.nan_to_num(q75, nan=1.349 / 2),
+        np.nan_to_num(std, nan=1.0),
+    )

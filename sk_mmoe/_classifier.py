@@ -155,6 +155,7 @@ class MultiTaskMMoEClassifier(ClassifierMixin, BaseMultiTaskMMoE):
         categorical_features: str | Sequence[Any] | None = "from_dtype",
         max_categories: int = 10_000,
         numeric_scaling: str | None = "robust",
+        numeric_missing: str = "learn",
         numeric_embedding: str | None = "auto",
         device: str | torch.device = "cpu",
         n_threads: int | None = None,

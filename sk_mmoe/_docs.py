@@ -248,6 +248,19 @@ numeric_scaling : "robust", "robust_unclipped" or None, default=@SCALING@
     divides only (the regressor's default; see :ref:`quality`). Sparse
     inputs are not scaled. ``None`` passes the numbers as they are.
 
+numeric_missing : "learn" or "error", default="learn"
+    What a missing numeric value (NaN, None, ``pd.NA``, a polars null) of
+    ``X`` does. ``"learn"``: the network replaces it by a value learned per
+    column during ``fit`` (starting at the column's median, after the
+    scaling; with ``numeric_embedding`` it gets a vector of its own, which
+    plays the part of a missing-value indicator), in ``fit``, ``predict``
+    and exported models alike, as
+    :class:`~sklearn.ensemble.HistGradientBoostingClassifier` accepts
+    missing values. The robust statistics of the scaling leave them out.
+    ``"error"``: a missing value is a ValueError that names its column.
+    Infinite values are refused either way, and so are missing values of a
+    sparse ``X``. Models saved before this option refuse missing values.
+
 numeric_embedding : "auto", "periodic" or None, default="auto"
     ``"periodic"`` turns each numeric input column (after the scaling) into a
     vector of 8 learned features: ``cos`` and ``sin`` of 48 learned

@@ -147,6 +147,7 @@ class MultiTaskMMoERegressor(RegressorMixin, BaseMultiTaskMMoE):
         categorical_features: str | Sequence[Any] | None = "from_dtype",
         max_categories: int = 10_000,
         numeric_scaling: str | None = "robust_unclipped",
+        numeric_missing: str = "learn",
         numeric_embedding: str | None = "auto",
         device: str | torch.device = "cpu",
         n_threads: int | None = None,

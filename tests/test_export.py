@@ -683,3 +683,26 @@ def test_array_with_columns_that_keep_no_category():
     ]
     (proba,) = session.run(None, onnx_feed(session, X))
     np.testing.assert_allclose(proba, clf.predict_proba(X), atol=1e-5)
+
+
+@needs_onnx
+@pytest.mark.parametrize("inputs", ["columns", "matrix"])
+def test_missing_numeric_values_are_filled_in_the_graph_as_in_predict(inputs):
+    frame, binary, multiclass, regression = _frame()
+    frame.iloc[::4, frame.columns.get_loc("age")] = np.nan
+    frame.iloc[1::5, frame.columns.get_loc("X")] = np.nan
+    params = {**TINY, "categorical_features": CATEGORICAL}
+    Y = np.column_stack([binary, regression, multiclass])
+    estimator = MultiTaskMMoE(**params).fit(frame, Y)
+    assert estimator._spec.numeric_missing
+    buffer = io.BytesIO()
+    export_onnx(estimator, buffer, inputs=inputs)
+    session = onnxruntime.InferenceSession(buffer.getvalue())
+    X = _unseen_and_missing(frame)
+    X.iloc[6, X.columns.get_loc("sk_mmoe/age")] = np.nan  # no NaN in fit
+    if inputs == "columns":
+        outputs = session.run(None, onnx_feed(session, X))
+    else:
+        outputs = session.run(None, {"X": estimator._validate_X(X)})
+    assert all(np.isfinite(out).all() for out in outputs)
+    _assert_parity(estimator, outputs, X)

@@ -231,9 +231,15 @@ class CategoricalEncoder:
         out = np.empty((n_rows, n_features), dtype=np.float32)
         numeric = np.flatnonzero(~self.mask)
         if numeric.size:
-            block = X.iloc[:, numeric] if hasattr(X, "iloc") else X[:, numeric]
             try:
-                out[:, numeric] = np.asarray(block, dtype=np.float32)
+                if hasattr(X, "iloc"):
+                    # pd.NA (nullable columns) as NaN, a missing value.
+                    values = X.iloc[:, numeric].to_numpy(
+                        dtype=np.float32, na_value=np.nan
+                    )
+                else:
+                    values = np.asarray(X[:, numeric], dtype=np.float32)
+                out[:, numeric] = values
             except (TypeError, ValueError) as exc:
                 raise ValueError(
                     f"X has non-numeric values in a column that is not "

@@ -13,6 +13,7 @@ import warnings
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 from sklearn.utils import assert_all_finite
 from sklearn.utils.validation import check_array, check_is_fitted
 
@@ -20,6 +21,7 @@ from .._compat import validate_data
 from ..nn._bias import BiasColumns
 from .features import CategoricalEncoder, categorical_mask, feature_names
 from .frames import check_not_lazy, is_polars
+from .missing import check_numeric_missing
 from .targets import default_task_names
 
 __all__ = ["InputHandling"]
@@ -77,10 +79,19 @@ class InputHandling:
             if len(X.shape) != 2:
                 raise ValueError(f"X must be 2-D, got shape {X.shape}.")
             mask = categorical_mask(X, self.categorical_features)
+        names = feature_names(X)
+        learn = self.numeric_missing == "learn"
         if mask is None or not mask.any():
             X = check_array(
-                X, accept_sparse="csr", dtype=np.float32, input_name="X", estimator=self
+                X,
+                accept_sparse="csr",
+                dtype=np.float32,
+                input_name="X",
+                estimator=self,
+                # Missing values of a sparse X are refused (see NetworkSpec).
+                ensure_all_finite="allow-nan" if not sp.issparse(X) else True,
             )
+            check_numeric_missing(X, names, learn)
             return X, None
         if hasattr(X, "toarray"):
             raise ValueError(
@@ -93,7 +104,13 @@ class InputHandling:
             mask, self.max_categories, _MIN_CATEGORY_FREQUENCY
         ).fit(X)
         encoded = encoder.transform(X)
-        assert_all_finite(encoded, estimator_name=type(self).__name__, input_name="X")
+        assert_all_finite(
+            encoded,
+            allow_nan=True,
+            estimator_name=type(self).__name__,
+            input_name="X",
+        )
+        check_numeric_missing(encoded, names, learn)
         return encoded, encoder
 
     def _validate_X(self, X: Any, fitted: bool = True) -> Any:
@@ -110,6 +127,22 @@ class InputHandling:
             # Prediction leaves the bias tower out: its columns, if present,
             # are dropped.
             X, _ = bias.split(X, required=False)
+        names = feature_names(X) if hasattr(X, "columns") else None
+        return self._check_missing(self._convert_X(X), names)
+
+    def _check_missing(self, X: Any, names: Any) -> Any:
+        """``X`` (float32), its missing values refused unless the fitted
+        network fills them."""
+        if getattr(self, "numeric_missing", "learn") == "error":
+            why = "numeric_missing='error'"
+        else:
+            why = "this model (fitted on a sparse X, or saved before numeric_missing)"
+        allowed = getattr(self._spec, "numeric_missing", False)
+        check_numeric_missing(X, names, allowed, why)
+        return X
+
+    def _convert_X(self, X: Any) -> Any:
+        """``X`` (without bias columns) as the network reads it, NaN kept."""
         if self._encoder is not None:
             # Feature names and count, without converting the strings.
             self._check_columns(X)
@@ -121,7 +154,10 @@ class InputHandling:
                 )
             encoded = self._encoder.transform(X)
             assert_all_finite(
-                encoded, estimator_name=type(self).__name__, input_name="X"
+                encoded,
+                allow_nan=True,
+                estimator_name=type(self).__name__,
+                input_name="X",
             )
             return encoded
         if (
@@ -135,13 +171,26 @@ class InputHandling:
             # validate_data would return this array unchanged after checking
             # that it is finite; its other checks cost as much as predicting
             # one row (online serving).
-            assert_all_finite(X, estimator_name=type(self).__name__, input_name="X")
+            assert_all_finite(
+                X, allow_nan=True, estimator_name=type(self).__name__, input_name="X"
+            )
             return X
         if is_polars(X, "DataFrame"):
             self._check_columns(X)
-            return check_array(X, dtype=np.float32, input_name="X", estimator=self)
+            return check_array(
+                X,
+                dtype=np.float32,
+                input_name="X",
+                estimator=self,
+                ensure_all_finite="allow-nan",
+            )
         return validate_data(
-            self, X, reset=False, accept_sparse="csr", dtype=np.float32
+            self,
+            X,
+            reset=False,
+            accept_sparse="csr",
+            dtype=np.float32,
+            ensure_all_finite="allow-nan",
         )
 
     def _check_columns(self, X: Any) -> None:

@@ -21,6 +21,8 @@ from rtdl_num_embeddings import PeriodicEmbeddings
 from torch import nn
 from torch.nn import functional as F
 
+from .missing import MissingFill
+
 __all__ = [
     "ACTIVATIONS",
     "GATES",
@@ -862,6 +864,10 @@ class MMoENetwork(nn.Module):
     numeric_scaling : bool, default=False
         Scale and smoothly clip the numeric columns first
         (:class:`NumericScaling`; its statistics are set by the caller).
+    numeric_missing : bool, default=False
+        Replace missing (NaN) values of the numeric columns by a learned
+        fill per column (:class:`~sk_mmoe.nn.missing.MissingFill`), after
+        the scaling; without it NaN inputs give NaN outputs.
     numeric_clip : bool, default=True
         With ``numeric_scaling``: clip the scaled columns smoothly.
     numeric_embedding : bool, default=False
@@ -909,6 +915,7 @@ class MMoENetwork(nn.Module):
         numeric_embedding: bool = False,
         sparse_projection: int | None = None,
         numeric_clip: bool = True,
+        numeric_missing: bool = False,
     ) -> None:
         super().__init__()
         output_sizes = [int(c) for c in output_sizes]
@@ -940,6 +947,12 @@ class MMoENetwork(nn.Module):
             numeric_embedding,
             sparse_projection,
             numeric_clip,
+        )
+        # After the scaling, before the embedding (see MissingFill).
+        self.missing = (
+            MissingFill(n_features, categorical_columns)
+            if numeric_missing and n_features > len(categorical_columns)
+            else None
         )
         levels = []
         for level in range(n_levels):
@@ -1066,6 +1079,10 @@ class MMoENetwork(nn.Module):
             x = self.projection(x)
         if self.scaling is not None:
             x = self.scaling(x)
+        # Networks pickled before missing values were learned lack it.
+        missing = getattr(self, "missing", None)
+        if missing is not None:
+            x = missing(x)
         if self.embedding is not None:
             x = self.embedding(x)
         k = self.ensemble_size
