@@ -130,7 +130,10 @@ class _FitData:
     ``spec`` is the network specification of a new fit, None when training
     continues (the fitted network's stays). ``bias_values`` are the
     ``bias_features`` columns (float32), None without a bias tower: ``X``
-    does not hold them, the net trains on ``training_X``.
+    does not hold them, the net trains on ``training_X``. ``trained_rows``
+    are the rows training iterates over: those labelled for some task when
+    nothing reads the others (see :meth:`BaseMultiTaskMMoE._trained_rows`),
+    None for all.
     """
 
     X: Any
@@ -146,11 +149,15 @@ class _FitData:
     n_valid: int
     spec: NetworkSpec | None
     bias_values: np.ndarray | None = None
+    trained_rows: np.ndarray | None = None
 
     @property
     def n_train(self) -> int:
         """Rows the net trains on (without the held-out validation rows)."""
-        return self.X.shape[0] - self.n_valid
+        n_rows = (
+            self.X.shape[0] if self.trained_rows is None else len(self.trained_rows)
+        )
+        return n_rows - self.n_valid
 
     @property
     def training_X(self) -> Any:
@@ -435,7 +442,20 @@ class BaseMultiTaskMMoE(ParameterChecks, InputHandling, NetworkBuilding, BaseEst
             n_valid=n_valid,
             spec=spec,
             bias_values=bias_values,
+            trained_rows=self._trained_rows(encoded),
         )
+
+    def _trained_rows(self, encoded: np.ndarray) -> np.ndarray | None:
+        """The rows worth training on: those labelled for some task, unless
+        every row is (None: all rows).
+
+        A row without any label adds nothing to the tasks' losses; only the
+        gates' balance loss (``gate_balance``) reads it, so it is kept then.
+        """
+        if self.gate_balance > 0:
+            return None
+        labelled = labelled_rows(encoded)
+        return None if labelled.all() else np.flatnonzero(labelled)
 
     def _n_validation_rows(self, n_labelled: int, early: bool) -> int:
         """Rows held out for early stopping (0 without), among the
@@ -513,6 +533,8 @@ class BaseMultiTaskMMoE(ParameterChecks, InputHandling, NetworkBuilding, BaseEst
             data.sample_weight,
             sparse_batches=net.module.projection is not None,
         )
+        if data.trained_rows is not None:
+            dataset = dataset.subset(data.trained_rows)
         early = data.early
         net.train_split = HoldOut(self.validation_fraction, seed) if early else None
         net.callbacks = self._training_callbacks(early, data.n_train, net.batch_size)

@@ -42,3 +42,28 @@ def test_auto_early_stopping_counts_labelled_rows():
     assert "valid_loss" not in clf.history_[0]
     dense = MultiTaskMMoEClassifier(**params).fit(X, y)
     assert "early_stopping" in dict(dense.net_.callbacks_)
+
+
+def test_rows_without_any_label_are_skipped_in_training():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 3)).astype(np.float32)
+    Y = np.column_stack([X[:, 0] > 0, X[:, 1] > 0]).astype(float)
+    Y[::3] = np.nan  # a third of the rows have no label at all
+    labelled = ~np.isnan(Y).all(axis=1)
+    # Without scaling, nothing reads the unlabelled rows: the fit equals the
+    # fit on the labelled rows alone (the same batches, in the same order).
+    params = dict(
+        max_epochs=3,
+        batch_size=32,
+        numeric_scaling=None,
+        numeric_embedding=None,
+        random_state=0,
+    )
+    every = MultiTaskMMoEClassifier(**params).fit(X, Y)
+    only = MultiTaskMMoEClassifier(**params).fit(X[labelled], Y[labelled])
+    for a, b in zip(every.predict_proba(X), only.predict_proba(X), strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-5)
+    # The gates' balance loss reads every row: they are kept then.
+    balanced = MultiTaskMMoEClassifier(**params, gate_balance=0.1).fit(X, Y)
+    assert len(balanced.net_.history[-1]["batches"]) == -(-300 // 32)
+    assert len(every.net_.history[-1]["batches"]) == -(-200 // 32)
