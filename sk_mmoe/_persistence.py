@@ -552,6 +552,7 @@ def _format_2_network_spec(content: dict[str, Any], tasks: list[Task]) -> Networ
         sparse_projection=int(projection.shape[0])
         if isinstance(projection, torch.Tensor)
         else None,
+        numeric_missing="missing.fill" in state,
     )
 
 
