@@ -853,5 +853,5 @@ def test_the_net_trains_with_the_resolved_batch_size_and_lr():
 def test_a_dataframe_without_columns_is_a_clear_error(Estimator):
     X = pd.DataFrame(index=range(20))
     y = np.arange(20) % 2
-    with pytest.raises(ValueError, match=r"no feature columns \(shape \(20, 0\)\)"):
+    with pytest.raises(ValueError, match=r"no feature columns: .*shape=\(20, 0\)"):
         Estimator(max_epochs=1).fit(X, y)

@@ -244,7 +244,8 @@ def _check_has_columns(X: Any, bias_features: Any) -> None:
     if shape is None or len(shape) != 2 or shape[1] != 0:
         return
     after = " once the bias_features are taken out" if bias_features is not None else ""
+    # scikit-learn's wording, which its estimator checks expect.
     raise ValueError(
-        f"X has no feature columns{after} (shape {tuple(shape)}); at least one "
-        f"is required."
+        f"X has no feature columns{after}: found array with 0 feature(s) "
+        f"(shape={tuple(shape)}) while a minimum of 1 is required."
     )
