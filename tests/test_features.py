@@ -427,9 +427,11 @@ def test_polars_unseen_categories_and_checked_columns(pl, polars_and_pandas):
         clf.predict_proba(new), clf.predict_proba(as_pandas), strict=True
     ):
         np.testing.assert_allclose(got, want, atol=1e-6)
-    # A null number is refused as pandas' NaN is.
-    with pytest.raises(ValueError, match="NaN"):
-        clf.predict(new.with_columns(pl.lit(None, dtype=pl.Float64).alias("amount")))
+    # A null number is a missing value, as pandas' NaN is.
+    null = new.with_columns(pl.lit(None, dtype=pl.Float64).alias("amount"))
+    nan = as_pandas.assign(amount=np.nan)
+    for got, want in zip(clf.predict_proba(null), clf.predict_proba(nan), strict=True):
+        np.testing.assert_allclose(got, want, atol=1e-6)
     with pytest.raises(ValueError, match="feature names"):
         clf.predict(X_pl.select("colour", "amount", "city"))
     with pytest.raises(ValueError, match="feature names"):
