@@ -693,12 +693,12 @@ def test_failed_fit_on_bad_input_keeps_the_model(kind, data):
     X, Y = data
     est = _make(kind).fit(X, Y)
     before = _state(est)
-    X_nan = X.copy()
-    X_nan[0, 0] = np.nan
+    X_inf = X.copy()
+    X_inf[0, 0] = np.inf
     Y_unlabelled = Y.astype(object)
     Y_unlabelled[:, 1] = None
     for X_bad, Y_bad, match in (
-        (X_nan, Y, "NaN"),
+        (X_inf, Y, "infinity"),
         (X[:-1], Y, "inconsistent numbers of samples"),
         (X, Y_unlabelled, "no labelled rows"),
         (X[:0], Y[:0], "0 sample"),

@@ -44,5 +44,8 @@ class MissingFill(nn.Module):
         self.register_buffer("numeric", mask, persistent=False)
         self.fill = nn.Parameter(torch.zeros(n_features))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.where(torch.isnan(x) & self.numeric, self.fill, x)
+    def forward(self, x: torch.Tensor, missing: torch.Tensor) -> torch.Tensor:
+        """``x`` with its ``missing`` entries (a mask of the input before
+        the scaling, so that a NaN the scaling makes of an overflow stays
+        one) of the numeric columns replaced by their fill."""
+        return torch.where(missing & self.numeric, self.fill, x)

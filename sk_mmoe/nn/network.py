@@ -1075,14 +1075,15 @@ class MMoENetwork(nn.Module):
             Gate weights (only if ``return_gates``), averaged over the
             ensemble's members.
         """
+        # Networks pickled before missing values were learned lack it.
+        fill = getattr(self, "missing", None)
+        missing = None if fill is None else torch.isnan(x)
         if self.projection is not None:
             x = self.projection(x)
         if self.scaling is not None:
             x = self.scaling(x)
-        # Networks pickled before missing values were learned lack it.
-        missing = getattr(self, "missing", None)
-        if missing is not None:
-            x = missing(x)
+        if fill is not None:
+            x = fill(x, missing)
         if self.embedding is not None:
             x = self.embedding(x)
         k = self.ensemble_size
