@@ -257,3 +257,29 @@ def test_onnx_export_reads_padded_values_and_lengths(log, fitted):
         np.testing.assert_allclose(got, expected, atol=1e-5)
     with pytest.raises(ValueError, match="inputs='columns'"):
         export_onnx(fitted, io.BytesIO(), inputs="matrix")
+
+
+def test_recommendation_log_with_histories():
+    from sk_mmoe.datasets import make_recommendation_tasks
+
+    X0, Y0, S0 = make_recommendation_tasks(3000, return_scores=True, random_state=0)
+    X, Y, S = make_recommendation_tasks(
+        3000, history_length=7, return_scores=True, random_state=0
+    )
+    pd.testing.assert_frame_equal(X.drop(columns="history"), X0)
+    assert X["history"].map(len).eq(7).all()
+    first = X.groupby("user_id", observed=True)["history"].agg(
+        lambda h: h.map(tuple).nunique()
+    )
+    assert (first == 1).all()  # one history per user
+    # The standardised similarity, times history_weight, enters both scores.
+    added = S["rated_highly"] - S0["rated_highly"]
+    np.testing.assert_allclose(added.std(ddof=0), 2.0, rtol=1e-6)
+    np.testing.assert_allclose(added.mean(), 0.0, atol=1e-9)
+    click = S["click"] - S0["click"]
+    np.testing.assert_allclose((click - added).std(), 0.0, atol=1e-9)
+    assert abs(Y["click"].mean() - 0.3) < 0.03
+    with pytest.raises(ValueError, match="as_frame=True"):
+        make_recommendation_tasks(100, history_length=3, as_frame=False)
+    with pytest.raises(ValueError, match="history_length"):
+        make_recommendation_tasks(100, history_length=0)
