@@ -238,7 +238,9 @@ sequence_pooling : {"auto", "mean", "sum", "attention"}, default="auto"
     ``"attention"`` pools lists of their own table by the mean.
 
 max_sequence_length : int, default=50
-    Values kept per row of a list column: the last ones (the most recent).
+    Values kept per row of a list column: the last ones (the most recent),
+    and no more than the longest list of ``fit`` (which sets the padded
+    width the network reads).
 
 numeric_scaling : "robust", "robust_unclipped" or None, default=@SCALING@
     ``"robust"`` centres every numeric input column on its median, divides

@@ -128,6 +128,9 @@ def test_max_sequence_length_keeps_the_last_values(log):
     proba = clf.predict_proba(rows)[0]
     np.testing.assert_allclose(proba[0], proba[1], rtol=1e-6)
     assert clf._encoder.transform(rows).shape[1] == X.shape[1] + 3
+    # No wider than the longest list of fit (8 values).
+    wide = MultiTaskMMoEClassifier(**{**SMALL, "max_epochs": 1}).fit(X, Y)
+    assert wide._encoder.transform(rows).shape[1] == X.shape[1] + 8
 
 
 def test_polars_and_pyarrow_lists_read_as_pandas_objects(log, fitted):
@@ -244,14 +247,14 @@ def test_onnx_export_reads_padded_values_and_lengths(log, fitted):
     export_onnx(fitted, buffer)
     session = ort.InferenceSession(buffer.getvalue())
     inputs = {i.name: (i.type, i.shape[1]) for i in session.get_inputs()}
-    assert inputs["history"] == ("tensor(string)", 50)
+    assert inputs["history"] == ("tensor(string)", 8)  # the longest list of fit
     assert inputs["history:length"] == ("tensor(int64)", 1)
     rows = pd.concat(
         [X.head(20), _rows(X, [[], None, ["new1", "item2"], ITEMS * 4])],
         ignore_index=True,
     )
     feed = onnx_feed(session, rows)
-    assert feed["history:length"][-1, 0] == 50
+    assert feed["history:length"][-1, 0] == 8
     outputs = session.run(None, feed)
     for got, expected in zip(outputs, fitted.predict_proba(rows), strict=True):
         np.testing.assert_allclose(got, expected, atol=1e-5)

@@ -222,7 +222,8 @@ class SequenceColumns:
         For each, the position of the categorical column whose vocabulary it
         shares, or None for its own.
     max_length : int
-        Values kept per row: the last ones.
+        Values kept per row: the last ones; :meth:`fit` lowers it to the
+        longest list it sees.
     pooling : {"auto", "mean", "sum", "attention"}
         How the network pools each column's vectors (see
         :class:`sk_mmoe.nn.sequences.SequencePooling`).
@@ -264,14 +265,19 @@ class SequenceColumns:
         return out
 
     def fit(self, X: Any, max_categories: int, min_frequency: int) -> SequenceColumns:
+        """Learn the own vocabularies, and shorten ``max_length`` to the
+        longest list of ``fit`` (at least 1): longer padding would cost
+        time and hold nothing the network learned from."""
         self.categories = []
+        longest = 1
         for j, target in zip(self.columns, self.targets, strict=True):
+            text, lengths = _flat_text(X, j, self.max_length)
+            longest = max(longest, int(lengths.max(initial=0)))
             if target is not None:
                 self.categories.append(None)
                 continue
-            text, _ = _flat_text(X, j, self.max_length)
-            kept = kept_categories(text, max_categories, min_frequency)
-            self.categories.append(kept)
+            self.categories.append(kept_categories(text, max_categories, min_frequency))
+        self.max_length = min(self.max_length, longest)
         return self
 
     def transform(
