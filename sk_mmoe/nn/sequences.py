@@ -36,8 +36,6 @@ __all__ = ["HISTORY_DROPOUT", "SequencePooling"]
 HISTORY_DROPOUT = 0.1
 # Width of the hidden layer of the attention's scoring network.
 _ATTENTION_HIDDEN = 16
-# Scores of padded positions: their softmax weight is exactly 0.
-_MASKED_SCORE = -1e9
 
 
 class _Attention(nn.Module):
@@ -141,7 +139,9 @@ class SequencePooling(nn.Module):
             if pooling == "attention":
                 candidate = shared(target, candidates[:, target].long())
                 scores = self.attention[i](past, candidate)
-                scores = scores.masked_fill(~present, _MASKED_SCORE)
+                # Padded positions get a softmax weight of exactly 0 (and a
+                # row without values weights of 0, not NaN).
+                scores = scores.masked_fill(~present, torch.finfo(scores.dtype).min)
                 attention = torch.softmax(scores, dim=1) * weight
                 parts.append((past * attention.unsqueeze(2)).sum(dim=1))
         return torch.cat(parts, dim=1)
