@@ -38,7 +38,7 @@ def check_numeric_missing(
     else:
         columns = np.flatnonzero(np.isnan(X).any(axis=0))
     labels = [
-        repr(str(names[j])) if names is not None else f"column {j}"
+        repr(str(names[j])) if names is not None and j < len(names) else f"column {j}"
         for j in columns[:_NAMED_COLUMNS]
     ]
     others = len(columns) - len(labels)
