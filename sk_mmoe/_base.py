@@ -145,6 +145,7 @@ class _FitData:
     n_valid: int
     spec: NetworkSpec | None
     bias_values: np.ndarray | None = None
+    scheduled: bool = False
 
     @property
     def n_train(self) -> int:
@@ -200,7 +201,11 @@ class BaseMultiTaskMMoE(ParameterChecks, InputHandling, NetworkBuilding, BaseEst
             Interval(numbers.Integral, 1, None, closed="left"),
             StrOptions({"auto"}),
         ],
-        "max_epochs": [Interval(numbers.Integral, 1, None, closed="left")],
+        "max_epochs": [
+            Interval(numbers.Integral, 1, None, closed="left"),
+            StrOptions({"auto"}),
+        ],
+        "lr_schedule": [StrOptions({"cosine"}), None],
         "early_stopping": ["boolean", StrOptions({"auto"})],
         "validation_fraction": [Interval(numbers.Real, 0, 1, closed="neither")],
         "n_iter_no_change": [Interval(numbers.Integral, 1, None, closed="left")],
@@ -371,6 +376,8 @@ class BaseMultiTaskMMoE(ParameterChecks, InputHandling, NetworkBuilding, BaseEst
         data = self._prepare_data(
             X, y, sample_weight, incremental, classes, require_classes, early
         )
+        # A fit call's epochs follow the schedule; partial_fit's run at lr.
+        data.scheduled = epochs is None and self.lr_schedule is not None
         rng = check_random_state(self.random_state)
         seed = int(rng.randint(np.iinfo(np.int32).max))
         seed = agree_seed(seed)  # rank 0's, in a data-parallel fit
@@ -463,7 +470,13 @@ class BaseMultiTaskMMoE(ParameterChecks, InputHandling, NetworkBuilding, BaseEst
                 data.tasks, data.task_weights, data.class_weights
             )
             net = self._make_net(
-                data.spec, data.tasks, criterion, device, data.encoder, data.n_train
+                data.spec,
+                data.tasks,
+                criterion,
+                device,
+                data.encoder,
+                data.n_train,
+                data.scheduled,
             )
             if net.module.scaling is not None:
                 # Rows of weight 0 are as good as absent.
@@ -479,7 +492,7 @@ class BaseMultiTaskMMoE(ParameterChecks, InputHandling, NetworkBuilding, BaseEst
         net = copy.deepcopy(self.net_)
         # A new seed per call, so successive calls see new batch orders.
         seed = (seed + len(net.history)) % np.iinfo(np.int32).max
-        self._update_training_params(net, data.n_train, data.encoder)
+        self._update_training_params(net, data.n_train, data.encoder, data.scheduled)
         net.criterion_ = self._make_criterion(
             data.tasks,
             data.task_weights,
@@ -507,9 +520,13 @@ class BaseMultiTaskMMoE(ParameterChecks, InputHandling, NetworkBuilding, BaseEst
         )
         early = data.early
         net.train_split = HoldOut(self.validation_fraction, seed) if early else None
-        net.callbacks = self._training_callbacks(early, data.n_train, net.batch_size)
+        if epochs is None:
+            epochs = self._n_epochs(data.n_train, net.batch_size)
+        net.callbacks = self._training_callbacks(
+            early, data.n_train, net.batch_size, epochs if data.scheduled else 0
+        )
         net.iterator_train__seed = seed
-        net.max_epochs = self.max_epochs if epochs is None else epochs
+        net.max_epochs = epochs
         net.verbose = self.verbose
         try:
             with seeded(seed, device):
