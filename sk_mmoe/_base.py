@@ -205,7 +205,7 @@ class BaseMultiTaskMMoE(ParameterChecks, InputHandling, NetworkBuilding, BaseEst
             Interval(numbers.Integral, 1, None, closed="left"),
             StrOptions({"auto"}),
         ],
-        "lr_schedule": [StrOptions({"cosine"}), None],
+        "lr_schedule": [StrOptions({"auto", "cosine"}), None],
         "early_stopping": ["boolean", StrOptions({"auto"})],
         "validation_fraction": [Interval(numbers.Real, 0, 1, closed="neither")],
         "n_iter_no_change": [Interval(numbers.Integral, 1, None, closed="left")],
@@ -376,8 +376,12 @@ class BaseMultiTaskMMoE(ParameterChecks, InputHandling, NetworkBuilding, BaseEst
         data = self._prepare_data(
             X, y, sample_weight, incremental, classes, require_classes, early
         )
-        # A fit call's epochs follow the schedule; partial_fit's run at lr.
-        data.scheduled = epochs is None and self.lr_schedule is not None
+        # A fit call's epochs follow the schedule ("auto": when it holds out
+        # validation rows); partial_fit's run at lr.
+        schedule = self.lr_schedule
+        if schedule == "auto":
+            schedule = "cosine" if data.early else None
+        data.scheduled = epochs is None and schedule is not None
         rng = check_random_state(self.random_state)
         seed = int(rng.randint(np.iinfo(np.int32).max))
         seed = agree_seed(seed)  # rank 0's, in a data-parallel fit
@@ -521,7 +525,10 @@ class BaseMultiTaskMMoE(ParameterChecks, InputHandling, NetworkBuilding, BaseEst
         early = data.early
         net.train_split = HoldOut(self.validation_fraction, seed) if early else None
         if epochs is None:
-            epochs = self._n_epochs(data.n_train, net.batch_size)
+            classifying = all(task.declares_classes for task in data.tasks)
+            epochs = self._n_epochs(
+                data.n_train, net.batch_size, data.scheduled, classifying
+            )
         net.callbacks = self._training_callbacks(
             early, data.n_train, net.batch_size, epochs if data.scheduled else 0
         )

@@ -47,10 +47,11 @@ _AUTO_BATCH_SIZES = (256, 512, 1024)
 _AUTO_MIN_BATCHES = 32
 _AUTO_MIN_ROWS_PER_VALUE = 100
 _AUTO_LR = 1e-3
-# lr_schedule="cosine": lr="auto" peaks at this multiple of the constant
-# rate, and max_epochs="auto" gives the fit enough epochs for this many
-# steps, within these bounds (50 epochs without a schedule).
-_SCHEDULED_LR_FACTOR = 3.0
+# Under the learning-rate schedule, lr="auto" peaks at this multiple of the
+# constant rate, and max_epochs="auto" gives a fit of classification tasks
+# enough epochs for this many steps, within these bounds (50 epochs
+# otherwise: smooth regression targets keep improving for longer).
+_SCHEDULED_LR_FACTOR = 5.0
 _AUTO_SCHEDULE_STEPS = 300
 _AUTO_EPOCHS = (10, 50)
 
@@ -375,7 +376,7 @@ class NetworkBuilding:
         vector moves only in the batches that hold it, and larger batches
         leave it fewer steps); ``"auto"`` lr: 1e-3 at batch 256, scaled with
         the square root of the batch size, as Adam's steps are (Malladi et
-        al., 2022), and 3 times that as the peak of a schedule.
+        al., 2022), and 5 times that as the peak of a schedule.
         """
         batch_size = self.batch_size
         if batch_size == "auto":
@@ -394,14 +395,17 @@ class NetworkBuilding:
                 lr *= _SCHEDULED_LR_FACTOR
         return batch_size, lr
 
-    def _n_epochs(self, n_train: int, batch_size: int) -> int:
+    def _n_epochs(
+        self, n_train: int, batch_size: int, scheduled: bool, classifying: bool
+    ) -> int:
         """``max_epochs`` of a fit on ``n_train`` rows in batches of
-        ``batch_size``: ``"auto"`` gives a scheduled fit enough epochs for
-        300 steps (10 to 50 epochs), an unscheduled one 50.
+        ``batch_size``: ``"auto"`` gives a ``scheduled`` fit of classification
+        tasks only (``classifying``) enough epochs for 300 steps (10 to 50
+        epochs), any other fit 50.
         """
         if self.max_epochs != "auto":
             return self.max_epochs
-        if self.lr_schedule is None:
+        if not (scheduled and classifying):
             return _AUTO_EPOCHS[1]
         n_batches = -(-n_train // batch_size)
         epochs = -(-_AUTO_SCHEDULE_STEPS // n_batches)

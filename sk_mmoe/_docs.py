@@ -143,16 +143,17 @@ torch optimizer class, default="adam"
 lr : float or "auto", default="auto"
     Learning rate (the peak rate under ``lr_schedule``). ``"auto"``: 1e-3
     at batches of 256 rows, scaled with the square root of the batch size
-    (2e-3 at 1024); 3 times that under ``lr_schedule="cosine"`` (6e-3 at
-    1024).
+    (2e-3 at 1024); 5 times that under the schedule (1e-2 at 1024).
 
-lr_schedule : "cosine" or None, default="cosine"
+lr_schedule : "auto", "cosine" or None, default="auto"
     How the rate moves during a ``fit`` call. ``"cosine"``: up from near 0
     to ``lr`` over the first tenth of the steps of ``max_epochs`` epochs,
     then down to 0 along a half cosine at the last step; large steps first,
     small steps to settle, so that a few epochs reach the loss of many at a
-    constant rate. None: ``lr`` throughout. ``partial_fit`` always trains at
-    ``lr``.
+    constant rate. None: ``lr`` throughout. ``"auto"``: ``"cosine"`` when
+    the fit holds out validation rows for early stopping (so the best
+    epoch is kept whatever the schedule), None otherwise. ``partial_fit``
+    always trains at ``lr``.
 
 weight_decay : float, default=1e-4
     L2 penalty (the optimizer's ``weight_decay``); not applied to learned
@@ -169,11 +170,11 @@ batch_size : int or "auto", default="auto"
 max_epochs : int or "auto", default="auto"
     Number of passes over the training data (the maximum, with early
     stopping); the schedule's length under ``lr_schedule``. With
-    ``warm_start``, the number of further epochs per call. ``"auto"``:
-    under ``lr_schedule``, enough epochs for 300 steps, from 10 to 50 (10 on
-    32,000 rows or more in batches of 1024); without a schedule, 50. Set it
-    higher for a slower fit that may reach a lower loss, lower for a faster
-    one.
+    ``warm_start``, the number of further epochs per call. ``"auto"``: for
+    classification tasks under the schedule, enough epochs for 300 steps,
+    from 10 to 50 (10 on 32,000 rows or more in batches of 1024); otherwise
+    50. Set it higher for a slower fit that may reach a lower loss, lower
+    for a faster one.
 
 early_stopping : "auto" or bool, default="auto"
     Hold out ``validation_fraction`` of the rows and stop when the total

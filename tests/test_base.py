@@ -830,9 +830,9 @@ def test_auto_batch_size_stays_small_for_id_columns():
     assert clf._step_params(40_000, census_like) == pytest.approx((1024, 2e-3))
     assert clf._step_params(40_000, ids) == (256, 1e-3)
     assert clf._step_params(100_000, ids) == pytest.approx((1024, 2e-3))
-    # Under the schedule, "auto" is its peak: 3 times the constant rate.
+    # Under the schedule, "auto" is its peak: 5 times the constant rate.
     assert clf._step_params(40_000, census_like, scheduled=True) == pytest.approx(
-        (1024, 6e-3)
+        (1024, 1e-2)
     )
 
 
@@ -842,14 +842,17 @@ def test_the_net_trains_with_the_resolved_batch_size_and_lr():
     Y = (X[:, :2] > 0).astype(int)
     clf = MultiTaskMMoEClassifier(max_epochs=1, random_state=0).fit(X, Y)
     # 18,000 training rows after the 10% held out: batches of 512, and the
-    # schedule's peak rate (3 times the constant one).
+    # schedule's peak rate (5 times the constant one) with early stopping.
     assert clf.net_.batch_size == 512
-    assert clf.net_.optimizer_.param_groups[0]["lr"] == pytest.approx(3 * 2**0.5 * 1e-3)
+    assert clf.net_.optimizer_.param_groups[0]["lr"] == pytest.approx(5 * 2**0.5 * 1e-3)
     assert clf.get_params()["batch_size"] == "auto"
-    # Continued training on fewer rows resolves them again.
+    # Continued training on fewer rows (no early stopping, so no schedule
+    # under lr_schedule="auto") resolves them again.
     clf.set_params(warm_start=True).fit(X[:1000], Y[:1000])
     assert clf.net_.batch_size == 256
-    assert clf.net_.optimizer_.param_groups[0]["lr"] == pytest.approx(3e-3)
+    assert clf.net_.optimizer_.param_groups[0]["lr"] == pytest.approx(1e-3)
+    clf.set_params(lr_schedule="cosine").fit(X[:1000], Y[:1000])
+    assert clf.net_.optimizer_.param_groups[0]["lr"] == pytest.approx(5e-3)
     # partial_fit trains at the constant rate.
     clf.partial_fit(X[:1000], Y[:1000])
     assert clf.net_.optimizer_.param_groups[0]["lr"] == pytest.approx(1e-3)

@@ -950,7 +950,9 @@ COMMON_PARAMS = {
         (1, OK), (2, OK), ("auto", OK), (0, ERROR), (-1, ERROR), (True, ERROR),
         (1.0, ERROR), (None, ERROR), ("50", ERROR),
     ],
-    "lr_schedule": [("cosine", OK), (None, OK), ("linear", ERROR), (True, ERROR)],
+    "lr_schedule": [
+        ("auto", OK), ("cosine", OK), (None, OK), ("linear", ERROR), (True, ERROR),
+    ],
     "early_stopping": [(False, OK), (True, OK), ("yes", ERROR), (1, ERROR)],
     "validation_fraction": [
         (0.1, OK), (0.5, OK), (0, ERROR), (1, ERROR), (1.5, ERROR), (-0.2, ERROR),

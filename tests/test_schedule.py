@@ -53,7 +53,11 @@ def test_fit_follows_the_schedule_and_restores_the_rate():
     X, Y = data()
     recorder = RecordRates()
     clf = MultiTaskMMoEClassifier(
-        **SMALL, lr=0.01, max_epochs=4, callbacks=[("rates", recorder)]
+        **SMALL,
+        lr=0.01,
+        max_epochs=4,
+        lr_schedule="cosine",
+        callbacks=[("rates", recorder)],
     ).fit(X, Y)
     rates = np.array(clf.net_.callbacks_[-1][1].rates_)
     assert len(rates) == 4 * 15  # 1,500 rows in batches of 100
@@ -76,29 +80,56 @@ def test_no_schedule_trains_at_a_constant_rate():
     assert clf.net_.callbacks_[-1][1].rates_ == pytest.approx([0.01] * 30)
 
 
+def test_auto_schedule_runs_with_early_stopping_only():
+    X, Y = data(1500)
+    rates = {}
+    for early in (True, False):
+        clf = MultiTaskMMoEClassifier(
+            **{**SMALL, "early_stopping": early, "n_iter_no_change": 100},
+            lr=0.01,
+            max_epochs=3,
+            callbacks=[RecordRates()],
+        ).fit(X, Y)
+        rates[early] = clf.net_.callbacks_[-1][1].rates_
+    assert min(rates[True]) < 0.01 / 2 and max(rates[True]) == pytest.approx(0.01)
+    assert rates[False] == pytest.approx([0.01] * 45)
+
+
 @pytest.mark.parametrize(
-    "n_rows, lr_schedule, n_epochs",
+    "n_rows, scheduled, classifying, n_epochs",
     # 15 batches: 300 steps take 20 epochs; 3 batches would need 100 (the
-    # most is 50); 40 batches need 8 (the least is 10); no schedule: 50.
-    [(1500, "cosine", 20), (300, "cosine", 50), (4000, "cosine", 10)]
-    + [(300, None, 50)],
+    # most is 50); 40 batches need 8 (the least is 10); without a schedule
+    # or with a regression task: 50.
+    [(1500, True, True, 20), (300, True, True, 50), (4000, True, True, 10)]
+    + [(1500, False, True, 50), (1500, True, False, 50)],
 )
-def test_auto_max_epochs_gives_the_schedule_300_steps(n_rows, lr_schedule, n_epochs):
-    X, Y = data(n_rows)
-    reg = MultiTaskMMoERegressor(
-        **{**SMALL, "n_experts": 1}, max_epochs="auto", lr_schedule=lr_schedule
+def test_auto_max_epochs_gives_classification_300_scheduled_steps(
+    n_rows, scheduled, classifying, n_epochs
+):
+    clf = MultiTaskMMoEClassifier(**SMALL)
+    assert clf._n_epochs(n_rows, 100, scheduled, classifying) == n_epochs
+    assert clf.set_params(max_epochs=7)._n_epochs(n_rows, 100, True, True) == 7
+
+
+@pytest.mark.parametrize("estimator", [MultiTaskMMoEClassifier, MultiTaskMMoERegressor])
+def test_auto_max_epochs_in_a_fit(estimator):
+    X, Y = data(1500)
+    model = estimator(
+        **{**SMALL, "n_experts": 1}, max_epochs="auto", lr_schedule="cosine"
     )
-    assert reg._n_epochs(n_rows, 100) == n_epochs
-    if n_rows == 300:
-        reg.fit(X, Y.astype(float))
-        assert reg.n_iter_ == n_epochs
-    assert reg.get_params()["max_epochs"] == "auto"
+    model.fit(X, Y if estimator is MultiTaskMMoEClassifier else Y.astype(float))
+    # Classification: 300 steps of 15 batches; regression: 50 epochs.
+    assert model.n_iter_ == (20 if estimator is MultiTaskMMoEClassifier else 50)
+    assert model.get_params()["max_epochs"] == "auto"
 
 
-def test_auto_lr_peaks_at_three_times_the_constant_rate():
+def test_auto_lr_peaks_at_five_times_the_constant_rate():
     X, Y = data(600)
     clf = MultiTaskMMoEClassifier(
-        **{**SMALL, "batch_size": "auto"}, max_epochs=2, callbacks=[RecordRates()]
+        **{**SMALL, "batch_size": "auto"},
+        max_epochs=2,
+        lr_schedule="cosine",
+        callbacks=[RecordRates()],
     ).fit(X, Y)
-    # 600 rows: batches of 256, constant rate 1e-3, peak 3e-3.
-    assert max(clf.net_.callbacks_[-1][1].rates_) == pytest.approx(3e-3)
+    # 600 rows: batches of 256, constant rate 1e-3, peak 5e-3.
+    assert max(clf.net_.callbacks_[-1][1].rates_) == pytest.approx(5e-3)
