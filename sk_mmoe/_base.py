@@ -153,6 +153,11 @@ class _FitData:
         return self.X.shape[0] - self.n_valid
 
     @property
+    def classifying(self) -> bool:
+        """Whether every task of the fit is a classification task."""
+        return all(task.declares_classes for task in self.tasks)
+
+    @property
     def training_X(self) -> Any:
         """What the net trains on: ``X``, the bias columns after its own."""
         if self.bias_values is None:
@@ -376,11 +381,11 @@ class BaseMultiTaskMMoE(ParameterChecks, InputHandling, NetworkBuilding, BaseEst
         data = self._prepare_data(
             X, y, sample_weight, incremental, classes, require_classes, early
         )
-        # A fit call's epochs follow the schedule ("auto": when it holds out
-        # validation rows); partial_fit's run at lr.
+        # A fit call's epochs follow the schedule ("auto": classification
+        # tasks with validation rows held out); partial_fit's run at lr.
         schedule = self.lr_schedule
         if schedule == "auto":
-            schedule = "cosine" if data.early else None
+            schedule = "cosine" if data.early and data.classifying else None
         data.scheduled = epochs is None and schedule is not None
         rng = check_random_state(self.random_state)
         seed = int(rng.randint(np.iinfo(np.int32).max))
@@ -525,9 +530,8 @@ class BaseMultiTaskMMoE(ParameterChecks, InputHandling, NetworkBuilding, BaseEst
         early = data.early
         net.train_split = HoldOut(self.validation_fraction, seed) if early else None
         if epochs is None:
-            classifying = all(task.declares_classes for task in data.tasks)
             epochs = self._n_epochs(
-                data.n_train, net.batch_size, data.scheduled, classifying
+                data.n_train, net.batch_size, data.scheduled, data.classifying
             )
         net.callbacks = self._training_callbacks(
             early, data.n_train, net.batch_size, epochs if data.scheduled else 0

@@ -151,9 +151,10 @@ lr_schedule : "auto", "cosine" or None, default="auto"
     then down to 0 along a half cosine at the last step; large steps first,
     small steps to settle, so that a few epochs reach the loss of many at a
     constant rate. None: ``lr`` throughout. ``"auto"``: ``"cosine"`` when
-    the fit holds out validation rows for early stopping (so the best
-    epoch is kept whatever the schedule), None otherwise. ``partial_fit``
-    always trains at ``lr``.
+    every task is a classification task and the fit holds out validation
+    rows for early stopping (so the best epoch is kept whatever the
+    schedule), None otherwise (smooth regression targets gained nothing
+    from it in the measurements). ``partial_fit`` always trains at ``lr``.
 
 weight_decay : float, default=1e-4
     L2 penalty (the optimizer's ``weight_decay``); not applied to learned

@@ -133,3 +133,14 @@ def test_auto_lr_peaks_at_five_times_the_constant_rate():
     ).fit(X, Y)
     # 600 rows: batches of 256, constant rate 1e-3, peak 5e-3.
     assert max(clf.net_.callbacks_[-1][1].rates_) == pytest.approx(5e-3)
+
+
+def test_auto_schedule_leaves_regression_at_a_constant_rate():
+    X, Y = data(1500)
+    reg = MultiTaskMMoERegressor(
+        **{**SMALL, "early_stopping": True, "n_iter_no_change": 100},
+        lr=0.01,
+        max_epochs=2,
+        callbacks=[RecordRates()],
+    ).fit(X, Y.astype(float))
+    assert reg.net_.callbacks_[-1][1].rates_ == pytest.approx([0.01] * 28)
