@@ -143,18 +143,19 @@ torch optimizer class, default="adam"
 lr : float or "auto", default="auto"
     Learning rate (the peak rate under ``lr_schedule``). ``"auto"``: 1e-3
     at batches of 256 rows, scaled with the square root of the batch size
-    (2e-3 at 1024); 5 times that under the schedule (1e-2 at 1024).
+    (2e-3 at 1024); 5 times that under a schedule (1e-2 at 1024).
 
-lr_schedule : "auto", "cosine" or None, default="auto"
-    How the rate moves during a ``fit`` call. ``"cosine"``: up from near 0
-    to ``lr`` over the first tenth of the steps of ``max_epochs`` epochs,
-    then down to 0 along a half cosine at the last step; large steps first,
-    small steps to settle, so that a few epochs reach the loss of many at a
-    constant rate. None: ``lr`` throughout. ``"auto"``: ``"cosine"`` when
-    every task is a classification task and the fit holds out validation
-    rows for early stopping (so the best epoch is kept whatever the
-    schedule), None otherwise (smooth regression targets gained nothing
-    from it in the measurements). ``partial_fit`` always trains at ``lr``.
+lr_schedule : "auto", "cosine" or None, default=None
+    How the rate moves during a ``fit`` call. None: ``lr`` throughout.
+    ``"cosine"``: up from near 0 to ``lr`` over the first tenth of the
+    steps of ``max_epochs`` epochs, then down to 0 along a half cosine at
+    the last step; large steps first, small steps to settle, so that a few
+    epochs reach about the loss of many at a constant rate. ``"auto"``:
+    ``"cosine"`` when every task is a classification task and the fit holds
+    out validation rows for early stopping (so the best epoch is kept
+    whatever the schedule), None otherwise. On the 40,000-row census sample
+    ``"auto"`` halves the fit time for a mean test AUC 0.0005 lower (see
+    the performance page). ``partial_fit`` always trains at ``lr``.
 
 weight_decay : float, default=1e-4
     L2 penalty (the optimizer's ``weight_decay``); not applied to learned

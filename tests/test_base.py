@@ -840,7 +840,9 @@ def test_the_net_trains_with_the_resolved_batch_size_and_lr():
     rng = np.random.default_rng(0)
     X = rng.normal(size=(20_000, 3)).astype(np.float32)
     Y = (X[:, :2] > 0).astype(int)
-    clf = MultiTaskMMoEClassifier(max_epochs=1, random_state=0).fit(X, Y)
+    clf = MultiTaskMMoEClassifier(max_epochs=1, lr_schedule="auto", random_state=0).fit(
+        X, Y
+    )
     # 18,000 training rows after the 10% held out: batches of 512, and the
     # schedule's peak rate (5 times the constant one) with early stopping.
     assert clf.net_.batch_size == 512

@@ -72,12 +72,16 @@ def test_fit_follows_the_schedule_and_restores_the_rate():
     assert rates == pytest.approx([0.01] * 15)
 
 
-def test_no_schedule_trains_at_a_constant_rate():
+def test_no_schedule_by_default():
     X, Y = data()
     clf = MultiTaskMMoEClassifier(
-        **SMALL, lr=0.01, max_epochs=2, lr_schedule=None, callbacks=[RecordRates()]
+        **{**SMALL, "early_stopping": True, "n_iter_no_change": 100},
+        lr=0.01,
+        max_epochs=2,
+        callbacks=[RecordRates()],
     ).fit(X, Y)
-    assert clf.net_.callbacks_[-1][1].rates_ == pytest.approx([0.01] * 30)
+    assert clf.n_iter_ == 2
+    assert clf.net_.callbacks_[-1][1].rates_ == pytest.approx([0.01] * 28)
 
 
 def test_auto_schedule_runs_with_early_stopping_only():
@@ -88,6 +92,7 @@ def test_auto_schedule_runs_with_early_stopping_only():
             **{**SMALL, "early_stopping": early, "n_iter_no_change": 100},
             lr=0.01,
             max_epochs=3,
+            lr_schedule="auto",
             callbacks=[RecordRates()],
         ).fit(X, Y)
         rates[early] = clf.net_.callbacks_[-1][1].rates_
@@ -141,6 +146,7 @@ def test_auto_schedule_leaves_regression_at_a_constant_rate():
         **{**SMALL, "early_stopping": True, "n_iter_no_change": 100},
         lr=0.01,
         max_epochs=2,
+        lr_schedule="auto",
         callbacks=[RecordRates()],
     ).fit(X, Y.astype(float))
     assert reg.net_.callbacks_[-1][1].rates_ == pytest.approx([0.01] * 28)
