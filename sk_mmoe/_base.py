@@ -315,14 +315,19 @@ class BaseMultiTaskMMoE(ParameterChecks, InputHandling, NetworkBuilding, BaseEst
     def _fit_flow(self, X, y, sample_weight, *, partial: bool, classes=None):
         if not partial:
             incremental = self.warm_start and hasattr(self, "net_")
-            self._fit(X, y, sample_weight, incremental=incremental)
-            stopper = dict(self.net_.callbacks_).get("early_stopping")
-            if self.refit and not incremental and stopper is not None:
-                # Early stopping found the epoch count: train anew on every row.
+            if not (self.refit and not incremental):
+                return self._fit(X, y, sample_weight, incremental=incremental)
+            net, data = self._trained(X, y, sample_weight, incremental=False)
+            stopper = dict(net.callbacks_).get("early_stopping")
+            if stopper is not None:
+                # Early stopping found the epoch count: train anew on every
+                # row, and publish only the refit net, so that a failed or
+                # interrupted refit leaves the fitted model as it was.
                 epochs = max(1, stopper.best_epoch_)
-                self._fit(
+                net, data = self._trained(
                     X, y, sample_weight, incremental=False, epochs=epochs, early=False
                 )
+            self._publish(net, data)
             return self
         # scikit-learn's fit_context validates partial_fit's parameters only
         # on the first call; set_params may change them between calls.
@@ -367,6 +372,32 @@ class BaseMultiTaskMMoE(ParameterChecks, InputHandling, NetworkBuilding, BaseEst
         net trained is a new one or a copy of the fitted one: a failed or
         interrupted call leaves a fitted model as it was.
         """
+        net, data = self._trained(
+            X,
+            y,
+            sample_weight,
+            incremental=incremental,
+            classes=classes,
+            require_classes=require_classes,
+            epochs=epochs,
+            early=early,
+        )
+        self._publish(net, data)
+        return self
+
+    def _trained(
+        self,
+        X: Any,
+        y: Any,
+        sample_weight: Any,
+        *,
+        incremental: bool,
+        classes: Sequence[Any] | None = None,
+        require_classes: bool = False,
+        epochs: int | None = None,
+        early: bool | None = None,
+    ) -> tuple[MultiTaskNet, _FitData]:
+        """A trained net and its data, the fitted state left untouched."""
         device = local_device(self._check_device())
         data = self._prepare_data(
             X, y, sample_weight, incremental, classes, require_classes, early
@@ -379,8 +410,7 @@ class BaseMultiTaskMMoE(ParameterChecks, InputHandling, NetworkBuilding, BaseEst
         else:
             net = self._new_net(data, seed, device)
         self._train(net, data, seed, device, epochs)
-        self._publish(net, data)
-        return self
+        return net, data
 
     def _prepare_data(
         self, X, y, sample_weight, incremental, classes, require_classes, early

@@ -557,6 +557,32 @@ def test_interrupted_refit_keeps_the_previous_model(kind, data, how):
     assert est.n_iter_ == 6  # the 3 epochs kept, 3 more
 
 
+class _InterruptRefit(_Interrupt):
+    """Interrupts only the refit phase (the one without a validation split)."""
+
+    def on_batch_end(self, net, **kwargs):
+        if net.train_split is None:
+            super().on_batch_end(net, **kwargs)
+
+
+@pytest.mark.parametrize("how", ["sigint", "error"])
+def test_interrupted_refit_phase_keeps_the_previous_model(kind, data, how):
+    X, Y = data
+    est = _make(kind, max_epochs=3).fit(X, Y)
+    expected = _outputs(est, X)
+    before = _state(est)
+    est.set_params(
+        refit=True,
+        early_stopping=True,
+        n_iter_no_change=1,
+        callbacks=[_InterruptRefit(how, at=1)],
+    )
+    with pytest.raises(_PROPAGATED[how]):
+        est.fit(X, Y)
+    _assert_same_state(before, _state(est))
+    np.testing.assert_array_equal(_outputs(est, X), expected)
+
+
 def test_keyboard_interrupt_raised_by_a_callback_stops_training(kind, data):
     # Without a SIGINT, a KeyboardInterrupt raised by code is a callback
     # asking training to stop (skorch's convention, as EarlyStopping does):
