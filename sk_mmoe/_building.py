@@ -362,7 +362,8 @@ class NetworkBuilding:
         vector moves only in the batches that hold it, and larger batches
         leave it fewer steps); ``"auto"`` lr: 1e-3 at batch 256, scaled with
         the square root of the batch size, as Adam's steps are (Malladi et
-        al., 2022).
+        al., 2022). The batch it scales from is the real one: no larger than
+        the training rows.
         """
         batch_size = self.batch_size
         if batch_size == "auto":
@@ -376,7 +377,8 @@ class NetworkBuilding:
             batch_size = enough[-1] if enough and not ids else _AUTO_BATCH_SIZES[0]
         lr = self.lr
         if lr == "auto":
-            lr = _AUTO_LR * math.sqrt(batch_size / _AUTO_BATCH_SIZES[0])
+            real_batch = max(1, min(batch_size, n_train))
+            lr = _AUTO_LR * math.sqrt(real_batch / _AUTO_BATCH_SIZES[0])
         return batch_size, lr
 
     def _update_training_params(

@@ -834,7 +834,7 @@ def test_shared_parameters_have_the_same_order_defaults_constraints_and_docs():
 
 @pytest.mark.parametrize(
     "n_train, batch_size, lr",
-    [(100, 256, 1e-3), (16_383, 256, 1e-3), (16_384, 512, 2**0.5 * 1e-3)]
+    [(100, 256, 0.625e-3), (16_383, 256, 1e-3), (16_384, 512, 2**0.5 * 1e-3)]
     + [(32_768, 1024, 2e-3), (10**6, 1024, 2e-3)],
 )
 def test_auto_batch_size_and_lr_follow_the_training_rows(n_train, batch_size, lr):
@@ -843,6 +843,17 @@ def test_auto_batch_size_and_lr_follow_the_training_rows(n_train, batch_size, lr
     # Set values are kept; an "auto" lr follows a set batch size.
     assert clf.set_params(batch_size=64, lr=0.01)._step_params(n_train) == (64, 0.01)
     assert clf.set_params(lr="auto")._step_params(n_train) == (64, 0.5e-3)
+
+
+def test_auto_lr_scales_from_the_real_batch():
+    # A batch larger than the training rows is one batch of all of them.
+    clf = MultiTaskMMoEClassifier(batch_size=10**9)
+    assert clf._step_params(200) == pytest.approx((10**9, (200 / 256) ** 0.5 * 1e-3))
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 5))
+    Y = np.column_stack([X[:, 0] > 0, X[:, 1] > 0]).astype(int)
+    clf.set_params(max_epochs=20, random_state=0).fit(X, Y)
+    assert np.isfinite(clf.predict_proba(X)[0]).all()
 
 
 def test_auto_batch_size_stays_small_for_id_columns():
