@@ -64,7 +64,13 @@ from ._fitting.training import (
 from ._rank_score import rank_score_of, rank_values
 from ._tasks import Task, condition_tasks, make_task
 from .nn._bias import main_network
-from .nn.network import ACTIVATIONS, GATES, BatchedLinear, MMoENetwork
+from .nn.network import (
+    ACTIVATIONS,
+    GATES,
+    MAX_ENSEMBLE_SIZE,
+    BatchedLinear,
+    MMoENetwork,
+)
 from .nn.weighting import WEIGHTING_STRATEGIES
 
 __all__ = ["BaseMultiTaskMMoE"]
@@ -183,7 +189,9 @@ class BaseMultiTaskMMoE(ParameterChecks, InputHandling, NetworkBuilding, BaseEst
         "gate_balance": [Interval(numbers.Real, 0, None, closed="left")],
         "expert_activation": [StrOptions(set(ACTIVATIONS))],
         "expert_normalization": [StrOptions({"layer"}), None],
-        "ensemble_size": [Interval(numbers.Integral, 1, None, closed="left")],
+        "ensemble_size": [
+            Interval(numbers.Integral, 1, MAX_ENSEMBLE_SIZE, closed="both")
+        ],
         "refit": ["boolean"],
         "bias_features": ["array-like", dict, None],
         "bias_dropout": [Interval(numbers.Real, 0, 1, closed="left")],

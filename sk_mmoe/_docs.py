@@ -87,7 +87,7 @@ ensemble_size : int, default=1
     gates and towers are shared and run on all members' rows as one batch
     (training costs about ``ensemble_size`` times the rows). Each member is
     trained on every sample; predictions average the members' class
-    probabilities (regression predictions).
+    probabilities (regression predictions). At most 1024.
 
 task_weights : array-like of shape (n_tasks,), dict or "uncertainty", \
 default=None

@@ -632,6 +632,12 @@ def test_early_stopping_callback_just_stops_training(kind, data):
         (dict(expert_hidden_layer_sizes=(8, 0)), "expert_hidden_layer_sizes"),
         (dict(task_weights=[1.0, -1.0]), "task_weights"),
         (dict(task_weights="gradnorm"), "task_weights"),
+        (dict(ensemble_size=10**9), "'ensemble_size'.*1024"),
+        (dict(gate="dselect_k", gate_k=5, n_experts=4), "gate_k=5 exceeds"),
+        (
+            dict(gate="dselect_k", gate_k=6, n_experts=4, n_task_experts=1),
+            "gate_k=6 exceeds.*n_task_experts=1",
+        ),
     ],
 )
 def test_invalid_parameters_leave_the_model_unchanged(kind, data, params, match):

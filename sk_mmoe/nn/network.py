@@ -310,6 +310,10 @@ ACTIVATIONS = {"relu": F.relu, "silu": F.silu}
 
 # DSelect-k's smooth step is linear-ish on (-gamma/2, gamma/2) and flat
 # outside, where it passes no gradient: the selectors start well inside.
+#: The largest ``ensemble_size``: each member multiplies the rows of every
+#: batch (TabM uses 32).
+MAX_ENSEMBLE_SIZE = 1024
+
 _SMOOTH_STEP_GAMMA = 1.0
 _SELECTOR_INIT_SCALE = 0.1
 
@@ -768,6 +772,7 @@ def _check_network_arguments(
     gate_k: int,
     gate_temperature: float,
     ensemble_size: int,
+    gate: str = "softmax",
 ) -> None:
     """Refuse the arguments of :class:`MMoENetwork` that build no network."""
     if not output_sizes or min(output_sizes) < 1:
@@ -789,6 +794,18 @@ def _check_network_arguments(
         raise ValueError(
             "gate_k and ensemble_size must be >= 1 and gate_temperature > 0, "
             f"got {gate_k}, {ensemble_size} and {gate_temperature}."
+        )
+    if ensemble_size > MAX_ENSEMBLE_SIZE:
+        raise ValueError(
+            f"ensemble_size must be <= {MAX_ENSEMBLE_SIZE} (each member "
+            f"multiplies the rows of every batch), got {ensemble_size}."
+        )
+    n_gated = n_experts + n_task_experts
+    if gate != "softmax" and gate_k > n_gated:
+        raise ValueError(
+            f"gate_k={gate_k} exceeds the experts a gate mixes ({n_gated}: "
+            f"n_experts={n_experts} + n_task_experts={n_task_experts}); "
+            f"gate={gate!r} selects gate_k of them."
         )
 
 
@@ -922,6 +939,7 @@ class MMoENetwork(nn.Module):
             gate_k,
             gate_temperature,
             ensemble_size,
+            gate,
         )
         self.n_features = n_features
         self.output_sizes = output_sizes
