@@ -29,7 +29,12 @@ from ._fitting.training import MultiTaskNet, StopOnNonFinite, logging_callbacks,
 from ._tasks import Task, task_outputs
 from .nn._bias import BiasColumns, BiasedNetwork, BiasTower
 from .nn.losses import MultiTaskLoss
-from .nn.network import MMoENetwork, embedding_params, embedding_sizes
+from .nn.network import (
+    MMoENetwork,
+    embedding_params,
+    embedding_sizes,
+    first_level_width,
+)
 from .nn.weighting import WEIGHTING_STRATEGIES, FixedWeights, LossWeighting
 
 __all__ = ["NetworkBuilding", "NetworkSpec"]
@@ -253,12 +258,16 @@ class NetworkBuilding:
         """
         if not sp.issparse(X) or X.shape[1] < _SPARSE_PROJECTION_MIN_FEATURES:
             return None
-        gated = self.n_experts + self.n_task_experts
-        n_experts = self.n_experts + n_tasks * self.n_task_experts
-        hidden = np.atleast_1d(self.expert_hidden_layer_sizes)[0]
-        gates = (1 if self.shared_gate else n_tasks) * gated
-        shared = n_experts if self.n_levels > 1 else 0
-        width = int(n_experts * hidden + gates + shared)
+        width = first_level_width(
+            n_tasks,
+            self.n_experts,
+            self.n_task_experts,
+            np.atleast_1d(self.expert_hidden_layer_sizes),
+            self.shared_gate,
+            self.n_levels,
+            self.gate,
+            {"gate_k": self.gate_k, "gate_temperature": self.gate_temperature},
+        )
         if width >= X.shape[1]:
             return None
         skipped = [

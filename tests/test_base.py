@@ -22,6 +22,7 @@ from sklearn.utils.validation import check_is_fitted
 from skorch.callbacks import Callback, EarlyStopping
 
 from sk_mmoe import MultiTaskMMoE, MultiTaskMMoEClassifier, MultiTaskMMoERegressor
+from sk_mmoe.nn.network import GATES, BatchedLinear
 
 SMALL = dict(
     n_experts=2,
@@ -636,7 +637,7 @@ def test_early_stopping_callback_just_stops_training(kind, data):
         (dict(gate="dselect_k", gate_k=5, n_experts=4), "gate_k=5 exceeds"),
         (
             dict(gate="dselect_k", gate_k=6, n_experts=4, n_task_experts=1),
-            "gate_k=6 exceeds.*n_task_experts=1",
+            r"gate_k=6 exceeds.*\(5: n_experts \+ n_task_experts\)",
         ),
     ],
 )
@@ -784,6 +785,38 @@ def test_wide_sparse_input_trains_through_a_sparse_projection(kind, monkeypatch)
     loaded.set_params(warm_start=True, max_epochs=1).fit(X, Y)
     np.testing.assert_array_equal(_outputs(loaded, X), _outputs(model, X))
     assert rng is not None
+
+
+_ARCHITECTURES = {
+    "mmoe": {},
+    "shared_gate": {"shared_gate": True},
+    "cgc": {"n_task_experts": 1},
+    "ple": {"n_task_experts": 1, "n_levels": 2},
+}
+
+
+@pytest.mark.parametrize("architecture", sorted(_ARCHITECTURES))
+@pytest.mark.parametrize("gate", sorted(GATES))
+def test_sparse_projection_is_as_wide_as_what_the_first_level_reads(
+    gate, architecture, monkeypatch
+):
+    # Every linear map of the first level's input (experts' first layers,
+    # gates) reads the projection: together they are exactly as wide.
+    sp = pytest.importorskip("scipy.sparse")
+    from sk_mmoe import _building
+
+    monkeypatch.setattr(_building, "_SPARSE_PROJECTION_MIN_FEATURES", 50)
+    X = sp.random(60, 300, density=0.05, format="csr", random_state=0)
+    _, Y = _make_data("classifier", n=60)
+    params = dict(_ARCHITECTURES[architecture], n_experts=3, gate=gate, gate_k=3)
+    model = _make("classifier", max_epochs=1, numeric_scaling=None, **params).fit(X, Y)
+    width = model.module_.projection.weight.shape[1]
+    reads = sum(
+        layer.n_groups * layer.out_features
+        for layer in model.module_.levels[0].modules()
+        if isinstance(layer, BatchedLinear) and layer.in_features == width
+    )
+    assert width == reads
 
 
 def test_shared_parameters_have_the_same_order_defaults_constraints_and_docs():

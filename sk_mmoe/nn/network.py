@@ -15,6 +15,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from rtdl_num_embeddings import PeriodicEmbeddings
@@ -26,6 +27,7 @@ __all__ = [
     "GATES",
     "BatchedLinear",
     "DSelectKGate",
+    "Gate",
     "ExpertNormalization",
     "FeatureEmbedding",
     "MMoENetwork",
@@ -35,7 +37,9 @@ __all__ = [
     "SparseProjection",
     "embedding_size",
     "embedding_sizes",
+    "first_level_width",
     "gate_balance_penalty",
+    "gate_class",
     "make_gate",
 ]
 
@@ -196,8 +200,9 @@ class _ExtractionLevel(nn.Module):
 
         n_task_gates = 1 if shared_gate else n_tasks
         n_gated = n_experts + n_task_experts
+        gate_params = {"gate_k": gate_k, "gate_temperature": gate_temperature}
         self.task_gates = make_gate(
-            gate, n_task_gates, in_features, n_gated, gate_k, gate_temperature
+            gate, n_task_gates, in_features, n_gated, gate_params
         )
         # Column j of gate k's softmax goes to expert gate_index[k, j].
         gate_index = [
@@ -209,9 +214,7 @@ class _ExtractionLevel(nn.Module):
             "gate_index", torch.tensor(gate_index, dtype=torch.long), False
         )
         self.shared_gate = (
-            make_gate(
-                gate, 1, in_features, self.n_total_experts, gate_k, gate_temperature
-            )
+            make_gate(gate, 1, in_features, self.n_total_experts, gate_params)
             if with_shared_gate
             else None
         )
@@ -318,7 +321,65 @@ _SMOOTH_STEP_GAMMA = 1.0
 _SELECTOR_INIT_SCALE = 0.1
 
 
-class SoftmaxGate(BatchedLinear):
+class Gate:
+    """What a gate class is: ``n_gates`` gates that each weigh ``n_experts``.
+
+    A gate class is an :class:`torch.nn.Module` built as ``cls(n_gates,
+    in_features, n_experts, **own)``, where ``own`` are its hyperparameters
+    (:meth:`own_arguments` picks them from the network's gate parameters);
+    its ``forward`` maps an input ``(batch, in_features)`` shared by every
+    gate, or ``(n_gates, batch, in_features)``, to weights ``(n_gates,
+    batch, n_experts)`` whose rows are distributions; its ``n_groups`` is
+    ``n_gates``. It describes itself: :meth:`check` refuses hyperparameters
+    that build no gate, and :meth:`input_width` is how many units of linear
+    maps read its input, which a sparse projection in front of the gate
+    keeps (see :func:`first_level_width`). A new gate is such a class and
+    its entry in :data:`GATES`.
+    """
+
+    #: The value of the ``gate`` parameter that selects it.
+    name: str
+
+    #: The network's gate parameters it takes -> its constructor's names.
+    hyperparameters: dict[str, str] = {"gate_temperature": "temperature"}
+
+    @classmethod
+    def own_arguments(cls, gate_params: dict[str, Any]) -> dict[str, Any]:
+        """Its constructor's hyperparameters, from the network's
+        ``gate_params`` (``{"gate_k": ..., "gate_temperature": ...}``)."""
+        return {
+            argument: gate_params[name]
+            for name, argument in cls.hyperparameters.items()
+            if name in gate_params
+        }
+
+    @classmethod
+    def check(cls, n_experts: int, gate_params: dict[str, Any]) -> None:
+        """Refuse ``gate_params`` that build no gate over ``n_experts``."""
+
+    @classmethod
+    def input_width(cls, n_experts: int, gate_params: dict[str, Any]) -> int:
+        """Units of the linear maps that read one gate's input."""
+        raise NotImplementedError
+
+
+class _TopKGate(Gate):
+    """A gate that weighs at most ``gate_k`` of its experts."""
+
+    hyperparameters = {"gate_k": "k", "gate_temperature": "temperature"}
+
+    @classmethod
+    def check(cls, n_experts: int, gate_params: dict[str, Any]) -> None:
+        k = gate_params.get("gate_k", 2)
+        if k > n_experts:
+            raise ValueError(
+                f"gate_k={k} exceeds the experts a gate mixes ({n_experts}: "
+                f"n_experts + n_task_experts); gate={cls.name!r} selects "
+                f"gate_k of them."
+            )
+
+
+class SoftmaxGate(Gate, BatchedLinear):
     """``n_gates`` softmax gates over ``n_experts`` experts: ``softmax(W x / T)``.
 
     Parameters
@@ -328,6 +389,12 @@ class SoftmaxGate(BatchedLinear):
     temperature : float, default=1.0
         Divides the logits: above 1 the gate starts (and stays) softer.
     """
+
+    name = "softmax"
+
+    @classmethod
+    def input_width(cls, n_experts: int, gate_params: dict[str, Any]) -> int:
+        return n_experts
 
     def __init__(
         self, n_gates: int, in_features: int, n_experts: int, temperature: float = 1.0
@@ -342,6 +409,11 @@ class SoftmaxGate(BatchedLinear):
         return _softmax_last_dim(logits)
 
 
+def _code_bits(n_experts: int) -> int:
+    """Bits of the binary codes that DSelect-k selects ``n_experts`` by."""
+    return max(1, math.ceil(math.log2(n_experts)))
+
+
 def _smooth_step(t: torch.Tensor, gamma: float) -> torch.Tensor:
     """0 below ``-gamma/2``, 1 above ``gamma/2``, a cubic in between."""
     cubic = (-2.0 / gamma**3) * t**3 + (1.5 / gamma) * t + 0.5
@@ -350,7 +422,7 @@ def _smooth_step(t: torch.Tensor, gamma: float) -> torch.Tensor:
     )
 
 
-class DSelectKGate(nn.Module):
+class DSelectKGate(_TopKGate, nn.Module):
     """``n_gates`` DSelect-k gates: a smooth mixture of at most ``k`` experts.
 
     Each of the ``k`` selectors of a gate picks one expert by a binary code
@@ -376,6 +448,13 @@ class DSelectKGate(nn.Module):
         Divides the logits of the softmax over the selectors.
     """
 
+    name = "dselect_k"
+
+    @classmethod
+    def input_width(cls, n_experts: int, gate_params: dict[str, Any]) -> int:
+        k = gate_params.get("gate_k", 2)
+        return k * _code_bits(n_experts) + k  # selectors, then their mix
+
     def __init__(
         self,
         n_gates: int,
@@ -389,7 +468,7 @@ class DSelectKGate(nn.Module):
         self.n_experts = n_experts
         self.k = k
         self.temperature = float(temperature)
-        self.n_bits = max(1, math.ceil(math.log2(n_experts)))
+        self.n_bits = _code_bits(n_experts)
         self.selectors = BatchedLinear(n_gates, in_features, k * self.n_bits)
         with torch.no_grad():
             self.selectors.weight.mul_(_SELECTOR_INIT_SCALE)
@@ -422,7 +501,14 @@ class DSelectKGate(nn.Module):
 
 
 #: The gates, by the name of the ``gate`` parameter.
-GATES = {"softmax": SoftmaxGate, "dselect_k": DSelectKGate}
+GATES: dict[str, type[Gate]] = {cls.name: cls for cls in (SoftmaxGate, DSelectKGate)}
+
+
+def gate_class(kind: str) -> type[Gate]:
+    """The gate class named ``kind`` (a key of :data:`GATES`)."""
+    if kind not in GATES:
+        raise ValueError(f"gate must be one of {sorted(GATES)}, got {kind!r}.")
+    return GATES[kind]
 
 
 def make_gate(
@@ -430,15 +516,41 @@ def make_gate(
     n_gates: int,
     in_features: int,
     n_experts: int,
-    k: int,
-    temperature: float,
+    gate_params: dict[str, Any],
 ) -> nn.Module:
-    """A gate of type ``kind`` (a key of :data:`GATES`)."""
-    if kind == "softmax":
-        return SoftmaxGate(n_gates, in_features, n_experts, temperature)
-    if kind == "dselect_k":
-        return DSelectKGate(n_gates, in_features, n_experts, k, temperature)
-    raise ValueError(f"gate must be one of {sorted(GATES)}, got {kind!r}.")
+    """``n_gates`` gates of type ``kind`` over ``n_experts`` experts, with
+    their own hyperparameters taken from ``gate_params``."""
+    cls = gate_class(kind)
+    cls.check(n_experts, gate_params)
+    return cls(n_gates, in_features, n_experts, **cls.own_arguments(gate_params))
+
+
+def first_level_width(
+    n_tasks: int,
+    n_experts: int,
+    n_task_experts: int,
+    expert_hidden_layer_sizes: Sequence[int],
+    shared_gate: bool,
+    n_levels: int,
+    gate: str,
+    gate_params: dict[str, Any],
+) -> int:
+    """Units of the linear maps that read the first level's input.
+
+    The first layer of every expert, every task gate's (one for all tasks
+    with ``shared_gate``) and, with more levels, the shared gate's: as
+    :class:`MMoENetwork` builds them. A linear projection of the input to
+    this width loses nothing of what the level can compute.
+    """
+    cls = gate_class(gate)
+    gated = n_experts + n_task_experts
+    n_total = n_experts + n_tasks * n_task_experts
+    n_task_gates = 1 if shared_gate else n_tasks
+    width = n_total * int(expert_hidden_layer_sizes[0])
+    width += n_task_gates * cls.input_width(gated, gate_params)
+    if n_levels > 1:
+        width += cls.input_width(n_total, gate_params)
+    return width
 
 
 def gate_balance_penalty(weights: torch.Tensor) -> torch.Tensor:
@@ -800,13 +912,10 @@ def _check_network_arguments(
             f"ensemble_size must be <= {MAX_ENSEMBLE_SIZE} (each member "
             f"multiplies the rows of every batch), got {ensemble_size}."
         )
-    n_gated = n_experts + n_task_experts
-    if gate != "softmax" and gate_k > n_gated:
-        raise ValueError(
-            f"gate_k={gate_k} exceeds the experts a gate mixes ({n_gated}: "
-            f"n_experts={n_experts} + n_task_experts={n_task_experts}); "
-            f"gate={gate!r} selects gate_k of them."
-        )
+    gate_class(gate).check(
+        n_experts + n_task_experts,
+        {"gate_k": gate_k, "gate_temperature": gate_temperature},
+    )
 
 
 class MMoENetwork(nn.Module):
