@@ -501,7 +501,13 @@ class DSelectKGate(_TopKGate, nn.Module):
 
 
 #: The gates, by the name of the ``gate`` parameter.
-GATES: dict[str, type[Gate]] = {cls.name: cls for cls in (SoftmaxGate, DSelectKGate)}
+GATES: dict[str, type[Gate]] = {
+    cls.name: cls
+    for cls in (
+        SoftmaxGate,
+        DSelectKGate,
+    )
+}
 
 
 def gate_class(kind: str) -> type[Gate]:
