@@ -44,18 +44,21 @@ gate_dropout : float, default=@GATE_DROPOUT@
 dropout : float, default=0.1
     Dropout probability after every hidden layer of experts and towers.
 
-gate : {"softmax", "dselect_k"}, default="softmax"
+gate : {"softmax", "dselect_k", "noisy_top_k"}, default="softmax"
     The gates. ``"softmax"``: the MMoE gate, a softmax over a linear
     function of the input. ``"dselect_k"``: DSelect-k (Hazimeh et al.,
     2021), a smooth gate whose ``gate_k`` selectors each pick one expert by
     a smooth binary code, so that a sample whose selectors have become
     binary mixes at most ``gate_k`` experts. The original's entropy penalty
     that drives every selector to binary is not included: a trained gate
-    may still spread some samples over more experts.
+    may still spread some samples over more experts. ``"noisy_top_k"``: the
+    noisy top-k softmax gate (Shazeer et al., 2017): in training, Gaussian
+    noise of a learned scale is added to the logits; each sample keeps its
+    ``gate_k`` largest logits and mixes exactly ``gate_k`` experts.
 
 gate_k : int, default=2
-    Experts mixed per sample by a ``"dselect_k"`` gate; ignored by softmax
-    gates.
+    Experts mixed per sample by a ``"dselect_k"`` or ``"noisy_top_k"``
+    gate, at most ``n_experts + n_task_experts``; ignored by softmax gates.
 
 gate_temperature : float, default=@GATE_TEMPERATURE@
     Divides the gates' logits before their softmax: above 1 the gates are

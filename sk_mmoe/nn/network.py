@@ -32,6 +32,7 @@ __all__ = [
     "FeatureEmbedding",
     "MMoENetwork",
     "NUMERIC_EMBEDDING_DIM",
+    "NoisyTopKGate",
     "NumericScaling",
     "SoftmaxGate",
     "SparseProjection",
@@ -500,12 +501,67 @@ class DSelectKGate(_TopKGate, nn.Module):
         return torch.einsum("gbk,gbke->gbe", mix, choice)
 
 
+class NoisyTopKGate(_TopKGate, nn.Module):
+    """``n_gates`` noisy top-k softmax gates (Shazeer et al., 2017).
+
+    In training each logit gets Gaussian noise of a learned, input-dependent
+    scale, ``H = W x + N(0, 1) softplus(W_noise x)``; only the ``k`` largest
+    logits of a sample are kept, the others set to minus infinity, before
+    the softmax: every sample mixes exactly ``k`` experts, and the noise
+    lets the other experts win some samples (load balancing, with
+    ``gate_balance``). Without noise at prediction.
+
+    Parameters
+    ----------
+    n_gates, in_features, n_experts : int
+        Number of gates, their input width and the experts each one mixes.
+    k : int, default=2
+        Experts each sample mixes.
+    temperature : float, default=1.0
+        Divides the logits.
+    """
+
+    name = "noisy_top_k"
+
+    @classmethod
+    def input_width(cls, n_experts: int, gate_params: dict[str, Any]) -> int:
+        return 2 * n_experts  # logits and noise scales
+
+    def __init__(
+        self,
+        n_gates: int,
+        in_features: int,
+        n_experts: int,
+        k: int = 2,
+        temperature: float = 1.0,
+    ) -> None:
+        super().__init__()
+        self.n_groups = n_gates
+        self.k = k
+        self.temperature = float(temperature)
+        self.logits = BatchedLinear(n_gates, in_features, n_experts)
+        self.noise = BatchedLinear(n_gates, in_features, n_experts)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        logits = self.logits(x)
+        if self.training:
+            scale = F.softplus(self.noise(x))
+            logits = logits + torch.randn_like(logits) * scale
+        if self.temperature != 1.0:
+            logits = logits / self.temperature
+        if self.k < logits.shape[-1]:
+            kth = logits.topk(self.k, dim=-1).values[..., -1:]
+            logits = logits.masked_fill(logits < kth, float("-inf"))
+        return _softmax_last_dim(logits)
+
+
 #: The gates, by the name of the ``gate`` parameter.
 GATES: dict[str, type[Gate]] = {
     cls.name: cls
     for cls in (
         SoftmaxGate,
         DSelectKGate,
+        NoisyTopKGate,
     )
 }
 
@@ -960,10 +1016,12 @@ class MMoENetwork(nn.Module):
     gate_dropout : float, default=0.0
         During training, zero each expert's gate weight with this probability
         and renormalise (Zhao et al. 2019).
-    gate : {"softmax", "dselect_k"}, default="softmax"
-        The gates: :class:`SoftmaxGate` or :class:`DSelectKGate`.
+    gate : {"softmax", "dselect_k", "noisy_top_k"}, default="softmax"
+        The gates: :class:`SoftmaxGate`, :class:`DSelectKGate` or
+        :class:`NoisyTopKGate` (a key of :data:`GATES`).
     gate_k : int, default=2
-        Experts each DSelect-k gate selects (ignored by softmax gates).
+        Experts each DSelect-k or noisy top-k gate selects (ignored by
+        softmax gates).
     gate_temperature : float, default=1.0
         Divides the gates' logits.
     expert_activation : {"relu", "silu"}, default="relu"
