@@ -632,7 +632,7 @@ def test_early_stopping_callback_just_stops_training(kind, data):
         (dict(device="tpu:x"), "device='tpu:x'"),
         (dict(expert_hidden_layer_sizes=(8, 0)), "expert_hidden_layer_sizes"),
         (dict(task_weights=[1.0, -1.0]), "task_weights"),
-        (dict(task_weights="gradnorm"), "task_weights"),
+        (dict(task_weights="gradnrom"), "task_weights"),
         (dict(ensemble_size=10**9), "'ensemble_size'.*1024"),
         (dict(gate="dselect_k", gate_k=5, n_experts=4), "gate_k=5 exceeds"),
         (

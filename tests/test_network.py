@@ -278,18 +278,20 @@ def test_recorded_gates_give_a_differentiable_penalty(gate):
     net = MMoENetwork(4, [2, 2], n_experts=3, n_levels=2, gate=gate)
     x = torch.randn(16, 4)
     net(x)
-    assert net.pop_gate_balance() is None  # not recording by default
+    assert net.pop_gate_weights() == []  # not recording by default
     net.record_gates(True)
     net(x)
-    penalty = net.pop_gate_balance()
+    weights = net.pop_gate_weights()
+    assert len(weights) == 3  # the task gates of 2 levels, one shared gate
+    penalty = torch.stack([gate_balance_penalty(w) for w in weights]).mean()
     assert penalty.ndim == 0 and penalty.item() >= 0
     penalty.backward()
     gate_weight = next(net.levels[0].task_gates.parameters())
     assert gate_weight.grad.abs().sum() > 0
-    assert net.pop_gate_balance() is None  # forgotten once popped
+    assert net.pop_gate_weights() == []  # forgotten once popped
     net.eval()
     net(x)
-    assert net.pop_gate_balance() is None  # prediction records nothing
+    assert net.pop_gate_weights() == []  # prediction records nothing
     net.record_gates(False)
 
 

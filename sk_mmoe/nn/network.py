@@ -1312,21 +1312,23 @@ class MMoENetwork(nn.Module):
         """Start (or stop) keeping the gate weights of training forward passes.
 
         While recording, each forward pass in training mode keeps the
-        weights of every gate of every level, which
-        :meth:`pop_gate_balance` turns into the balance penalty (and
-        forgets). Off by default: a training loop that does not pop them
-        would keep every step's graph alive.
+        weights of every gate of every level, which :meth:`pop_gate_weights`
+        hands over (and forgets): the training loss turns them into the
+        balance penalty (:func:`gate_balance_penalty`). Off by default: a
+        training loop that does not pop them would keep every step's graph
+        alive.
         """
         self._gate_record = [] if record else None
 
-    def pop_gate_balance(self) -> torch.Tensor | None:
-        """The balance penalty of the recorded gates, which are then forgotten.
+    def pop_gate_weights(self) -> list[torch.Tensor]:
+        """The gate weights recorded since the last call, then forgotten
+        (empty when not recording): each ``(n_gates, batch, n_experts)``."""
+        record = self._gate_record or []
+        if self._gate_record is not None:
+            self._gate_record = []
+        return record
 
-        The mean over the gates recorded since the last call of
-        :func:`gate_balance_penalty`; None when nothing was recorded.
-        """
-        record = self._gate_record
-        if not record:
-            return None
-        self._gate_record = []
-        return torch.stack([gate_balance_penalty(w) for w in record]).mean()
+    def shared_parameters(self) -> list[nn.Parameter]:
+        """The parameters of the expert levels, which every task's loss
+        reaches (what a gradient-balancing weighting balances)."""
+        return list(self.levels.parameters())
