@@ -92,14 +92,21 @@ ensemble_size : int, default=1
     trained on every sample; predictions average the members' class
     probabilities (regression predictions). At most 1024.
 
-task_weights : array-like of shape (n_tasks,), dict or "uncertainty", \
-default=None
+task_weights : array-like of shape (n_tasks,), dict, "uncertainty", \
+"gradnorm" or "pcgrad", default=None
     Weight :math:`\\lambda_k` of each task's loss, in the order of the
     columns of ``Y``, or a dict from task name to weight (tasks not named
     get 1). Non-negative, not all zero. ``None`` gives equal weights.
     ``"uncertainty"`` learns the weights with the network (Kendall, Gal and
     Cipolla, 2018; see :class:`~sk_mmoe.nn.weighting.UncertaintyWeights`): the
-    fitted weights are in ``task_weights_`` and per epoch in ``history_``."""
+    fitted weights are in ``task_weights_`` and per epoch in ``history_``.
+    ``"gradnorm"`` learns them so that the tasks' gradient norms on the
+    shared experts stay balanced (Chen et al., 2018; see
+    :class:`~sk_mmoe.nn.weighting.GradNormWeights`); ``"pcgrad"`` keeps
+    equal weights and projects conflicting task gradients apart (Yu et al.,
+    2020; see :class:`~sk_mmoe.nn.weighting.PCGradWeights`). Both cost one
+    backward pass per task more per step, and are not supported in
+    data-parallel training."""
 
 BIAS_PARAMETERS = """\
 bias_features : array-like of str or int, dict or None, default=None
@@ -282,7 +289,8 @@ task_types_ : list of str
 
 task_weights_ : ndarray of shape (n_tasks,)
     The weight each task's loss has at the end of training: the fixed
-    ``task_weights``, or the learned ones with ``"uncertainty"``.
+    ``task_weights``, or the learned ones with ``"uncertainty"`` or
+    ``"gradnorm"``.
 
 n_features_in_ : int
     Number of features seen during :term:`fit`, the ``bias_features`` left
