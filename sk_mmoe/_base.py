@@ -362,34 +362,17 @@ class BaseMultiTaskMMoE(ParameterChecks, InputHandling, NetworkBuilding, BaseEst
         )
 
     def _fit(
-        self,
-        X: Any,
-        y: Any,
-        sample_weight: Any,
-        *,
-        incremental: bool,
-        classes: Sequence[Any] | None = None,
-        require_classes: bool = False,
-        epochs: int | None = None,
-        early: bool | None = None,
+        self, X: Any, y: Any, sample_weight: Any, **options: Any
     ) -> BaseMultiTaskMMoE:
         """The fit flow, in steps as skorch's ``initialize``: prepare the
-        data, build a new network or continue the fitted one, train, publish.
+        data, build a new network or continue the fitted one, train, publish
+        (``options``: those of :meth:`_trained`).
 
         Everything is validated before the fitted state is touched, and the
         net trained is a new one or a copy of the fitted one: a failed or
         interrupted call leaves a fitted model as it was.
         """
-        net, data = self._trained(
-            X,
-            y,
-            sample_weight,
-            incremental=incremental,
-            classes=classes,
-            require_classes=require_classes,
-            epochs=epochs,
-            early=early,
-        )
+        net, data = self._trained(X, y, sample_weight, **options)
         self._publish(net, data)
         return self
 

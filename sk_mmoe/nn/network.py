@@ -364,10 +364,29 @@ class Gate:
         raise NotImplementedError
 
 
-class _TopKGate(Gate):
-    """A gate that weighs at most ``gate_k`` of its experts."""
+class _TopKGate(Gate, nn.Module):
+    """A gate that weighs at most ``gate_k`` of its experts; ``_build``
+    adds its layers."""
 
     hyperparameters = {"gate_k": "k", "gate_temperature": "temperature"}
+
+    def __init__(
+        self,
+        n_gates: int,
+        in_features: int,
+        n_experts: int,
+        k: int = 2,
+        temperature: float = 1.0,
+    ) -> None:
+        super().__init__()
+        self.n_groups = n_gates
+        self.n_experts = n_experts
+        self.k = k
+        self.temperature = float(temperature)
+        self._build(n_gates, in_features, n_experts)
+
+    def _build(self, n_gates: int, in_features: int, n_experts: int) -> None:
+        raise NotImplementedError
 
     @classmethod
     def check(cls, n_experts: int, gate_params: dict[str, Any]) -> None:
@@ -423,7 +442,7 @@ def _smooth_step(t: torch.Tensor, gamma: float) -> torch.Tensor:
     )
 
 
-class DSelectKGate(_TopKGate, nn.Module):
+class DSelectKGate(_TopKGate):
     """``n_gates`` DSelect-k gates: a smooth mixture of at most ``k`` experts.
 
     Each of the ``k`` selectors of a gate picks one expert by a binary code
@@ -456,19 +475,8 @@ class DSelectKGate(_TopKGate, nn.Module):
         k = gate_params.get("gate_k", 2)
         return k * _code_bits(n_experts) + k  # selectors, then their mix
 
-    def __init__(
-        self,
-        n_gates: int,
-        in_features: int,
-        n_experts: int,
-        k: int = 2,
-        temperature: float = 1.0,
-    ) -> None:
-        super().__init__()
-        self.n_groups = n_gates
-        self.n_experts = n_experts
-        self.k = k
-        self.temperature = float(temperature)
+    def _build(self, n_gates: int, in_features: int, n_experts: int) -> None:
+        k = self.k
         self.n_bits = _code_bits(n_experts)
         self.selectors = BatchedLinear(n_gates, in_features, k * self.n_bits)
         with torch.no_grad():
@@ -501,7 +509,7 @@ class DSelectKGate(_TopKGate, nn.Module):
         return torch.einsum("gbk,gbke->gbe", mix, choice)
 
 
-class NoisyTopKGate(_TopKGate, nn.Module):
+class NoisyTopKGate(_TopKGate):
     """``n_gates`` noisy top-k softmax gates (Shazeer et al., 2017).
 
     In training each logit gets Gaussian noise of a learned, input-dependent
@@ -527,18 +535,7 @@ class NoisyTopKGate(_TopKGate, nn.Module):
     def input_width(cls, n_experts: int, gate_params: dict[str, Any]) -> int:
         return 2 * n_experts  # logits and noise scales
 
-    def __init__(
-        self,
-        n_gates: int,
-        in_features: int,
-        n_experts: int,
-        k: int = 2,
-        temperature: float = 1.0,
-    ) -> None:
-        super().__init__()
-        self.n_groups = n_gates
-        self.k = k
-        self.temperature = float(temperature)
+    def _build(self, n_gates: int, in_features: int, n_experts: int) -> None:
         self.logits = BatchedLinear(n_gates, in_features, n_experts)
         self.noise = BatchedLinear(n_gates, in_features, n_experts)
 
