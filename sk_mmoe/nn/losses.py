@@ -94,6 +94,8 @@ class MultiTaskLoss(nn.Module):
     4.3598
     """
 
+    class_weights: torch.Tensor
+
     def __init__(
         self,
         task_losses: Sequence[str],
@@ -147,9 +149,10 @@ class MultiTaskLoss(nn.Module):
         table = torch.ones(len(classification), max(widths))
         if class_weights is not None:
             for row, k in enumerate(classification):
-                if class_weights[k] is not None:
-                    table[row, : len(class_weights[k])] = torch.as_tensor(
-                        class_weights[k], dtype=table.dtype
+                weights = class_weights[k]
+                if weights is not None:
+                    table[row, : len(weights)] = torch.as_tensor(
+                        weights, dtype=table.dtype
                     )
         self.register_buffer("class_weights", table)
         self._has_class_weights = bool((table != 1).any())

@@ -108,6 +108,8 @@ class FixedWeights(LossWeighting):
     3.0
     """
 
+    task_weights: torch.Tensor
+
     def __init__(self, task_weights: Sequence[float]) -> None:
         super().__init__()
         self.register_buffer(
@@ -154,6 +156,8 @@ class UncertaintyWeights(LossWeighting):
     >>> weighting(torch.tensor([2.0, 2.0])).item()  # 0.5 * 2 + 1 * 2 + 0
     3.0
     """
+
+    scale: torch.Tensor
 
     def __init__(self, regression: Sequence[bool | float]) -> None:
         super().__init__()
@@ -208,6 +212,7 @@ class GradNormWeights(LossWeighting):
     """
 
     reads_task_gradients = True
+    initial_losses: torch.Tensor
 
     def __init__(self, tasks: Sequence[Any], alpha: float = 1.5) -> None:
         super().__init__()
