@@ -993,15 +993,15 @@ def _grouped_model():
 
 @pytest.mark.parametrize("metric", [gauc_score, ndcg_at_k_score])
 @pytest.mark.parametrize(
-    "weight, match",
-    [(np.nan, "sample_weight contains NaN"), (-60.0, "Negative.*sample_weight")],
+    "weight",
+    [np.nan, -60.0],
 )
-def test_grouped_metrics_refuse_nan_and_negative_weights(metric, weight, match):
+def test_grouped_metrics_refuse_nan_and_negative_weights(metric, weight):
     y_true = np.array([1, 0, 1, 0, 1, 0])
     y_score = np.linspace(0, 1, 6)
     weights = np.ones(6)
     weights[0] = weight
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises(ValueError, match="sample_weight must be finite and non"):
         metric(y_true, y_score, groups=[0, 0, 0, 1, 1, 1], sample_weight=weights)
 
 

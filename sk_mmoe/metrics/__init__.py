@@ -44,8 +44,9 @@ from sklearn.metrics import (
 )
 from sklearn.utils import check_consistent_length
 from sklearn.utils.metadata_routing import MetadataRequest
-from sklearn.utils.validation import _check_sample_weight, check_is_fitted
+from sklearn.utils.validation import check_is_fitted
 
+from .._checks import check_weights
 from .._composition import final_estimator
 from .._data.targets import (
     default_task_name,
@@ -105,9 +106,13 @@ def _grouped(
     if sample_weight is not None:
         # Finite and non-negative, one per row (a negative or NaN weight
         # would give a score outside [0, 1] or NaN).
-        sample_weight = _check_sample_weight(
-            sample_weight, y_true, dtype=np.float64, ensure_non_negative=True
-        )
+        sample_weight = np.asarray(sample_weight, dtype=np.float64)
+        if sample_weight.shape != y_true.shape:
+            raise ValueError(
+                f"sample_weight must hold one weight per row: got shape "
+                f"{sample_weight.shape} for {len(y_true)} rows."
+            )
+        check_weights(sample_weight, "sample_weight")
     _, codes = np.unique(groups, return_inverse=True)
     order = np.argsort(codes, kind="stable")
     weights = None if sample_weight is None else sample_weight[order]
