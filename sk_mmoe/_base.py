@@ -44,6 +44,7 @@ from ._compat import Interval, StrOptions, fit_context
 from ._data.features import CategoricalEncoder, feature_names
 from ._data.frames import check_not_lazy
 from ._data.inputs import InputHandling
+from ._data.sequences import SEQUENCE_POOLINGS
 from ._data.targets import (
     TargetColumns,
     check_not_dask_key,
@@ -125,6 +126,7 @@ _INTEGER_PARAMS = (
     "n_iter_no_change",
     "n_threads",
     "max_categories",
+    "max_sequence_length",
 )
 
 
@@ -221,6 +223,9 @@ class BaseMultiTaskMMoE(ParameterChecks, InputHandling, NetworkBuilding, BaseEst
             None,
         ],
         "max_categories": [Interval(numbers.Integral, 3, None, closed="left")],
+        "sequence_features": [dict, None],
+        "sequence_pooling": [StrOptions(set(SEQUENCE_POOLINGS))],
+        "max_sequence_length": [Interval(numbers.Integral, 1, None, closed="left")],
         "numeric_scaling": [StrOptions({"robust", "robust_unclipped"}), None],
         "numeric_embedding": [StrOptions({"auto", "periodic"}), None],
         "device": [str, torch.device],
@@ -488,7 +493,8 @@ class BaseMultiTaskMMoE(ParameterChecks, InputHandling, NetworkBuilding, BaseEst
             )
             if net.module.scaling is not None:
                 # Rows of weight 0 are as good as absent.
-                X, weight = data.X, data.sample_weight
+                # The columns of X (not the codes of its lists appended).
+                X, weight = data.X[:, : data.spec.n_features], data.sample_weight
                 rows = X if weight is None else X[weight > 0]
                 net.module.scaling.set_statistics(*_robust_statistics(rows, seed))
             if data.bias_values is not None:

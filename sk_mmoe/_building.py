@@ -98,7 +98,7 @@ class NetworkSpec:
         training with probability ``bias_dropout``.
         """
         network = MMoENetwork(
-            self.n_features,
+            self.n_features if encoder is None else encoder.width,
             list(self.output_sizes),
             **module_params,
             **embedding_params(encoder),
@@ -225,7 +225,7 @@ class NetworkBuilding:
             mask = bias_columns.task_mask([task.name for task in tasks])
             mask = tuple(tuple(row) for row in mask.tolist())
         return NetworkSpec(
-            X.shape[1],
+            X.shape[1] if encoder is None else encoder.n_features,
             tuple(task.n_outputs for task in tasks),
             # Scaling or embedding would densify what the projection reads
             # sparse: not for those inputs.
@@ -244,7 +244,9 @@ class NetworkBuilding:
         """Whether the network embeds the numeric columns of ``X``."""
         if self.numeric_embedding is None:
             return False
-        n_numeric = X.shape[1] - (len(encoder.columns) if encoder else 0)
+        n_numeric = (
+            X.shape[1] if encoder is None else encoder.n_features - len(encoder.columns)
+        )
         if self.numeric_embedding == "auto":
             return 0 < n_numeric <= _AUTO_NUMERIC_EMBEDDING_COLUMNS
         return n_numeric > 0

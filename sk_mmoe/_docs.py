@@ -226,6 +226,32 @@ max_categories : int, default=10_000
     included), for the most frequent values: bounds the memory of ID columns
     with millions of values.
 
+sequence_features : dict or None, default=None
+    The list columns of ``X`` (a user's history, a film's genres): columns
+    whose values are lists, tuples or 1-D arrays of categories (a pandas
+    column of such objects, a polars ``List`` column, a pyarrow list
+    column) are found by their values; each is one input whose values are
+    embedded and pooled into a vector that the experts and gates read (see
+    :ref:`sequences`). A dict maps a list column to the categorical column
+    whose vocabulary and embedding table it shares
+    (``{"history": "item_id"}``: a past item and a candidate item are then
+    one vector), or to None for a table of its own (the default for the
+    list columns it does not name). ``None`` and empty lists hold no
+    values; values unseen in ``fit`` are unseen categories.
+
+sequence_pooling : {"auto", "mean", "sum", "attention"}, default="auto"
+    How the values of a list column are pooled: their mean or sum, or
+    ``"attention"``: target attention as in DIN, which weights each past
+    value by a small network of (past value, candidate), read beside the
+    mean, for lists that share the table of a categorical column (the
+    candidate). ``"auto"``: attention for those, the mean for the others;
+    ``"attention"`` pools lists of their own table by the mean.
+
+max_sequence_length : int, default=50
+    Values kept per row of a list column: the last ones (the most recent),
+    and no more than the longest list of ``fit`` (which sets the padded
+    width the network reads).
+
 numeric_scaling : "robust", "robust_unclipped" or None, default=@SCALING@
     ``"robust"`` centres every numeric input column on its median, divides
     it by its interquartile range (over 1.349) and clips it smoothly,

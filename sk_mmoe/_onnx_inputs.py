@@ -26,10 +26,12 @@ import numpy as np
 
 from ._data.features import MISSING_CODE, N_RESERVED, OTHER_CODE, _text_column
 from ._data.frames import check_not_lazy, is_polars, polars_values
+from ._data.sequences import PAD_CODE, padded_text
 from ._data.targets import missing_mask
 
 __all__ = [
     "INPUT_FORMS",
+    "LENGTH_SUFFIX",
     "column_inputs",
     "input_form",
     "onnx_feed",
@@ -38,12 +40,14 @@ __all__ = [
 
 #: Values of export_onnx's ``inputs``.
 INPUT_FORMS = ("auto", "columns", "matrix")
+#: The input of a list column's number of values: its name and this suffix.
+LENGTH_SUFFIX = ":length"
 # The version of the ai.onnx.ml domain: LabelEncoder 4 takes keys of any type
 # (float64 included) and matches a NaN key to a NaN input.
 _ML_OPSET = 4
 _ML_DOMAIN = "ai.onnx.ml"
 # The NumPy dtype of each input type (ONNX's names for them).
-_STRING, _FLOAT, _DOUBLE = "string", "float", "double"
+_STRING, _FLOAT, _DOUBLE, _INT64 = "string", "float", "double", "int64"
 _DTYPES = {_FLOAT: np.float32, _DOUBLE: np.float64, _STRING: object}
 
 
@@ -55,6 +59,9 @@ class ColumnInput(NamedTuple):
     # The kept values of a categorical column as the input's type (text or
     # numbers), in code order; None for a numeric column.
     keys: np.ndarray | None
+    # Values per row: 1, or a list column's max_sequence_length (its input
+    # is then the padded text of its values, beside their number).
+    length: int = 1
 
 
 def input_form(estimator: Any, inputs: str) -> str:
@@ -64,8 +71,15 @@ def input_form(estimator: Any, inputs: str) -> str:
             f"inputs must be one of {', '.join(map(repr, INPUT_FORMS))}, "
             f"got {inputs!r}."
         )
+    encoder = getattr(estimator, "_encoder", None)
     if inputs == "auto":
-        return "matrix" if getattr(estimator, "_encoder", None) is None else "columns"
+        return "matrix" if encoder is None else "columns"
+    if inputs == "matrix" and getattr(encoder, "sequences", None) is not None:
+        raise ValueError(
+            "export_onnx(inputs='matrix') cannot export a model with list "
+            "columns: its graph reads them as padded values and lengths; "
+            "export with inputs='columns' (the default)."
+        )
     return inputs
 
 
@@ -115,6 +129,23 @@ def column_inputs(estimator: Any, outputs: list[str]) -> list[ColumnInput]:
         else:
             keys = _numeric_keys(names[j], categories, _DTYPES[kind])
         specs[j] = ColumnInput(names[j], kind, keys)
+    sequences = encoder.sequences
+    if sequences is None:
+        return specs
+    shared = dict(zip(encoder.columns, encoder.categories, strict=True))
+    for j, target, own in zip(
+        sequences.columns, sequences.targets, sequences.categories, strict=True
+    ):
+        length_name = names[j] + LENGTH_SUFFIX
+        if length_name in names or length_name in outputs:
+            raise ValueError(
+                f"The graph reads the number of values of the list column "
+                f"{names[j]!r} as the input {length_name!r}, which is also a "
+                f"column of X or an output; rename it."
+            )
+        categories = own if target is None else shared[target]
+        keys = np.array(categories, dtype=object)
+        specs[j] = ColumnInput(names[j], _STRING, keys, sequences.max_length)
     return specs
 
 
@@ -137,23 +168,35 @@ def prepend_column_inputs(model: Any, specs: list[ColumnInput]) -> Any:
     compose.add_prefix_graph(network.graph, prefix, rename_outputs=False, inplace=True)
     batch = network.graph.input[0].type.tensor_type.shape.dim[0].dim_param or "batch"
 
-    nodes, graph_inputs, columns = [], [], []
+    nodes, graph_inputs, columns, blocks = [], [], [], []
     for j, spec in enumerate(specs):
         elem_type = getattr(onnx.TensorProto, spec.type.upper())
         graph_inputs.append(
-            helper.make_tensor_value_info(spec.name, elem_type, [batch, 1])
+            helper.make_tensor_value_info(spec.name, elem_type, [batch, spec.length])
         )
         if spec.keys is None:
             columns.append(spec.name)
             continue
         codes = f"{prefix}codes_{j}"
-        nodes.extend(_encoding_nodes(spec, codes, f"{prefix}encode_{j}"))
-        columns.append(codes)
+        if spec.length == 1:
+            nodes.extend(_encoding_nodes(spec, codes, f"{prefix}encode_{j}"))
+            columns.append(codes)
+            continue
+        lengths = spec.name + LENGTH_SUFFIX
+        graph_inputs.append(
+            helper.make_tensor_value_info(lengths, onnx.TensorProto.INT64, [batch, 1])
+        )
+        list_nodes, count = _list_nodes(spec, codes, f"{prefix}list_{j}")
+        nodes.extend(list_nodes)
+        columns.append(count)
+        blocks.append(codes)
     encoded = f"{prefix}encoded_X"
     nodes.append(
-        helper.make_node("Concat", columns, [encoded], name=f"{prefix}concat", axis=1)
+        helper.make_node(
+            "Concat", columns + blocks, [encoded], name=f"{prefix}concat", axis=1
+        )
     )
-    width = len(specs)
+    width = len(specs) + sum(spec.length for spec in specs if spec.length > 1)
     graph = helper.make_graph(
         nodes,
         "sk_mmoe_column_inputs",
@@ -219,6 +262,63 @@ def _encoding_nodes(spec: ColumnInput, codes: str, name: str) -> list[Any]:
         "Cast", [codes + "_float64"], [codes], name=name + "_cast", to=TensorProto.FLOAT
     )
     return [label_encoder, cast]
+
+
+def _list_nodes(spec: ColumnInput, codes: str, name: str) -> tuple[list[Any], str]:
+    """Nodes that turn a list column's padded text and number of values
+    into its padded codes (``codes``) and its number of values as float32
+    (the name returned), as :mod:`sk_mmoe._data.sequences` encodes them."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    lengths = spec.name + LENGTH_SUFFIX
+
+    def constant(suffix: str, value: np.ndarray) -> str:
+        output = f"{name}_{suffix}"
+        nodes.append(
+            helper.make_node(
+                "Constant",
+                [],
+                [output],
+                name=output,
+                value=numpy_helper.from_array(value),
+            )
+        )
+        return output
+
+    nodes: list[Any] = []
+    values = N_RESERVED + np.arange(len(spec.keys))
+    nodes.append(
+        helper.make_node(
+            "LabelEncoder",
+            [spec.name],
+            [f"{name}_all"],
+            name=f"{name}_encode",
+            domain=_ML_DOMAIN,
+            keys_tensor=numpy_helper.from_array(spec.keys.astype(object)),
+            values_tensor=numpy_helper.from_array(values.astype(np.float32)),
+            default_tensor=numpy_helper.from_array(np.array([OTHER_CODE], np.float32)),
+        )
+    )
+    slots = constant("slots", np.arange(spec.length, dtype=np.int64)[None, :])
+    pad = constant("pad", np.array(PAD_CODE, dtype=np.float32))
+    nodes.append(
+        helper.make_node(
+            "Less", [slots, lengths], [f"{name}_present"], name=f"{name}_less"
+        )
+    )
+    nodes.append(
+        helper.make_node(
+            "Where",
+            [f"{name}_present", f"{name}_all", pad],
+            [codes],
+            name=f"{name}_where",
+        )
+    )
+    count = f"{name}_count"
+    nodes.append(
+        helper.make_node("Cast", [lengths], [count], name=count, to=TensorProto.FLOAT)
+    )
+    return nodes, count
 
 
 def _numeric_keys(name: str, categories: list[str], dtype: type) -> np.ndarray:
@@ -300,7 +400,15 @@ def onnx_feed(model: Any | str | os.PathLike, X: Any) -> dict[str, np.ndarray]:
     """
     check_not_lazy(X, "X")
     specs = _graph_inputs(model)
-    if len(specs) == 1 and specs[0][2] != 1:
+    # A list column's number of values is an input of its own, fed from the
+    # column (named after it).
+    counted = {
+        name.removesuffix(LENGTH_SUFFIX)
+        for name, kind, _ in specs
+        if kind == _INT64 and name.endswith(LENGTH_SUFFIX)
+    }
+    specs = [spec for spec in specs if spec[1] != _INT64]
+    if len(specs) == 1 and specs[0][2] != 1 and not counted:
         # The encoded matrix: one input of all the features.
         ((name, kind, _),) = specs
         try:
@@ -334,8 +442,10 @@ def onnx_feed(model: Any | str | os.PathLike, X: Any) -> dict[str, np.ndarray]:
                 f"got shape {X.shape}."
             )
     feed = {}
-    for j, (name, kind, _) in enumerate(specs):
-        if kind == _STRING:
+    for j, (name, kind, width) in enumerate(specs):
+        if name in counted:
+            feed[name], feed[name + LENGTH_SUFFIX] = padded_text(X, j, width)
+        elif kind == _STRING:
             feed[name] = _string_column(X, j)
         else:
             feed[name] = _numeric_column(X, j, name, _DTYPES[kind])
@@ -407,6 +517,7 @@ def _graph_inputs(model: Any) -> list[tuple[str, str, int | None]]:
             onnx.TensorProto.FLOAT: _FLOAT,
             onnx.TensorProto.DOUBLE: _DOUBLE,
             onnx.TensorProto.STRING: _STRING,
+            onnx.TensorProto.INT64: _INT64,
         }
         specs = [
             (
@@ -418,7 +529,9 @@ def _graph_inputs(model: Any) -> list[tuple[str, str, int | None]]:
             if i.name not in initializers
         ]
     for name, kind, _ in specs:
-        if kind not in _DTYPES:
+        if kind not in _DTYPES and not (
+            kind == _INT64 and name.endswith(LENGTH_SUFFIX)
+        ):
             raise ValueError(
                 f"The graph's input {name!r} is a {kind} tensor; onnx_feed "
                 f"makes the inputs of a graph written by export_onnx."

@@ -42,7 +42,11 @@ _FORMAT = "sk_mmoe.model"
 # specification is read from the weights' names, and their tasks train with
 # their type's default loss.
 _FORMAT_VERSION = 3
-_READABLE_VERSIONS = (2, 3)
+# 4: the categorical encoder may hold list columns (its "sequences"), which
+# readers of format 3 would ignore; models without list columns are still
+# written in format 3.
+_SEQUENCES_VERSION = 4
+_READABLE_VERSIONS = (2, 3, 4)
 
 #: The estimators a file can hold, by class name.
 _ESTIMATORS: dict[str, type[BaseMultiTaskMMoE]] = {
@@ -244,7 +248,9 @@ def save_model(estimator: BaseMultiTaskMMoE, path: _Path) -> None:
     torch.save(
         {
             "format": _FORMAT,
-            "format_version": _FORMAT_VERSION,
+            "format_version": _SEQUENCES_VERSION
+            if getattr(estimator._encoder, "sequences", None) is not None
+            else _FORMAT_VERSION,
             "sk_mmoe_version": __version__,
             "torch_version": str(torch.__version__),
             "sha256": hashlib.sha256(data).hexdigest(),
@@ -304,7 +310,7 @@ def _read(path: _Path) -> dict[str, Any]:
         raise ValueError(
             f"{name} was written by sk_mmoe {outer.get('sk_mmoe_version')!r} in "
             f"file format {version!r}, which this version of sk_mmoe cannot "
-            f"read (format {_FORMAT_VERSION})."
+            f"read (formats {', '.join(map(str, _READABLE_VERSIONS))})."
         )
     data, digest = outer.get("content"), outer.get("sha256")
     if not isinstance(data, bytes) or not isinstance(digest, str):

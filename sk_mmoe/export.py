@@ -296,7 +296,10 @@ def export_onnx(
         )
 
     module = _serving_module(estimator, values)
-    example = torch.zeros(2, estimator.n_features_in_)
+    encoder = estimator._encoder
+    example = torch.zeros(
+        2, estimator.n_features_in_ if encoder is None else encoder.width
+    )
     with _quiet_exporter():
         program = torch.onnx.export(
             module,

@@ -29,7 +29,13 @@ from .._compat import get_feature_names
 from .frames import is_polars, polars_values
 from .targets import missing_mask
 
-__all__ = ["CategoricalEncoder", "categorical_mask", "feature_names"]
+__all__ = [
+    "CategoricalEncoder",
+    "categorical_mask",
+    "category_codes",
+    "feature_names",
+    "kept_categories",
+]
 
 MISSING_CODE = 0
 OTHER_CODE = 1
@@ -173,6 +179,32 @@ def _objects_type(values: np.ndarray) -> str:
     return "float32" if all(isinstance(v, np.float32) for v in present) else "float64"
 
 
+def kept_categories(
+    text: np.ndarray, max_categories: int, min_frequency: int
+) -> list[str]:
+    """The values of ``text`` that get their own code, in code order: the
+    most frequent first (ties by text), seen at least ``min_frequency``
+    times, at most ``max_categories - N_RESERVED`` of them."""
+    labels, counts = np.unique(text, return_counts=True)
+    order = np.lexsort((labels, -counts))
+    order = order[counts[order] >= min_frequency]
+    return [str(v) for v in labels[order[: max_categories - N_RESERVED]]]
+
+
+def category_codes(text: np.ndarray, categories: list[str]) -> np.ndarray:
+    """The float32 codes of the values ``text`` for the kept ``categories``:
+    ``N_RESERVED`` and up for a kept value, ``OTHER_CODE`` for any other."""
+    codes = np.full(len(text), OTHER_CODE, dtype=np.float32)
+    if not len(categories):
+        return codes
+    sorter = np.argsort(categories)
+    ordered = np.asarray(categories, dtype=str)[sorter]
+    position = np.minimum(np.searchsorted(ordered, text), len(ordered) - 1)
+    found = ordered[position] == text
+    codes[found] = N_RESERVED + sorter[position[found]]
+    return codes
+
+
 class CategoricalEncoder:
     """Maps categorical columns to codes; numeric columns pass as float32.
 
@@ -193,12 +225,22 @@ class CategoricalEncoder:
     value_types : list of str
         What each categorical column held in ``fit``: ``"str"``,
         ``"float32"`` or ``"float64"`` (other numbers).
+    sequences : SequenceColumns or None
+        The list columns (:mod:`sk_mmoe._data.sequences`), whose padded codes
+        :meth:`transform` appends after the columns of ``X``.
     """
 
-    def __init__(self, mask: np.ndarray, max_categories: int, min_frequency: int):
+    def __init__(
+        self,
+        mask: np.ndarray,
+        max_categories: int,
+        min_frequency: int,
+        sequences: Any = None,
+    ):
         self.mask = np.asarray(mask, dtype=bool)
         self.max_categories = int(max_categories)
         self.min_frequency = int(min_frequency)
+        self.sequences = sequences
         self.categories: list[list[Any]] = []
         self.value_types: list[str] = []
 
@@ -212,24 +254,37 @@ class CategoricalEncoder:
         """Codes of each categorical column, the reserved ones included."""
         return [N_RESERVED + len(c) for c in self.categories]
 
+    @property
+    def n_features(self) -> int:
+        """Columns of ``X``."""
+        return len(self.mask)
+
+    @property
+    def width(self) -> int:
+        """Columns of the encoded ``X``: those of ``X``, then the padded
+        codes of the list columns."""
+        return self.n_features + (0 if self.sequences is None else self.sequences.width)
+
     def fit(self, X: Any) -> CategoricalEncoder:
         self.categories = []
         self.value_types = [_value_type(X, j) for j in self.columns]
         for j in self.columns:
             text, missing = _text_column(X, j)
-            labels, counts = np.unique(text[~missing], return_counts=True)
-            # Most frequent first, ties by text; rare values are left out.
-            order = np.lexsort((labels, -counts))
-            order = order[counts[order] >= self.min_frequency]
-            kept = labels[order[: self.max_categories - N_RESERVED]]
-            self.categories.append([str(v) for v in kept])
+            self.categories.append(
+                kept_categories(text[~missing], self.max_categories, self.min_frequency)
+            )
+        if self.sequences is not None:
+            self.sequences.fit(X, self.max_categories, self.min_frequency)
         return self
 
     def transform(self, X: Any) -> np.ndarray:
         """``X`` as float32: numeric columns as they are, codes elsewhere."""
         n_rows, n_features = X.shape
         out = np.empty((n_rows, n_features), dtype=np.float32)
-        numeric = np.flatnonzero(~self.mask)
+        numeric = ~self.mask
+        if self.sequences is not None:
+            numeric[self.sequences.columns] = False
+        numeric = np.flatnonzero(numeric)
         if numeric.size:
             block = X.iloc[:, numeric] if hasattr(X, "iloc") else X[:, numeric]
             try:
@@ -241,31 +296,26 @@ class CategoricalEncoder:
                 ) from None
         for j, categories in zip(self.columns, self.categories, strict=True):
             text, missing = _text_column(X, j)
-            sorter = np.argsort(categories)
-            ordered = np.asarray(categories, dtype=str)[sorter]
-            position = np.searchsorted(ordered, text)
-            position = np.minimum(position, max(len(ordered) - 1, 0))
-            found = (
-                ordered[position] == text
-                if len(ordered)
-                else np.zeros(n_rows, dtype=bool)
-            )
-            codes = np.full(n_rows, OTHER_CODE, dtype=np.float32)
-            if len(ordered):
-                codes[found] = N_RESERVED + sorter[position[found]]
+            codes = category_codes(text, categories)
             codes[missing] = MISSING_CODE
             out[:, j] = codes
-        return out
+        if self.sequences is None:
+            return out
+        shared = dict(zip(self.columns, self.categories, strict=True))
+        return np.hstack([out, self.sequences.transform(X, shared, out)])
 
     def state(self) -> dict[str, Any]:
         """The fitted encoder as plain values."""
-        return {
+        state = {
             "mask": self.mask.tolist(),
             "max_categories": self.max_categories,
             "min_frequency": self.min_frequency,
             "categories": [list(c) for c in self.categories],
             "value_types": list(self.value_types),
         }
+        if self.sequences is not None:
+            state["sequences"] = self.sequences.state()
+        return state
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> CategoricalEncoder:
@@ -287,4 +337,15 @@ class CategoricalEncoder:
         ):
             raise ValueError("the value types of the categorical columns are malformed")
         encoder.value_types = list(value_types)
+        if state.get("sequences") is not None:
+            from .sequences import SequenceColumns
+
+            sequences = SequenceColumns.from_state(
+                state["sequences"], len(encoder.mask)
+            )
+            if encoder.mask[sequences.columns].any() or not all(
+                k is None or encoder.mask[k] for k in sequences.targets
+            ):
+                raise ValueError("its list columns are malformed")
+            encoder.sequences = sequences
         return encoder

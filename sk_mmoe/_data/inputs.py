@@ -20,6 +20,7 @@ from .._compat import validate_data
 from ..nn._bias import BiasColumns
 from .features import CategoricalEncoder, categorical_mask, feature_names
 from .frames import check_not_lazy, is_polars
+from .sequences import SequenceColumns, resolve_sequences
 from .targets import default_task_names
 
 __all__ = ["InputHandling"]
@@ -66,17 +67,26 @@ class InputHandling:
 
     def _encode_new_X(self, X: Any) -> tuple[Any, CategoricalEncoder | None]:
         """``X`` of a new fit as float32, with its categorical encoder if any."""
-        if self.categorical_features is None or (
-            isinstance(self.categorical_features, str) and not hasattr(X, "dtypes")
+        sequences = None
+        if (
+            not hasattr(X, "dtypes")
+            and (
+                self.categorical_features is None
+                or isinstance(self.categorical_features, str)
+            )
+            and self.sequence_features is None
         ):
-            mask = None  # nothing categorical: the usual array path
+            mask = None  # an array, nothing categorical: the usual array path
         else:
             if not hasattr(X, "shape") or getattr(X, "ndim", 2) != 2:
                 X = np.asarray(X, dtype=object)
             if len(X.shape) != 2:
                 raise ValueError(f"X must be 2-D, got shape {X.shape}.")
             mask = categorical_mask(X, self.categorical_features)
-        if mask is None or not mask.any():
+            sequences = self._sequence_columns(X, mask)
+            if sequences is not None:
+                mask[sequences.columns] = False
+        if (mask is None or not mask.any()) and sequences is None:
             X = check_array(
                 X, accept_sparse="csr", dtype=np.float32, input_name="X", estimator=self
             )
@@ -89,11 +99,20 @@ class InputHandling:
         if X.shape[0] == 0:
             raise ValueError("Found array with 0 sample(s) while fitting; X is empty.")
         encoder = CategoricalEncoder(
-            mask, self.max_categories, _MIN_CATEGORY_FREQUENCY
+            mask, self.max_categories, _MIN_CATEGORY_FREQUENCY, sequences
         ).fit(X)
         encoded = encoder.transform(X)
         assert_all_finite(encoded, estimator_name=type(self).__name__, input_name="X")
         return encoded, encoder
+
+    def _sequence_columns(self, X: Any, mask: np.ndarray) -> SequenceColumns | None:
+        """The list columns of ``X`` (see ``sequence_features``), or None."""
+        columns, targets = resolve_sequences(X, mask, self.sequence_features)
+        if not columns:
+            return None
+        return SequenceColumns(
+            columns, targets, self.max_sequence_length, self.sequence_pooling
+        )
 
     def _validate_X(self, X: Any, fitted: bool = True) -> Any:
         """``X`` for a fitted model, as the network reads it (float32).

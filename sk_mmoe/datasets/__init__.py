@@ -1063,6 +1063,8 @@ def make_recommendation_tasks(
     return_scores: bool = False,
     as_frame: bool = True,
     random_state: int | np.random.RandomState | None = None,
+    history_length: int | None = None,
+    history_weight: float = 2.0,
 ) -> tuple[Any, ...]:
     r"""Generate a recommendation log with dense and sparsely labelled tasks.
 
@@ -1254,6 +1256,23 @@ def make_recommendation_tasks(
         Determines the users, items, rows and labels. Pass an int for
         reproducible output across calls.
 
+    history_length : int or None, default=None
+        If given (``>= 1``, with ``as_frame=True``), ``X`` gets the list
+        column ``history``: each user's ``history_length`` past item IDs
+        (ints, oldest first; the same on all of the user's rows). Every
+        item has a topic and every user three interests, and the past items
+        are drawn near the interests (:mod:`sk_mmoe.datasets._history`). The
+        largest cosine between the candidate's topic and those of the past
+        items, standardised over the rows, times ``history_weight``, is
+        added to the scores of ``click`` and ``rated_highly`` (the click
+        intercept calibrated again): the single most similar past item
+        carries the signal. ``None``: no history, and the log of the other
+        options.
+
+    history_weight : float, default=2.0
+        Weight of the history similarity in the two scores, with
+        ``history_length``.
+
     Returns
     -------
     X : DataFrame or ndarray of shape (n_samples, 6) or (n_samples, 7)
@@ -1270,6 +1289,8 @@ def make_recommendation_tasks(
 
         - ``position`` (with ``position_bias`` only): int64, the slot the
           item was shown in, 0 at the top.
+
+        - ``history`` (with ``history_length`` only): lists of item IDs.
 
         With ``as_frame=False``, a float64 array holding the IDs, the hour,
         the device *code* (0 to 3, in the order above), the two numbers and
@@ -1365,9 +1386,54 @@ def make_recommendation_tasks(
         position_bias,
         n_slots,
     )
+    history = None
+    if history_length is not None:
+        history = _add_history(
+            rng,
+            rows,
+            scores,
+            history_length,
+            history_weight,
+            click_rate,
+            as_frame,
+            (n_users, n_items, n_factors),
+        )
     targets = _rec_targets(
         rng, scores, rate_fraction, share_fraction, rows["click_offset"]
     )
     tasks = list(_REC_TASKS if return_watch_time else _REC_TASKS[:3])
     X, Y, S = _rec_tables(rows, targets, scores, tasks, n_users, n_items, as_frame)
+    if history is not None:
+        X["history"] = history
     return (X, Y, S) if return_scores else (X, Y)
+
+
+def _add_history(
+    rng: np.random.RandomState,
+    rows: dict[str, Any],
+    scores: dict[str, np.ndarray],
+    history_length: Any,
+    history_weight: Any,
+    click_rate: float,
+    as_frame: bool,
+    sizes: tuple[int, int, int],
+) -> list[list[int]]:
+    """The users' histories; their similarity to the candidate enters the
+    click and rating scores (the click intercept calibrated again)."""
+    from ._history import history_similarity
+
+    check_scalar(history_length, "history_length", numbers.Integral, min_val=1)
+    weight = _check_real(history_weight, "history_weight", min_val=0)
+    if not as_frame:
+        raise ValueError(
+            "history_length adds a list column, which needs as_frame=True."
+        )
+    history, similarity = history_similarity(
+        rng, rows["users"], rows["items"], *sizes, int(history_length)
+    )
+    for task in ("click", "rated_highly"):
+        scores[task] = scores[task] + weight * similarity
+    scores["click"] += _calibrate_intercept(
+        scores["click"] + rows["click_offset"], click_rate
+    )
+    return history

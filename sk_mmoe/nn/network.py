@@ -22,6 +22,8 @@ from rtdl_num_embeddings import PeriodicEmbeddings
 from torch import nn
 from torch.nn import functional as F
 
+from .sequences import SequencePooling
+
 __all__ = [
     "ACTIVATIONS",
     "GATES",
@@ -842,6 +844,7 @@ class FeatureEmbedding(nn.Module):
             )
         sizes = [n * d for n, d in zip(cardinalities, dims, strict=True)]
         starts = [0, *itertools.accumulate(sizes)][:-1]
+        self._column_starts = starts
         self.table = nn.Embedding(sum(sizes), 1)
         with torch.no_grad():
             for start, size, d in zip(starts, sizes, dims, strict=True):
@@ -854,6 +857,17 @@ class FeatureEmbedding(nn.Module):
         self.register_buffer("position_column", torch.tensor(column), False)
         self.register_buffer("position_base", torch.tensor(base), False)
         self.register_buffer("position_stride", torch.tensor(stride), False)
+
+    def column_vectors(self, k: int, codes: torch.Tensor) -> torch.Tensor:
+        """The vectors of ``codes`` of categorical column ``k`` (its index
+        among the categorical columns): ``(*codes.shape, dim_k)``."""
+        weight = self.table.weight
+        if self.column_dims is None:
+            return self.table(codes + self.offsets[k])
+        d = self.column_dims[k]
+        steps = torch.arange(d, device=codes.device)
+        index = self._column_starts[k] + codes.unsqueeze(-1) * d + steps
+        return weight[:, 0][index]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         parts = []
@@ -904,10 +918,38 @@ def embedding_params(encoder) -> dict:
     """:class:`MMoENetwork` arguments for a fitted categorical encoder (or None)."""
     if encoder is None:
         return {}
-    return {
+    params = {
         "categorical_columns": encoder.columns,
         "cardinalities": encoder.cardinalities,
     }
+    sequences = encoder.sequences
+    if sequences is not None:
+        columns = encoder.columns
+        params["sequences"] = {
+            "max_length": sequences.max_length,
+            "cardinalities": sequences.cardinalities(
+                dict(zip(columns, encoder.cardinalities, strict=True))
+            ),
+            "targets": [
+                None if k is None else columns.index(k) for k in sequences.targets
+            ],
+            "poolings": sequences.poolings(),
+        }
+    return params
+
+
+def _sequence_dim(
+    cardinality: int,
+    target: int | None,
+    embedding_dim: int | Sequence[int] | None,
+    cardinalities: Sequence[int],
+) -> int:
+    """The embedding size of a list column: its target's, or its own."""
+    if target is None:
+        return _rule_of_thumb(cardinality, smallest=2)
+    if isinstance(embedding_dim, Sequence):
+        return int(embedding_dim[target])
+    return int(embedding_dim or embedding_size(cardinalities))
 
 
 def embedding_sizes(cardinalities: Sequence[int]) -> tuple[int, ...]:
@@ -1096,6 +1138,7 @@ class MMoENetwork(nn.Module):
         numeric_embedding: bool = False,
         sparse_projection: int | None = None,
         numeric_clip: bool = True,
+        sequences: dict | None = None,
     ) -> None:
         super().__init__()
         output_sizes = [int(c) for c in output_sizes]
@@ -1128,6 +1171,7 @@ class MMoENetwork(nn.Module):
             numeric_embedding,
             sparse_projection,
             numeric_clip,
+            sequences,
         )
         levels = []
         for level in range(n_levels):
@@ -1165,10 +1209,28 @@ class MMoENetwork(nn.Module):
         numeric_embedding: bool,
         sparse_projection: int | None,
         numeric_clip: bool = True,
+        sequences: dict | None = None,
     ) -> int:
         """The layers before the experts (scaling, sparse projection,
-        embeddings); returns the width the first level reads."""
+        embeddings, pooling of list columns); returns the width the first
+        level reads."""
+        self.sequences = None
         n_features = self.n_features
+        if sequences:
+            dims = [
+                _sequence_dim(n, k, embedding_dim, cardinalities)
+                for n, k in zip(
+                    sequences["cardinalities"], sequences["targets"], strict=True
+                )
+            ]
+            self.sequences = SequencePooling(
+                sequences["max_length"],
+                sequences["cardinalities"],
+                sequences["targets"],
+                sequences["poolings"],
+                dims,
+            )
+            n_features -= self.sequences.width
         self.scaling = (
             NumericScaling(n_features, categorical_columns, numeric_clip)
             if numeric_scaling and n_features > len(categorical_columns)
@@ -1191,6 +1253,8 @@ class MMoENetwork(nn.Module):
                 numeric_embedding,
             )
             in_features = self.embedding.out_features
+        if self.sequences is not None:
+            in_features += self.sequences.out_features
         return in_features
 
     def _build_outputs(self, first_in_features: int) -> None:
@@ -1250,12 +1314,17 @@ class MMoENetwork(nn.Module):
             Gate weights (only if ``return_gates``), averaged over the
             ensemble's members.
         """
+        pooled = None
+        if self.sequences is not None:
+            x, pooled = self._pool_sequences(x)
         if self.projection is not None:
             x = self.projection(x)
         if self.scaling is not None:
             x = self.scaling(x)
         if self.embedding is not None:
             x = self.embedding(x)
+        if pooled is not None:
+            x = torch.cat([x, pooled], dim=1)
         k = self.ensemble_size
         if self.member_scale is not None:
             # (batch, d) -> (batch * k, d): each sample once per member.
@@ -1282,6 +1351,16 @@ class MMoENetwork(nn.Module):
                 weights = weights.unflatten(1, (-1, k)).mean(dim=2)
             return logits, weights.transpose(0, 1)
         return logits
+
+    def _pool_sequences(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The columns of ``X`` and the pooled vectors of its list columns."""
+        n_columns = self.n_features - self.sequences.width
+        columns, codes = x[:, :n_columns], x[:, n_columns:]
+        candidates, shared = None, None
+        if self.embedding is not None and self.embedding.table is not None:
+            candidates = columns.index_select(1, self.embedding.categorical_columns)
+            shared = self.embedding.column_vectors
+        return columns, self.sequences(codes, candidates, shared)
 
     def _member_outputs(self, hidden: torch.Tensor) -> torch.Tensor:
         """Every member's output layer on ``(n_tasks, batch * k, h)``.
