@@ -65,7 +65,13 @@ from ._fitting.training import (
 from ._rank_score import rank_score_of, rank_values
 from ._tasks import Task, condition_tasks, make_task
 from .nn._bias import main_network
-from .nn.network import ACTIVATIONS, GATES, BatchedLinear, MMoENetwork
+from .nn.network import (
+    ACTIVATIONS,
+    GATES,
+    MAX_ENSEMBLE_SIZE,
+    BatchedLinear,
+    MMoENetwork,
+)
 from .nn.weighting import WEIGHTING_STRATEGIES
 
 __all__ = ["BaseMultiTaskMMoE"]
@@ -191,7 +197,9 @@ class BaseMultiTaskMMoE(ParameterChecks, InputHandling, NetworkBuilding, BaseEst
         "gate_balance": [Interval(numbers.Real, 0, None, closed="left")],
         "expert_activation": [StrOptions(set(ACTIVATIONS))],
         "expert_normalization": [StrOptions({"layer"}), None],
-        "ensemble_size": [Interval(numbers.Integral, 1, None, closed="left")],
+        "ensemble_size": [
+            Interval(numbers.Integral, 1, MAX_ENSEMBLE_SIZE, closed="both")
+        ],
         "refit": ["boolean"],
         "bias_features": ["array-like", dict, None],
         "bias_dropout": [Interval(numbers.Real, 0, 1, closed="left")],
@@ -330,14 +338,19 @@ class BaseMultiTaskMMoE(ParameterChecks, InputHandling, NetworkBuilding, BaseEst
     def _fit_flow(self, X, y, sample_weight, *, partial: bool, classes=None):
         if not partial:
             incremental = self.warm_start and hasattr(self, "net_")
-            self._fit(X, y, sample_weight, incremental=incremental)
-            stopper = dict(self.net_.callbacks_).get("early_stopping")
-            if self.refit and not incremental and stopper is not None:
-                # Early stopping found the epoch count: train anew on every row.
+            if not (self.refit and not incremental):
+                return self._fit(X, y, sample_weight, incremental=incremental)
+            net, data = self._trained(X, y, sample_weight, incremental=False)
+            stopper = dict(net.callbacks_).get("early_stopping")
+            if stopper is not None:
+                # Early stopping found the epoch count: train anew on every
+                # row, and publish only the refit net, so that a failed or
+                # interrupted refit leaves the fitted model as it was.
                 epochs = max(1, stopper.best_epoch_)
-                self._fit(
+                net, data = self._trained(
                     X, y, sample_weight, incremental=False, epochs=epochs, early=False
                 )
+            self._publish(net, data)
             return self
         # scikit-learn's fit_context validates partial_fit's parameters only
         # on the first call; set_params may change them between calls.
@@ -364,6 +377,21 @@ class BaseMultiTaskMMoE(ParameterChecks, InputHandling, NetworkBuilding, BaseEst
         )
 
     def _fit(
+        self, X: Any, y: Any, sample_weight: Any, **options: Any
+    ) -> BaseMultiTaskMMoE:
+        """The fit flow, in steps as skorch's ``initialize``: prepare the
+        data, build a new network or continue the fitted one, train, publish
+        (``options``: those of :meth:`_trained`).
+
+        Everything is validated before the fitted state is touched, and the
+        net trained is a new one or a copy of the fitted one: a failed or
+        interrupted call leaves a fitted model as it was.
+        """
+        net, data = self._trained(X, y, sample_weight, **options)
+        self._publish(net, data)
+        return self
+
+    def _trained(
         self,
         X: Any,
         y: Any,
@@ -374,14 +402,8 @@ class BaseMultiTaskMMoE(ParameterChecks, InputHandling, NetworkBuilding, BaseEst
         require_classes: bool = False,
         epochs: int | None = None,
         early: bool | None = None,
-    ) -> BaseMultiTaskMMoE:
-        """The fit flow, in steps as skorch's ``initialize``: prepare the
-        data, build a new network or continue the fitted one, train, publish.
-
-        Everything is validated before the fitted state is touched, and the
-        net trained is a new one or a copy of the fitted one: a failed or
-        interrupted call leaves a fitted model as it was.
-        """
+    ) -> tuple[MultiTaskNet, _FitData]:
+        """A trained net and its data, the fitted state left untouched."""
         device = local_device(self._check_device())
         data = self._prepare_data(
             X, y, sample_weight, incremental, classes, require_classes, early
@@ -400,8 +422,7 @@ class BaseMultiTaskMMoE(ParameterChecks, InputHandling, NetworkBuilding, BaseEst
         else:
             net = self._new_net(data, seed, device)
         self._train(net, data, seed, device, epochs)
-        self._publish(net, data)
-        return self
+        return net, data
 
     def _prepare_data(
         self, X, y, sample_weight, incremental, classes, require_classes, early

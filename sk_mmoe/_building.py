@@ -30,7 +30,12 @@ from ._fitting.training import MultiTaskNet, StopOnNonFinite, logging_callbacks,
 from ._tasks import Task, task_outputs
 from .nn._bias import BiasColumns, BiasedNetwork, BiasTower
 from .nn.losses import MultiTaskLoss
-from .nn.network import MMoENetwork, embedding_params, embedding_sizes
+from .nn.network import (
+    MMoENetwork,
+    embedding_params,
+    embedding_sizes,
+    first_level_width,
+)
 from .nn.weighting import WEIGHTING_STRATEGIES, FixedWeights, LossWeighting
 
 __all__ = ["NetworkBuilding", "NetworkSpec"]
@@ -263,12 +268,16 @@ class NetworkBuilding:
         """
         if not sp.issparse(X) or X.shape[1] < _SPARSE_PROJECTION_MIN_FEATURES:
             return None
-        gated = self.n_experts + self.n_task_experts
-        n_experts = self.n_experts + n_tasks * self.n_task_experts
-        hidden = np.atleast_1d(self.expert_hidden_layer_sizes)[0]
-        gates = (1 if self.shared_gate else n_tasks) * gated
-        shared = n_experts if self.n_levels > 1 else 0
-        width = int(n_experts * hidden + gates + shared)
+        width = first_level_width(
+            n_tasks,
+            self.n_experts,
+            self.n_task_experts,
+            np.atleast_1d(self.expert_hidden_layer_sizes),
+            self.shared_gate,
+            self.n_levels,
+            self.gate,
+            {"gate_k": self.gate_k, "gate_temperature": self.gate_temperature},
+        )
         if width >= X.shape[1]:
             return None
         skipped = [
@@ -378,7 +387,8 @@ class NetworkBuilding:
         vector moves only in the batches that hold it, and larger batches
         leave it fewer steps); ``"auto"`` lr: 1e-3 at batch 256, scaled with
         the square root of the batch size, as Adam's steps are (Malladi et
-        al., 2022), and 5 times that as the peak of a schedule.
+        al., 2022), and 5 times that as the peak of a schedule. The batch it
+        scales from is the real one: no larger than the training rows.
         """
         batch_size = self.batch_size
         if batch_size == "auto":
@@ -392,7 +402,8 @@ class NetworkBuilding:
             batch_size = enough[-1] if enough and not ids else _AUTO_BATCH_SIZES[0]
         lr = self.lr
         if lr == "auto":
-            lr = _AUTO_LR * math.sqrt(batch_size / _AUTO_BATCH_SIZES[0])
+            real_batch = max(1, min(batch_size, n_train))
+            lr = _AUTO_LR * math.sqrt(real_batch / _AUTO_BATCH_SIZES[0])
             if scheduled:
                 lr *= _SCHEDULED_LR_FACTOR
         return batch_size, lr

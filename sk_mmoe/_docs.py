@@ -44,18 +44,21 @@ gate_dropout : float, default=@GATE_DROPOUT@
 dropout : float, default=0.1
     Dropout probability after every hidden layer of experts and towers.
 
-gate : {"softmax", "dselect_k"}, default="softmax"
+gate : {"softmax", "dselect_k", "noisy_top_k"}, default="softmax"
     The gates. ``"softmax"``: the MMoE gate, a softmax over a linear
     function of the input. ``"dselect_k"``: DSelect-k (Hazimeh et al.,
     2021), a smooth gate whose ``gate_k`` selectors each pick one expert by
     a smooth binary code, so that a sample whose selectors have become
     binary mixes at most ``gate_k`` experts. The original's entropy penalty
     that drives every selector to binary is not included: a trained gate
-    may still spread some samples over more experts.
+    may still spread some samples over more experts. ``"noisy_top_k"``: the
+    noisy top-k softmax gate (Shazeer et al., 2017): in training, Gaussian
+    noise of a learned scale is added to the logits; each sample keeps its
+    ``gate_k`` largest logits and mixes exactly ``gate_k`` experts.
 
 gate_k : int, default=2
-    Experts mixed per sample by a ``"dselect_k"`` gate; ignored by softmax
-    gates.
+    Experts mixed per sample by a ``"dselect_k"`` or ``"noisy_top_k"``
+    gate, at most ``n_experts + n_task_experts``; ignored by softmax gates.
 
 gate_temperature : float, default=@GATE_TEMPERATURE@
     Divides the gates' logits before their softmax: above 1 the gates are
@@ -87,16 +90,23 @@ ensemble_size : int, default=1
     gates and towers are shared and run on all members' rows as one batch
     (training costs about ``ensemble_size`` times the rows). Each member is
     trained on every sample; predictions average the members' class
-    probabilities (regression predictions).
+    probabilities (regression predictions). At most 1024.
 
-task_weights : array-like of shape (n_tasks,), dict or "uncertainty", \
-default=None
+task_weights : array-like of shape (n_tasks,), dict, "uncertainty", \
+"gradnorm" or "pcgrad", default=None
     Weight :math:`\\lambda_k` of each task's loss, in the order of the
     columns of ``Y``, or a dict from task name to weight (tasks not named
     get 1). Non-negative, not all zero. ``None`` gives equal weights.
     ``"uncertainty"`` learns the weights with the network (Kendall, Gal and
     Cipolla, 2018; see :class:`~sk_mmoe.nn.weighting.UncertaintyWeights`): the
-    fitted weights are in ``task_weights_`` and per epoch in ``history_``."""
+    fitted weights are in ``task_weights_`` and per epoch in ``history_``.
+    ``"gradnorm"`` learns them so that the tasks' gradient norms on the
+    shared experts stay balanced (Chen et al., 2018; see
+    :class:`~sk_mmoe.nn.weighting.GradNormWeights`); ``"pcgrad"`` keeps
+    equal weights and projects conflicting task gradients apart (Yu et al.,
+    2020; see :class:`~sk_mmoe.nn.weighting.PCGradWeights`). Both cost one
+    backward pass per task more per step, and are not supported in
+    data-parallel training."""
 
 BIAS_PARAMETERS = """\
 bias_features : array-like of str or int, dict or None, default=None
@@ -323,7 +333,8 @@ task_types_ : list of str
 
 task_weights_ : ndarray of shape (n_tasks,)
     The weight each task's loss has at the end of training: the fixed
-    ``task_weights``, or the learned ones with ``"uncertainty"``.
+    ``task_weights``, or the learned ones with ``"uncertainty"`` or
+    ``"gradnorm"``.
 
 n_features_in_ : int
     Number of features seen during :term:`fit`, the ``bias_features`` left
