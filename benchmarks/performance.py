@@ -188,7 +188,8 @@ def fit_sk_mmoe(
         max_epochs=epochs,
         # The same work as the hand-written loop: every row trains, no
         # validation pass, no input scaling (the data are standardised), no
-        # dropout or weight decay, plain gates.
+        # dropout or weight decay, plain gates, a constant learning rate.
+        lr_schedule=None,
         **PLAIN_GATES,
         early_stopping=False,
         numeric_scaling=None,

@@ -65,7 +65,13 @@ from ._fitting.training import (
 from ._rank_score import rank_score_of, rank_values
 from ._tasks import Task, condition_tasks, make_task
 from .nn._bias import main_network
-from .nn.network import ACTIVATIONS, GATES, BatchedLinear, MMoENetwork
+from .nn.network import (
+    ACTIVATIONS,
+    GATES,
+    MAX_ENSEMBLE_SIZE,
+    BatchedLinear,
+    MMoENetwork,
+)
 from .nn.weighting import WEIGHTING_STRATEGIES
 
 __all__ = ["BaseMultiTaskMMoE"]
@@ -152,6 +158,7 @@ class _FitData:
     spec: NetworkSpec | None
     bias_values: np.ndarray | None = None
     trained_rows: np.ndarray | None = None
+    scheduled: bool = False
 
     @property
     def n_train(self) -> int:
@@ -160,6 +167,11 @@ class _FitData:
             self.X.shape[0] if self.trained_rows is None else len(self.trained_rows)
         )
         return n_rows - self.n_valid
+
+    @property
+    def classifying(self) -> bool:
+        """Whether every task of the fit is a classification task."""
+        return all(task.declares_classes for task in self.tasks)
 
     @property
     def training_X(self) -> Any:
@@ -193,7 +205,9 @@ class BaseMultiTaskMMoE(ParameterChecks, InputHandling, NetworkBuilding, BaseEst
         "gate_balance": [Interval(numbers.Real, 0, None, closed="left")],
         "expert_activation": [StrOptions(set(ACTIVATIONS))],
         "expert_normalization": [StrOptions({"layer"}), None],
-        "ensemble_size": [Interval(numbers.Integral, 1, None, closed="left")],
+        "ensemble_size": [
+            Interval(numbers.Integral, 1, MAX_ENSEMBLE_SIZE, closed="both")
+        ],
         "refit": ["boolean"],
         "bias_features": ["array-like", dict, None],
         "bias_dropout": [Interval(numbers.Real, 0, 1, closed="left")],
@@ -210,7 +224,11 @@ class BaseMultiTaskMMoE(ParameterChecks, InputHandling, NetworkBuilding, BaseEst
             Interval(numbers.Integral, 1, None, closed="left"),
             StrOptions({"auto"}),
         ],
-        "max_epochs": [Interval(numbers.Integral, 1, None, closed="left")],
+        "max_epochs": [
+            Interval(numbers.Integral, 1, None, closed="left"),
+            StrOptions({"auto"}),
+        ],
+        "lr_schedule": [StrOptions({"auto", "cosine"}), None],
         "early_stopping": ["boolean", StrOptions({"auto"})],
         "validation_fraction": [Interval(numbers.Real, 0, 1, closed="neither")],
         "n_iter_no_change": [Interval(numbers.Integral, 1, None, closed="left")],
@@ -329,14 +347,19 @@ class BaseMultiTaskMMoE(ParameterChecks, InputHandling, NetworkBuilding, BaseEst
     def _fit_flow(self, X, y, sample_weight, *, partial: bool, classes=None):
         if not partial:
             incremental = self.warm_start and hasattr(self, "net_")
-            self._fit(X, y, sample_weight, incremental=incremental)
-            stopper = dict(self.net_.callbacks_).get("early_stopping")
-            if self.refit and not incremental and stopper is not None:
-                # Early stopping found the epoch count: train anew on every row.
+            if not (self.refit and not incremental):
+                return self._fit(X, y, sample_weight, incremental=incremental)
+            net, data = self._trained(X, y, sample_weight, incremental=False)
+            stopper = dict(net.callbacks_).get("early_stopping")
+            if stopper is not None:
+                # Early stopping found the epoch count: train anew on every
+                # row, and publish only the refit net, so that a failed or
+                # interrupted refit leaves the fitted model as it was.
                 epochs = max(1, stopper.best_epoch_)
-                self._fit(
+                net, data = self._trained(
                     X, y, sample_weight, incremental=False, epochs=epochs, early=False
                 )
+            self._publish(net, data)
             return self
         # scikit-learn's fit_context validates partial_fit's parameters only
         # on the first call; set_params may change them between calls.
@@ -363,6 +386,21 @@ class BaseMultiTaskMMoE(ParameterChecks, InputHandling, NetworkBuilding, BaseEst
         )
 
     def _fit(
+        self, X: Any, y: Any, sample_weight: Any, **options: Any
+    ) -> BaseMultiTaskMMoE:
+        """The fit flow, in steps as skorch's ``initialize``: prepare the
+        data, build a new network or continue the fitted one, train, publish
+        (``options``: those of :meth:`_trained`).
+
+        Everything is validated before the fitted state is touched, and the
+        net trained is a new one or a copy of the fitted one: a failed or
+        interrupted call leaves a fitted model as it was.
+        """
+        net, data = self._trained(X, y, sample_weight, **options)
+        self._publish(net, data)
+        return self
+
+    def _trained(
         self,
         X: Any,
         y: Any,
@@ -373,18 +411,18 @@ class BaseMultiTaskMMoE(ParameterChecks, InputHandling, NetworkBuilding, BaseEst
         require_classes: bool = False,
         epochs: int | None = None,
         early: bool | None = None,
-    ) -> BaseMultiTaskMMoE:
-        """The fit flow, in steps as skorch's ``initialize``: prepare the
-        data, build a new network or continue the fitted one, train, publish.
-
-        Everything is validated before the fitted state is touched, and the
-        net trained is a new one or a copy of the fitted one: a failed or
-        interrupted call leaves a fitted model as it was.
-        """
+    ) -> tuple[MultiTaskNet, _FitData]:
+        """A trained net and its data, the fitted state left untouched."""
         device = local_device(self._check_device())
         data = self._prepare_data(
             X, y, sample_weight, incremental, classes, require_classes, early
         )
+        # A fit call's epochs follow the schedule ("auto": classification
+        # tasks with validation rows held out); partial_fit's run at lr.
+        schedule = self.lr_schedule
+        if schedule == "auto":
+            schedule = "cosine" if data.early and data.classifying else None
+        data.scheduled = epochs is None and schedule is not None
         rng = check_random_state(self.random_state)
         seed = int(rng.randint(np.iinfo(np.int32).max))
         seed = agree_seed(seed)  # rank 0's, in a data-parallel fit
@@ -393,8 +431,7 @@ class BaseMultiTaskMMoE(ParameterChecks, InputHandling, NetworkBuilding, BaseEst
         else:
             net = self._new_net(data, seed, device)
         self._train(net, data, seed, device, epochs)
-        self._publish(net, data)
-        return self
+        return net, data
 
     def _prepare_data(
         self, X, y, sample_weight, incremental, classes, require_classes, early
@@ -496,7 +533,13 @@ class BaseMultiTaskMMoE(ParameterChecks, InputHandling, NetworkBuilding, BaseEst
                 data.tasks, data.task_weights, data.class_weights
             )
             net = self._make_net(
-                data.spec, data.tasks, criterion, device, data.encoder, data.n_train
+                data.spec,
+                data.tasks,
+                criterion,
+                device,
+                data.encoder,
+                data.n_train,
+                data.scheduled,
             )
             if net.module.scaling is not None:
                 # Rows of weight 0 are as good as absent.
@@ -513,7 +556,7 @@ class BaseMultiTaskMMoE(ParameterChecks, InputHandling, NetworkBuilding, BaseEst
         net = copy.deepcopy(self.net_)
         # A new seed per call, so successive calls see new batch orders.
         seed = (seed + len(net.history)) % np.iinfo(np.int32).max
-        self._update_training_params(net, data.n_train, data.encoder)
+        self._update_training_params(net, data.n_train, data.encoder, data.scheduled)
         net.criterion_ = self._make_criterion(
             data.tasks,
             data.task_weights,
@@ -543,9 +586,15 @@ class BaseMultiTaskMMoE(ParameterChecks, InputHandling, NetworkBuilding, BaseEst
             dataset = dataset.subset(data.trained_rows)
         early = data.early
         net.train_split = HoldOut(self.validation_fraction, seed) if early else None
-        net.callbacks = self._training_callbacks(early, data.n_train, net.batch_size)
+        if epochs is None:
+            epochs = self._n_epochs(
+                data.n_train, net.batch_size, data.scheduled, data.classifying
+            )
+        net.callbacks = self._training_callbacks(
+            early, data.n_train, net.batch_size, epochs if data.scheduled else 0
+        )
         net.iterator_train__seed = seed
-        net.max_epochs = self.max_epochs if epochs is None else epochs
+        net.max_epochs = epochs
         net.verbose = self.verbose
         try:
             with seeded(seed, device):

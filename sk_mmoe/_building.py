@@ -25,11 +25,17 @@ from torch import nn
 
 from ._data.features import CategoricalEncoder
 from ._fitting.batches import BatchIterator
+from ._fitting.schedule import WarmupCosine
 from ._fitting.training import MultiTaskNet, StopOnNonFinite, logging_callbacks, silent
 from ._tasks import Task, task_outputs
 from .nn._bias import BiasColumns, BiasedNetwork, BiasTower
 from .nn.losses import MultiTaskLoss
-from .nn.network import MMoENetwork, embedding_params, embedding_sizes
+from .nn.network import (
+    MMoENetwork,
+    embedding_params,
+    embedding_sizes,
+    first_level_width,
+)
 from .nn.weighting import WEIGHTING_STRATEGIES, FixedWeights, LossWeighting
 
 __all__ = ["NetworkBuilding", "NetworkSpec"]
@@ -46,6 +52,13 @@ _AUTO_BATCH_SIZES = (256, 512, 1024)
 _AUTO_MIN_BATCHES = 32
 _AUTO_MIN_ROWS_PER_VALUE = 100
 _AUTO_LR = 1e-3
+# Under the learning-rate schedule, lr="auto" peaks at this multiple of the
+# constant rate, and max_epochs="auto" gives a fit of classification tasks
+# enough epochs for this many steps, within these bounds (50 epochs
+# otherwise: smooth regression targets keep improving for longer).
+_SCHEDULED_LR_FACTOR = 5.0
+_AUTO_SCHEDULE_STEPS = 300
+_AUTO_EPOCHS = (10, 50)
 
 # A sparse input at least this wide is read through a sparse projection
 # (cost set by the non-zeros) rather than densified batch by batch.
@@ -265,12 +278,16 @@ class NetworkBuilding:
         """
         if not sp.issparse(X) or X.shape[1] < _SPARSE_PROJECTION_MIN_FEATURES:
             return None
-        gated = self.n_experts + self.n_task_experts
-        n_experts = self.n_experts + n_tasks * self.n_task_experts
-        hidden = np.atleast_1d(self.expert_hidden_layer_sizes)[0]
-        gates = (1 if self.shared_gate else n_tasks) * gated
-        shared = n_experts if self.n_levels > 1 else 0
-        width = int(n_experts * hidden + gates + shared)
+        width = first_level_width(
+            n_tasks,
+            self.n_experts,
+            self.n_task_experts,
+            np.atleast_1d(self.expert_hidden_layer_sizes),
+            self.shared_gate,
+            self.n_levels,
+            self.gate,
+            {"gate_k": self.gate_k, "gate_temperature": self.gate_temperature},
+        )
         if width >= X.shape[1]:
             return None
         skipped = [
@@ -334,15 +351,17 @@ class NetworkBuilding:
         device: torch.device,
         encoder: CategoricalEncoder | None,
         n_train: int,
+        scheduled: bool = False,
     ) -> MultiTaskNet:
         """A new, uninitialised skorch net around a new network built from
-        ``spec``, to train on ``n_train`` rows.
+        ``spec``, to train on ``n_train`` rows (``scheduled``: under the
+        learning-rate schedule).
 
         Call it under :func:`~sk_mmoe._fitting.training.seeded`: it draws the initial
         weights.
         """
         module_params = self._module_params()
-        batch_size, lr = self._step_params(n_train, encoder)
+        batch_size, lr = self._step_params(n_train, encoder, scheduled)
         return MultiTaskNet(
             module=spec.build(module_params, encoder, self.bias_dropout),
             criterion=criterion,
@@ -362,10 +381,14 @@ class NetworkBuilding:
         )
 
     def _step_params(
-        self, n_train: int, encoder: CategoricalEncoder | None = None
+        self,
+        n_train: int,
+        encoder: CategoricalEncoder | None = None,
+        scheduled: bool = False,
     ) -> tuple[int, float]:
         """``batch_size`` and ``lr`` of training on ``n_train`` rows whose
-        categorical columns ``encoder`` encodes.
+        categorical columns ``encoder`` encodes (``scheduled``: ``lr`` is the
+        peak of the learning-rate schedule).
 
         ``"auto"`` batches: the largest power of two from 256 to 1024 that
         still makes 32 batches of the rows (fewer, larger steps on large
@@ -374,7 +397,8 @@ class NetworkBuilding:
         vector moves only in the batches that hold it, and larger batches
         leave it fewer steps); ``"auto"`` lr: 1e-3 at batch 256, scaled with
         the square root of the batch size, as Adam's steps are (Malladi et
-        al., 2022).
+        al., 2022), and 5 times that as the peak of a schedule. The batch it
+        scales from is the real one: no larger than the training rows.
         """
         batch_size = self.batch_size
         if batch_size == "auto":
@@ -388,17 +412,37 @@ class NetworkBuilding:
             batch_size = enough[-1] if enough and not ids else _AUTO_BATCH_SIZES[0]
         lr = self.lr
         if lr == "auto":
-            lr = _AUTO_LR * math.sqrt(batch_size / _AUTO_BATCH_SIZES[0])
+            real_batch = max(1, min(batch_size, n_train))
+            lr = _AUTO_LR * math.sqrt(real_batch / _AUTO_BATCH_SIZES[0])
+            if scheduled:
+                lr *= _SCHEDULED_LR_FACTOR
         return batch_size, lr
+
+    def _n_epochs(
+        self, n_train: int, batch_size: int, scheduled: bool, classifying: bool
+    ) -> int:
+        """``max_epochs`` of a fit on ``n_train`` rows in batches of
+        ``batch_size``: ``"auto"`` gives a ``scheduled`` fit of classification
+        tasks only (``classifying``) enough epochs for 300 steps (10 to 50
+        epochs), any other fit 50.
+        """
+        if self.max_epochs != "auto":
+            return self.max_epochs
+        if not (scheduled and classifying):
+            return _AUTO_EPOCHS[1]
+        n_batches = -(-n_train // batch_size)
+        epochs = -(-_AUTO_SCHEDULE_STEPS // n_batches)
+        return min(max(epochs, _AUTO_EPOCHS[0]), _AUTO_EPOCHS[1])
 
     def _update_training_params(
         self,
         net: MultiTaskNet,
         n_train: int,
         encoder: CategoricalEncoder | None = None,
+        scheduled: bool = False,
     ) -> None:
         """Apply the current optimisation parameters to a fitted net."""
-        net.batch_size, lr = self._step_params(n_train, encoder)
+        net.batch_size, lr = self._step_params(n_train, encoder, scheduled)
         net.lr = lr
         net.optimizer__weight_decay = self.weight_decay
         if net.optimizer is not self._optimizer_class():
@@ -413,8 +457,16 @@ class NetworkBuilding:
             learned = any(p in weighting_params for p in group["params"])
             group["weight_decay"] = 0.0 if learned else self.weight_decay
 
-    def _training_callbacks(self, early: bool, n_train: int, batch_size: int) -> list:
+    def _training_callbacks(
+        self, early: bool, n_train: int, batch_size: int, n_scheduled: int = 0
+    ) -> list:
+        """The callbacks of a fit; ``n_scheduled``: epochs under the
+        learning-rate schedule (0: none).
+        """
         callbacks = [("stop_on_non_finite", StopOnNonFinite())]
+        if n_scheduled:
+            n_steps = n_scheduled * -(-n_train // batch_size)
+            callbacks.append(("lr_schedule", WarmupCosine(n_steps)))
         if early:
             callbacks.append(
                 (

@@ -402,10 +402,14 @@ def load_model(
 
     The file is read with ``torch.load(weights_only=True)``, so a file that
     holds anything but tensors and plain Python values is refused and no
-    code from it is run. Its SHA-256 checksum is verified, and every field
-    and tensor shape is checked before the network is built, so a damaged
-    or crafted file gives a ValueError, never a model that differs from the
-    saved one or a large allocation.
+    code from it is run. Every field and tensor shape is checked before the
+    network is built, so a malformed file gives a ValueError, never a
+    malformed network or a large allocation. Its SHA-256 checksum is
+    verified: it detects damage (a truncated or corrupted file), not
+    tampering, since whoever edits a file can recompute it. A crafted file
+    with a valid checksum loads as the model it holds: load models only
+    from a source you trust to have saved them (see the :ref:`User Guide
+    <persistence>`).
 
     Read more in the :ref:`User Guide <persistence>`.
 

@@ -606,12 +606,21 @@ class RegressionTask(Task):
 
     def encode(self, values: np.ndarray) -> np.ndarray:
         encoded = (self._as_float(values) - self.mean) / self.scale
-        if not np.isfinite(encoded.astype(np.float32)).all():
+        return self._trainable(
+            encoded, "standardised with the first fit's mean and scale"
+        )
+
+    def _trainable(self, encoded: np.ndarray, how: str) -> np.ndarray:
+        """``encoded`` in float32, refused where it does not fit (``how``:
+        how the targets were encoded, for the message)."""
+        with np.errstate(over="ignore"):
+            encoded = encoded.astype(np.float32)
+        if not np.isfinite(encoded).all():
             raise ValueError(
                 f"Task {self.name!r} has targets too large to train on once "
-                f"standardised with the first fit's mean and scale."
+                f"{how} (float32 overflows)."
             )
-        return encoded.astype(np.float32)
+        return encoded
 
     def head(self, outputs: torch.Tensor) -> torch.Tensor:
         # In float64, with float64 constants (a Python float would become a
@@ -697,14 +706,21 @@ class PoissonTask(RegressionTask):
     def fit(
         self, values: np.ndarray, known: Any = None, sample_weight: Any = None
     ) -> PoissonTask:
-        super().fit(values, known, sample_weight)
+        with np.errstate(over="ignore"):
+            super().fit(values, known, sample_weight)
+        if not np.isfinite(self.mean):
+            raise ValueError(
+                f"Task {self.name!r} has counts too large: their mean "
+                f"overflows float64."
+            )
         # All zeros: any positive baseline, the network learns the rest.
         self.mean = self.mean if self.mean > 0 else 1.0
         self.scale = 1.0
         return self
 
     def encode(self, values: np.ndarray) -> np.ndarray:
-        return (self._as_float(values) / self.mean).astype(np.float32)
+        encoded = self._as_float(values) / self.mean
+        return self._trainable(encoded, "divided by the first fit's mean count")
 
     def head(self, outputs: torch.Tensor) -> torch.Tensor:
         mean = torch.tensor(self.mean, dtype=torch.float64, device=outputs.device)

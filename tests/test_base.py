@@ -22,6 +22,7 @@ from sklearn.utils.validation import check_is_fitted
 from skorch.callbacks import Callback, EarlyStopping
 
 from sk_mmoe import MultiTaskMMoE, MultiTaskMMoEClassifier, MultiTaskMMoERegressor
+from sk_mmoe.nn.network import GATES, BatchedLinear
 
 SMALL = dict(
     n_experts=2,
@@ -557,6 +558,32 @@ def test_interrupted_refit_keeps_the_previous_model(kind, data, how):
     assert est.n_iter_ == 6  # the 3 epochs kept, 3 more
 
 
+class _InterruptRefit(_Interrupt):
+    """Interrupts only the refit phase (the one without a validation split)."""
+
+    def on_batch_end(self, net, **kwargs):
+        if net.train_split is None:
+            super().on_batch_end(net, **kwargs)
+
+
+@pytest.mark.parametrize("how", ["sigint", "error"])
+def test_interrupted_refit_phase_keeps_the_previous_model(kind, data, how):
+    X, Y = data
+    est = _make(kind, max_epochs=3).fit(X, Y)
+    expected = _outputs(est, X)
+    before = _state(est)
+    est.set_params(
+        refit=True,
+        early_stopping=True,
+        n_iter_no_change=1,
+        callbacks=[_InterruptRefit(how, at=1)],
+    )
+    with pytest.raises(_PROPAGATED[how]):
+        est.fit(X, Y)
+    _assert_same_state(before, _state(est))
+    np.testing.assert_array_equal(_outputs(est, X), expected)
+
+
 def test_keyboard_interrupt_raised_by_a_callback_stops_training(kind, data):
     # Without a SIGINT, a KeyboardInterrupt raised by code is a callback
     # asking training to stop (skorch's convention, as EarlyStopping does):
@@ -605,7 +632,13 @@ def test_early_stopping_callback_just_stops_training(kind, data):
         (dict(device="tpu:x"), "device='tpu:x'"),
         (dict(expert_hidden_layer_sizes=(8, 0)), "expert_hidden_layer_sizes"),
         (dict(task_weights=[1.0, -1.0]), "task_weights"),
-        (dict(task_weights="gradnorm"), "task_weights"),
+        (dict(task_weights="gradnrom"), "task_weights"),
+        (dict(ensemble_size=10**9), "'ensemble_size'.*1024"),
+        (dict(gate="dselect_k", gate_k=5, n_experts=4), "gate_k=5 exceeds"),
+        (
+            dict(gate="dselect_k", gate_k=6, n_experts=4, n_task_experts=1),
+            r"gate_k=6 exceeds.*\(5: n_experts \+ n_task_experts\)",
+        ),
     ],
 )
 def test_invalid_parameters_leave_the_model_unchanged(kind, data, params, match):
@@ -754,6 +787,38 @@ def test_wide_sparse_input_trains_through_a_sparse_projection(kind, monkeypatch)
     assert rng is not None
 
 
+_ARCHITECTURES = {
+    "mmoe": {},
+    "shared_gate": {"shared_gate": True},
+    "cgc": {"n_task_experts": 1},
+    "ple": {"n_task_experts": 1, "n_levels": 2},
+}
+
+
+@pytest.mark.parametrize("architecture", sorted(_ARCHITECTURES))
+@pytest.mark.parametrize("gate", sorted(GATES))
+def test_sparse_projection_is_as_wide_as_what_the_first_level_reads(
+    gate, architecture, monkeypatch
+):
+    # Every linear map of the first level's input (experts' first layers,
+    # gates) reads the projection: together they are exactly as wide.
+    sp = pytest.importorskip("scipy.sparse")
+    from sk_mmoe import _building
+
+    monkeypatch.setattr(_building, "_SPARSE_PROJECTION_MIN_FEATURES", 50)
+    X = sp.random(60, 300, density=0.05, format="csr", random_state=0)
+    _, Y = _make_data("classifier", n=60)
+    params = dict(_ARCHITECTURES[architecture], n_experts=3, gate=gate, gate_k=3)
+    model = _make("classifier", max_epochs=1, numeric_scaling=None, **params).fit(X, Y)
+    width = model.module_.projection.weight.shape[1]
+    reads = sum(
+        layer.n_groups * layer.out_features
+        for layer in model.module_.levels[0].modules()
+        if isinstance(layer, BatchedLinear) and layer.in_features == width
+    )
+    assert width == reads
+
+
 def test_shared_parameters_have_the_same_order_defaults_constraints_and_docs():
     import inspect
     import re
@@ -808,7 +873,7 @@ def test_shared_parameters_have_the_same_order_defaults_constraints_and_docs():
 
 @pytest.mark.parametrize(
     "n_train, batch_size, lr",
-    [(100, 256, 1e-3), (16_383, 256, 1e-3), (16_384, 512, 2**0.5 * 1e-3)]
+    [(100, 256, 0.625e-3), (16_383, 256, 1e-3), (16_384, 512, 2**0.5 * 1e-3)]
     + [(32_768, 1024, 2e-3), (10**6, 1024, 2e-3)],
 )
 def test_auto_batch_size_and_lr_follow_the_training_rows(n_train, batch_size, lr):
@@ -817,6 +882,17 @@ def test_auto_batch_size_and_lr_follow_the_training_rows(n_train, batch_size, lr
     # Set values are kept; an "auto" lr follows a set batch size.
     assert clf.set_params(batch_size=64, lr=0.01)._step_params(n_train) == (64, 0.01)
     assert clf.set_params(lr="auto")._step_params(n_train) == (64, 0.5e-3)
+
+
+def test_auto_lr_scales_from_the_real_batch():
+    # A batch larger than the training rows is one batch of all of them.
+    clf = MultiTaskMMoEClassifier(batch_size=10**9)
+    assert clf._step_params(200) == pytest.approx((10**9, (200 / 256) ** 0.5 * 1e-3))
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 5))
+    Y = np.column_stack([X[:, 0] > 0, X[:, 1] > 0]).astype(int)
+    clf.set_params(max_epochs=20, random_state=0).fit(X, Y)
+    assert np.isfinite(clf.predict_proba(X)[0]).all()
 
 
 def test_auto_batch_size_stays_small_for_id_columns():
@@ -830,20 +906,33 @@ def test_auto_batch_size_stays_small_for_id_columns():
     assert clf._step_params(40_000, census_like) == pytest.approx((1024, 2e-3))
     assert clf._step_params(40_000, ids) == (256, 1e-3)
     assert clf._step_params(100_000, ids) == pytest.approx((1024, 2e-3))
+    # Under the schedule, "auto" is its peak: 5 times the constant rate.
+    assert clf._step_params(40_000, census_like, scheduled=True) == pytest.approx(
+        (1024, 1e-2)
+    )
 
 
 def test_the_net_trains_with_the_resolved_batch_size_and_lr():
     rng = np.random.default_rng(0)
     X = rng.normal(size=(20_000, 3)).astype(np.float32)
     Y = (X[:, :2] > 0).astype(int)
-    clf = MultiTaskMMoEClassifier(max_epochs=1, random_state=0).fit(X, Y)
-    # 18,000 training rows after the 10% held out: batches of 512.
+    clf = MultiTaskMMoEClassifier(max_epochs=1, lr_schedule="auto", random_state=0).fit(
+        X, Y
+    )
+    # 18,000 training rows after the 10% held out: batches of 512, and the
+    # schedule's peak rate (5 times the constant one) with early stopping.
     assert clf.net_.batch_size == 512
-    assert clf.net_.optimizer_.param_groups[0]["lr"] == pytest.approx(2**0.5 * 1e-3)
+    assert clf.net_.optimizer_.param_groups[0]["lr"] == pytest.approx(5 * 2**0.5 * 1e-3)
     assert clf.get_params()["batch_size"] == "auto"
-    # Continued training on fewer rows resolves them again.
+    # Continued training on fewer rows (no early stopping, so no schedule
+    # under lr_schedule="auto") resolves them again.
     clf.set_params(warm_start=True).fit(X[:1000], Y[:1000])
     assert clf.net_.batch_size == 256
+    assert clf.net_.optimizer_.param_groups[0]["lr"] == pytest.approx(1e-3)
+    clf.set_params(lr_schedule="cosine").fit(X[:1000], Y[:1000])
+    assert clf.net_.optimizer_.param_groups[0]["lr"] == pytest.approx(5e-3)
+    # partial_fit trains at the constant rate.
+    clf.partial_fit(X[:1000], Y[:1000])
     assert clf.net_.optimizer_.param_groups[0]["lr"] == pytest.approx(1e-3)
 
 

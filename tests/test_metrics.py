@@ -991,6 +991,26 @@ def _grouped_model():
     return X, Y, groups
 
 
+@pytest.mark.parametrize("metric", [gauc_score, ndcg_at_k_score])
+@pytest.mark.parametrize(
+    "weight",
+    [np.nan, -60.0],
+)
+def test_grouped_metrics_refuse_nan_and_negative_weights(metric, weight):
+    y_true = np.array([1, 0, 1, 0, 1, 0])
+    y_score = np.linspace(0, 1, 6)
+    weights = np.ones(6)
+    weights[0] = weight
+    with pytest.raises(ValueError, match="sample_weight must be finite and non"):
+        metric(y_true, y_score, groups=[0, 0, 0, 1, 1, 1], sample_weight=weights)
+
+
+@pytest.mark.parametrize("metric", [gauc_score, ndcg_at_k_score])
+def test_grouped_metrics_name_groups_of_the_wrong_length(metric):
+    with pytest.raises(ValueError, match="groups must hold one group id per row"):
+        metric([1, 0, 1, 0], [0.1, 0.2, 0.3, 0.4], groups=[0, 1])
+
+
 def test_grouped_scorers_per_task():
     X, Y, groups = _grouped_model()
     clf = MultiTaskMMoEClassifier(max_epochs=2, random_state=0).fit(X, Y)

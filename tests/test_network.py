@@ -12,6 +12,7 @@ from sk_mmoe.nn.network import (
     ExpertNormalization,
     FeatureEmbedding,
     MMoENetwork,
+    NoisyTopKGate,
     SoftmaxGate,
     _drop_experts,
     _softmax_last_dim,
@@ -244,6 +245,21 @@ def test_dselect_k_gate_is_a_distribution_over_at_most_k_experts(n_experts):
     assert ((weights > 1e-6).sum(-1) <= 2).all()
 
 
+def test_noisy_top_k_gate_mixes_exactly_k_experts():
+    gate = NoisyTopKGate(3, 6, 5, k=2)
+    x = torch.randn(50, 6)
+    for training in (True, False):
+        gate.train(training)
+        weights = gate(x)
+        assert weights.shape == (3, 50, 5)
+        torch.testing.assert_close(weights.sum(-1), torch.ones(3, 50))
+        assert ((weights > 0).sum(-1) == 2).all()
+    # Noise in training only.
+    assert torch.equal(gate(x), gate(x))
+    gate.train()
+    assert not torch.equal(gate(x), gate(x))
+
+
 def test_gate_balance_penalty():
     n = 4
     uniform = torch.full((2, 8, n), 1 / n)
@@ -257,23 +273,25 @@ def test_gate_balance_penalty():
     assert gate_balance_penalty(torch.ones(2, 8, 1)).item() == 0
 
 
-@pytest.mark.parametrize("gate", ["softmax", "dselect_k"])
+@pytest.mark.parametrize("gate", ["softmax", "dselect_k", "noisy_top_k"])
 def test_recorded_gates_give_a_differentiable_penalty(gate):
     net = MMoENetwork(4, [2, 2], n_experts=3, n_levels=2, gate=gate)
     x = torch.randn(16, 4)
     net(x)
-    assert net.pop_gate_balance() is None  # not recording by default
+    assert net.pop_gate_weights() == []  # not recording by default
     net.record_gates(True)
     net(x)
-    penalty = net.pop_gate_balance()
+    weights = net.pop_gate_weights()
+    assert len(weights) == 3  # the task gates of 2 levels, one shared gate
+    penalty = torch.stack([gate_balance_penalty(w) for w in weights]).mean()
     assert penalty.ndim == 0 and penalty.item() >= 0
     penalty.backward()
     gate_weight = next(net.levels[0].task_gates.parameters())
     assert gate_weight.grad.abs().sum() > 0
-    assert net.pop_gate_balance() is None  # forgotten once popped
+    assert net.pop_gate_weights() == []  # forgotten once popped
     net.eval()
     net(x)
-    assert net.pop_gate_balance() is None  # prediction records nothing
+    assert net.pop_gate_weights() == []  # prediction records nothing
     net.record_gates(False)
 
 
@@ -310,6 +328,7 @@ def test_ensemble_trains_every_member_and_predicts_their_mean():
     "options",
     [
         {"gate": "dselect_k"},
+        {"gate": "noisy_top_k"},
         {"expert_normalization": "layer", "expert_activation": "silu"},
         {"ensemble_size": 2},
     ],

@@ -947,8 +947,11 @@ COMMON_PARAMS = {
         (16.0, ERROR), ("16", ERROR), (None, ERROR),
     ],
     "max_epochs": [
-        (1, OK), (2, OK), (0, ERROR), (-1, ERROR), (True, ERROR), (1.0, ERROR),
-        (None, ERROR),
+        (1, OK), (2, OK), ("auto", OK), (0, ERROR), (-1, ERROR), (True, ERROR),
+        (1.0, ERROR), (None, ERROR), ("50", ERROR),
+    ],
+    "lr_schedule": [
+        ("auto", OK), ("cosine", OK), (None, OK), ("linear", ERROR), (True, ERROR),
     ],
     "early_stopping": [(False, OK), (True, OK), ("yes", ERROR), (1, ERROR)],
     "validation_fraction": [
@@ -1614,8 +1617,8 @@ def test_partial_fit_validates_parameters_on_fitted_model(estimator):
 
 
 # The parameters a partial_fit on a fitted model uses (it ignores
-# max_epochs, early_stopping, validation_fraction, n_iter_no_change, tol and
-# warm_start, and refuses architecture changes).
+# max_epochs, lr_schedule, early_stopping, validation_fraction, n_iter_no_change,
+# tol and warm_start, and refuses architecture changes).
 USED_BY_PARTIAL_FIT = {
     "task_weights",
     "optimizer",

@@ -341,3 +341,11 @@ def test_conditional_task_state_round_trips():
     plain = ClassificationTask("a", "binary", np.array([0, 1]))
     assert type(task_from_state(plain.state())) is ClassificationTask
     assert plain.parent is None
+
+
+def test_poisson_task_refuses_counts_too_large_for_float32():
+    task = PoissonTask("clicks", "poisson").fit(np.array([1.0, 3.0, 2.0]))
+    with pytest.raises(ValueError, match="'clicks'.*too large.*float32"):
+        task.encode(np.array([1.0, 1e300]))
+    with pytest.raises(ValueError, match="'clicks'.*mean overflows"):
+        PoissonTask("clicks", "poisson").fit(np.array([1.7e308, 1.7e308, 1.0]))

@@ -13,7 +13,14 @@ from sk_mmoe import (
     load_model,
     save_model,
 )
-from sk_mmoe.nn.weighting import WEIGHTING_STRATEGIES, FixedWeights, UncertaintyWeights
+from sk_mmoe.nn.weighting import (
+    WEIGHTING_STRATEGIES,
+    FixedWeights,
+    GradNormWeights,
+    LossWeighting,
+    PCGradWeights,
+    UncertaintyWeights,
+)
 
 SMALL = dict(
     n_experts=2,
@@ -216,3 +223,84 @@ def test_uncertainty_in_single_type_estimators(estimator, Y_column, scale):
     model = estimator(**dict(SMALL, max_epochs=1), task_weights="uncertainty")
     model.fit(X, Y2)
     np.testing.assert_array_equal(model.net_.criterion_.weighting.scale.numpy(), scale)
+
+
+def _linear_task_losses(directions):
+    """A shared parameter ``p`` and the task losses ``p . a_k``."""
+    shared = torch.nn.Parameter(torch.zeros(len(directions[0])))
+    losses = torch.stack([shared @ torch.tensor(a) for a in directions])
+    return shared, losses
+
+
+def test_pcgrad_projects_conflicting_gradients_apart():
+    shared, losses = _linear_task_losses([[1.0, 0.0], [-1.0, 1.0]])
+    PCGradWeights([1, 1]).backward(losses, torch.tensor(0.0), [shared])
+    # g1 - (g1.g2)/|g2|^2 g2 = (0.5, 0.5); g2 - (g2.g1)/|g1|^2 g1 = (0, 1).
+    torch.testing.assert_close(shared.grad, torch.tensor([0.5, 1.5]))
+    # Gradients that do not conflict are summed as they are.
+    shared, losses = _linear_task_losses([[1.0, 0.0], [1.0, 1.0]])
+    PCGradWeights([1, 1]).backward(losses, torch.tensor(0.0), [shared])
+    torch.testing.assert_close(shared.grad, torch.tensor([2.0, 1.0]))
+
+
+def test_gradnorm_raises_the_weight_of_the_task_with_the_smaller_gradient():
+    weighting = GradNormWeights([1, 1])
+    shared, losses = _linear_task_losses([[10.0, 0.0], [0.0, 1.0]])
+    losses = losses + 1.0  # positive losses, their first step's reference
+    weighting.backward(losses, torch.tensor(0.0), [shared])
+    assert weighting.logits.grad[0] > 0 > weighting.logits.grad[1]
+    torch.testing.assert_close(weighting.initial_losses, losses.detach())
+    # The network is trained on the weighted sum, the weights held constant.
+    torch.testing.assert_close(shared.grad, torch.tensor([10.0, 1.0]))
+
+
+class _Recording(FixedWeights):
+    """Equal weights that record the hooks' calls."""
+
+    def __init__(self, tasks):
+        super().__init__([1.0] * len(tasks))
+        self.calls = []
+
+    def backward(self, losses, penalty, shared_parameters):
+        self.calls.append(("step", len(shared_parameters)))
+        super().backward(losses, penalty, shared_parameters)
+
+    def epoch_end(self, losses):
+        self.calls.append(("epoch", losses.shape))
+
+
+def test_a_weighting_gets_a_hook_per_step_and_per_epoch(monkeypatch):
+    monkeypatch.setitem(WEIGHTING_STRATEGIES, "recording", _Recording)
+    X, Y = _data()
+    est = MultiTaskMMoE(**{**SMALL, "max_epochs": 2}).fit(X, Y)
+    est.set_params(task_weights="recording")
+    monkeypatch.setattr(
+        type(est), "_parameter_constraints", {**type(est)._parameter_constraints}
+    )
+    type(est)._parameter_constraints["task_weights"] = [object]
+    est.fit(X, Y)
+    calls = est.net_.criterion_.weighting.calls
+    n_shared = len(list(est.module_.levels.parameters()))
+    assert calls.count(("step", n_shared)) == 2 * 5  # 160 rows, batches of 32
+    assert calls.count(("epoch", (2,))) == 2
+
+
+@pytest.mark.parametrize("strategy", ["gradnorm", "pcgrad"])
+def test_gradient_balancing_weightings_train_save_and_continue(strategy):
+    X, Y = _data()
+    est = MultiTaskMMoE(**SMALL, task_weights=strategy).fit(X, Y)
+    weighting = est.net_.criterion_.weighting
+    assert isinstance(weighting, WEIGHTING_STRATEGIES[strategy])
+    assert isinstance(weighting, LossWeighting)
+    assert np.isfinite(est.predict(X)[:, 1].astype(float)).all()
+    if strategy == "gradnorm":
+        assert "task_weight_task0" in est.history_[-1]
+        assert est.task_weights_.sum() == pytest.approx(2.0)
+        assert not np.allclose(est.task_weights_, 1.0)
+    buffer = io.BytesIO()
+    save_model(est, buffer)
+    buffer.seek(0)
+    loaded = load_model(buffer)
+    np.testing.assert_array_equal(loaded.task_weights_, est.task_weights_)
+    loaded.set_params(warm_start=True, max_epochs=1).fit(X, Y)
+    assert loaded.n_iter_ == est.n_iter_ + 1

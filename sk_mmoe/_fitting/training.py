@@ -28,6 +28,7 @@ from skorch.callbacks import (
     PrintLog,
     ProgressBar,
 )
+from skorch.dataset import unpack_data
 from skorch.utils import to_tensor
 
 from ..nn._optim import LazyAdam
@@ -270,12 +271,6 @@ class MultiTaskNet(NeuralNet):
             return self._ddp_module[0](to_tensor(x, device=self.device), **fit_params)
         return super().infer(x, **fit_params)
 
-    def train_step_single(self, batch: Any, **fit_params: Any) -> dict:
-        step = super().train_step_single(batch, **fit_params)
-        if self._world is not None:
-            self._average_criterion_grads()
-        return step
-
     def _average_criterion_grads(self) -> None:
         """Average the learned weighting's gradients over ranks (like DDP's)."""
         import torch.distributed as dist
@@ -324,6 +319,11 @@ class MultiTaskNet(NeuralNet):
         X: Any = None,
         training: bool = False,
     ) -> torch.Tensor:
+        return self._loss_terms(y_pred, y_true, training).total
+
+    def _loss_terms(self, y_pred: torch.Tensor, y_true: Any, training: bool):
+        """The criterion's terms of a batch, whose task losses the epoch's
+        history records."""
         global_counts = None
         if isinstance(y_true, ShardTargets):
             target, weight, global_counts = y_true
@@ -334,40 +334,47 @@ class MultiTaskNet(NeuralNet):
         target = target.to(y_pred.device)
         if weight is not None:
             weight = weight.to(y_pred.device)
-        n_members = y_pred.shape[0] // max(1, target.shape[0])
-        if n_members > 1:
-            # An ensemble in training: every member's rows, sample by sample,
-            # each trained on the sample's target.
-            target = target.repeat_interleave(n_members, dim=0)
-            if weight is not None:
-                weight = weight.repeat_interleave(n_members, dim=0)
-            if global_counts is not None:
-                global_counts = global_counts * n_members
-        losses, counts = self.criterion_.task_losses(y_pred, target, weight)
+        terms = self.criterion_.terms(
+            y_pred,
+            target,
+            weight,
+            gate_weights=self.module_.pop_gate_weights() if training else (),
+            global_counts=global_counts,
+            n_ranks=self._world.size if self._world is not None else 1,
+        )
         sums = self._task_loss_sums.get(training)
-        batch_sums = torch.stack([losses.detach() * counts, counts.to(losses.dtype)])
+        batch_sums = torch.stack(
+            [terms.means.detach() * terms.counts, terms.counts.to(terms.means.dtype)]
+        )
         self._task_loss_sums[training] = (
             batch_sums if sums is None else sums + batch_sums
         )
-        if global_counts is not None:
-            # This rank's share of each task's mean over the global batch:
-            # DDP averages the ranks' gradients, so the share is scaled by the
-            # number of ranks; the average of the shares is then the mean over
-            # the global batch, whatever each slice's labelled count.
-            global_counts = global_counts.to(losses.device, losses.dtype)
-            size = self._world.size if self._world is not None else 1
-            losses = losses * (counts * size / global_counts.clamp(min=1e-12))
-        loss = self.criterion_.weighting(losses)
-        if training:
-            balance = self.module_.pop_gate_balance()
-            if balance is not None:
-                loss = loss + self.criterion_.gate_balance * balance
-        return loss
+        return terms
+
+    def train_step_single(self, batch: Any, **fit_params: Any) -> dict:
+        """skorch's step, with the backward pass through the criterion (its
+        weighting's hook may read the shared parameters' task gradients)."""
+        self._set_training(True)
+        Xi, yi = unpack_data(batch)
+        y_pred = self.infer(Xi, **fit_params)
+        terms = self._loss_terms(y_pred, yi, training=True)
+        weighting = self.criterion_.weighting
+        if self._world is not None and weighting.reads_task_gradients:
+            raise ValueError(
+                f"task_weights={type(weighting).__name__} balances the task "
+                "gradients of one process: it is not supported in data-"
+                "parallel training."
+            )
+        self.criterion_.backward(terms, self.module_.shared_parameters())
+        if self._world is not None:
+            self._average_criterion_grads()
+        return {"loss": terms.total, "y_pred": y_pred}
 
     def on_epoch_end(self, net: NeuralNet, **kwargs: Any) -> None:
         super().on_epoch_end(net, **kwargs)
         if self._world is not None:
             self._sum_epoch_over_ranks()
+        train_means = None
         for training, sums in self._task_loss_sums.items():
             prefix = "train" if training else "valid"
             total, count = sums.cpu().numpy()
@@ -375,7 +382,10 @@ class MultiTaskNet(NeuralNet):
                 means = np.where(count > 0, total / count, np.nan)
             for name, value in zip(self.task_names, means, strict=True):
                 self.history.record(f"{prefix}_loss_{name}", float(value))
+            if training:
+                train_means = means
         weighting = self.criterion_.weighting
+        weighting.epoch_end(train_means)
         if any(True for _ in weighting.parameters()):
             weights = weighting.weights().detach().cpu().numpy()
             for name, value in zip(self.task_names, weights, strict=True):

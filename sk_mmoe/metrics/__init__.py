@@ -46,6 +46,7 @@ from sklearn.utils import check_consistent_length
 from sklearn.utils.metadata_routing import MetadataRequest
 from sklearn.utils.validation import check_is_fitted
 
+from .._checks import check_weights
 from .._composition import final_estimator
 from .._data.targets import (
     default_task_name,
@@ -94,12 +95,24 @@ def _grouped(
             f"y_true, y_score and groups must be 1-D, got shapes {y_true.shape}, "
             f"{y_score.shape} and {groups.shape}."
         )
-    check_consistent_length(y_true, y_score, groups)
+    check_consistent_length(y_true, y_score)
+    if len(groups) != len(y_true):
+        raise ValueError(
+            f"groups must hold one group id per row: got {len(groups)} group "
+            f"ids for {len(y_true)} rows."
+        )
     if not np.isfinite(y_score).all():
         raise ValueError("y_score must be finite.")
     if sample_weight is not None:
+        # Finite and non-negative, one per row (a negative or NaN weight
+        # would give a score outside [0, 1] or NaN).
         sample_weight = np.asarray(sample_weight, dtype=np.float64)
-        check_consistent_length(y_true, sample_weight)
+        if sample_weight.shape != y_true.shape:
+            raise ValueError(
+                f"sample_weight must hold one weight per row: got shape "
+                f"{sample_weight.shape} for {len(y_true)} rows."
+            )
+        check_weights(sample_weight, "sample_weight")
     _, codes = np.unique(groups, return_inverse=True)
     order = np.argsort(codes, kind="stable")
     weights = None if sample_weight is None else sample_weight[order]

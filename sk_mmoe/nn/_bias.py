@@ -281,8 +281,11 @@ class BiasedNetwork(nn.Module):
     def record_gates(self, record: bool) -> None:
         self.main.record_gates(record)
 
-    def pop_gate_balance(self) -> torch.Tensor | None:
-        return self.main.pop_gate_balance()
+    def pop_gate_weights(self) -> list[torch.Tensor]:
+        return self.main.pop_gate_weights()
+
+    def shared_parameters(self) -> list[nn.Parameter]:
+        return self.main.shared_parameters()
 
     def forward(
         self, x: torch.Tensor, return_gates: bool = False

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .network import gate_balance_penalty
 from .weighting import FixedWeights, LossWeighting
 
-__all__ = ["REGRESSION_LOSSES", "ROW_LOSSES", "MultiTaskLoss"]
+__all__ = ["REGRESSION_LOSSES", "ROW_LOSSES", "LossTerms", "MultiTaskLoss"]
 
 
 def _cross_entropy(outputs: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
@@ -67,9 +69,19 @@ class MultiTaskLoss(nn.Module):
         shape), for tasks whose outputs depend on other tasks'; None reads
         the network's outputs as they are.
     gate_balance : float, default=0.0
-        Weight of the network's gate balance penalty
-        (:meth:`~sk_mmoe.nn.network.MMoENetwork.pop_gate_balance`), which the
-        training loop adds to ``weighting(L)``.
+        Weight of the gate balance penalty
+        (:func:`~sk_mmoe.nn.network.gate_balance_penalty`) of the gate
+        weights the network recorded in the step
+        (:meth:`~sk_mmoe.nn.network.MMoENetwork.pop_gate_weights`), added
+        to ``weighting(L)``.
+
+    Notes
+    -----
+    :meth:`terms` is what a training step minimises, everything included:
+    the task losses of every ensemble member's rows, each task's share of
+    a data-parallel global batch, the weighting and the gate balance
+    penalty; :meth:`backward` back-propagates it through the weighting's
+    :meth:`~sk_mmoe.nn.weighting.LossWeighting.backward` hook.
 
     Examples
     --------
@@ -81,6 +93,8 @@ class MultiTaskLoss(nn.Module):
     >>> round(loss(outputs, target).item(), 4)  # log(2) + (1 + 9 + 1) / 3
     4.3598
     """
+
+    class_weights: torch.Tensor
 
     def __init__(
         self,
@@ -135,9 +149,10 @@ class MultiTaskLoss(nn.Module):
         table = torch.ones(len(classification), max(widths))
         if class_weights is not None:
             for row, k in enumerate(classification):
-                if class_weights[k] is not None:
-                    table[row, : len(class_weights[k])] = torch.as_tensor(
-                        class_weights[k], dtype=table.dtype
+                weights = class_weights[k]
+                if weights is not None:
+                    table[row, : len(weights)] = torch.as_tensor(
+                        weights, dtype=table.dtype
                     )
         self.register_buffer("class_weights", table)
         self._has_class_weights = bool((table != 1).any())
@@ -196,11 +211,90 @@ class MultiTaskLoss(nn.Module):
         losses = (per_row * row_weight).sum(dim=0) / counts.clamp(min=1e-12)
         return losses, counts
 
+    def terms(
+        self,
+        outputs: torch.Tensor,
+        target: torch.Tensor,
+        sample_weight: torch.Tensor | None = None,
+        gate_weights: Sequence[torch.Tensor] = (),
+        global_counts: torch.Tensor | None = None,
+        n_ranks: int = 1,
+    ) -> LossTerms:
+        """What a training (or validation) step minimises, term by term.
+
+        Parameters
+        ----------
+        outputs, target, sample_weight
+            As in :meth:`task_losses`; ``outputs`` may hold ``m`` rows per
+            target row (an ensemble's members in training, sample by
+            sample), each trained on the row's target.
+        gate_weights : sequence of Tensor, default=()
+            The gate weights the network recorded in the step.
+        global_counts : Tensor of shape (n_tasks,), default=None
+            In a data-parallel step, each task's labelled rows in the
+            global batch, of which ``outputs`` is one of ``n_ranks`` slices.
+        n_ranks : int, default=1
+            Number of slices of the global batch.
+        """
+        n_members = outputs.shape[0] // max(1, target.shape[0])
+        if n_members > 1:
+            target = target.repeat_interleave(n_members, dim=0)
+            if sample_weight is not None:
+                sample_weight = sample_weight.repeat_interleave(n_members, dim=0)
+            if global_counts is not None:
+                global_counts = global_counts * n_members
+        means, counts = self.task_losses(outputs, target, sample_weight)
+        losses = means
+        if global_counts is not None:
+            # This slice's share of each task's mean over the global batch:
+            # DDP averages the slices' gradients, so the share is scaled by
+            # the number of slices; the average of the shares is then the
+            # mean over the global batch, whatever each slice's count.
+            global_counts = global_counts.to(means.device, means.dtype)
+            losses = means * (counts * n_ranks / global_counts.clamp(min=1e-12))
+        penalty = means.new_zeros(())
+        if self.gate_balance > 0 and gate_weights:
+            balance = torch.stack([gate_balance_penalty(w) for w in gate_weights])
+            penalty = self.gate_balance * balance.mean()
+        return LossTerms(means, counts, losses, penalty, self.weighting(losses))
+
+    def backward(
+        self, terms: LossTerms, shared_parameters: Sequence[nn.Parameter]
+    ) -> None:
+        """Back-propagate a training step's ``terms``, through the
+        weighting's hook (which may read the ``shared_parameters``'
+        per-task gradients)."""
+        self.weighting.backward(terms.losses, terms.penalty, shared_parameters)
+
     def forward(
         self,
         outputs: torch.Tensor,
         target: torch.Tensor,
         sample_weight: torch.Tensor | None = None,
+        gate_weights: Sequence[torch.Tensor] = (),
     ) -> torch.Tensor:
-        """Total loss of a batch (see :meth:`task_losses` for the arguments)."""
-        return self.weighting(self.task_losses(outputs, target, sample_weight)[0])
+        """Total loss of a batch (see :meth:`terms` for the arguments)."""
+        return self.terms(outputs, target, sample_weight, gate_weights).total
+
+
+@dataclass
+class LossTerms:
+    """The terms of a step's loss (see :meth:`MultiTaskLoss.terms`).
+
+    ``means``: each task's mean loss over its labelled rows; ``counts``: the
+    number (or sample weight) of those rows; ``losses``: each task's loss
+    as minimised (its share of the global batch in a data-parallel step,
+    else ``means``); ``penalty``: the weighted gate balance penalty;
+    ``weighted``: the weighting of ``losses``.
+    """
+
+    means: torch.Tensor
+    counts: torch.Tensor
+    losses: torch.Tensor
+    penalty: torch.Tensor
+    weighted: torch.Tensor
+
+    @property
+    def total(self) -> torch.Tensor:
+        """What the step minimises."""
+        return self.weighted + self.penalty

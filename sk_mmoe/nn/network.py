@@ -15,6 +15,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from rtdl_num_embeddings import PeriodicEmbeddings
@@ -29,16 +30,20 @@ __all__ = [
     "GATES",
     "BatchedLinear",
     "DSelectKGate",
+    "Gate",
     "ExpertNormalization",
     "FeatureEmbedding",
     "MMoENetwork",
     "NUMERIC_EMBEDDING_DIM",
+    "NoisyTopKGate",
     "NumericScaling",
     "SoftmaxGate",
     "SparseProjection",
     "embedding_size",
     "embedding_sizes",
+    "first_level_width",
     "gate_balance_penalty",
+    "gate_class",
     "make_gate",
 ]
 
@@ -199,8 +204,9 @@ class _ExtractionLevel(nn.Module):
 
         n_task_gates = 1 if shared_gate else n_tasks
         n_gated = n_experts + n_task_experts
+        gate_params = {"gate_k": gate_k, "gate_temperature": gate_temperature}
         self.task_gates = make_gate(
-            gate, n_task_gates, in_features, n_gated, gate_k, gate_temperature
+            gate, n_task_gates, in_features, n_gated, gate_params
         )
         # Column j of gate k's softmax goes to expert gate_index[k, j].
         gate_index = [
@@ -212,9 +218,7 @@ class _ExtractionLevel(nn.Module):
             "gate_index", torch.tensor(gate_index, dtype=torch.long), False
         )
         self.shared_gate = (
-            make_gate(
-                gate, 1, in_features, self.n_total_experts, gate_k, gate_temperature
-            )
+            make_gate(gate, 1, in_features, self.n_total_experts, gate_params)
             if with_shared_gate
             else None
         )
@@ -313,11 +317,92 @@ ACTIVATIONS = {"relu": F.relu, "silu": F.silu}
 
 # DSelect-k's smooth step is linear-ish on (-gamma/2, gamma/2) and flat
 # outside, where it passes no gradient: the selectors start well inside.
+#: The largest ``ensemble_size``: each member multiplies the rows of every
+#: batch (TabM uses 32).
+MAX_ENSEMBLE_SIZE = 1024
+
 _SMOOTH_STEP_GAMMA = 1.0
 _SELECTOR_INIT_SCALE = 0.1
 
 
-class SoftmaxGate(BatchedLinear):
+class Gate:
+    """What a gate class is: ``n_gates`` gates that each weigh ``n_experts``.
+
+    A gate class is an :class:`torch.nn.Module` built as ``cls(n_gates,
+    in_features, n_experts, **own)``, where ``own`` are its hyperparameters
+    (:meth:`own_arguments` picks them from the network's gate parameters);
+    its ``forward`` maps an input ``(batch, in_features)`` shared by every
+    gate, or ``(n_gates, batch, in_features)``, to weights ``(n_gates,
+    batch, n_experts)`` whose rows are distributions; its ``n_groups`` is
+    ``n_gates``. It describes itself: :meth:`check` refuses hyperparameters
+    that build no gate, and :meth:`input_width` is how many units of linear
+    maps read its input, which a sparse projection in front of the gate
+    keeps (see :func:`first_level_width`). A new gate is such a class and
+    its entry in :data:`GATES`.
+    """
+
+    #: The value of the ``gate`` parameter that selects it.
+    name: str
+
+    #: The network's gate parameters it takes -> its constructor's names.
+    hyperparameters: dict[str, str] = {"gate_temperature": "temperature"}
+
+    @classmethod
+    def own_arguments(cls, gate_params: dict[str, Any]) -> dict[str, Any]:
+        """Its constructor's hyperparameters, from the network's
+        ``gate_params`` (``{"gate_k": ..., "gate_temperature": ...}``)."""
+        return {
+            argument: gate_params[name]
+            for name, argument in cls.hyperparameters.items()
+            if name in gate_params
+        }
+
+    @classmethod
+    def check(cls, n_experts: int, gate_params: dict[str, Any]) -> None:
+        """Refuse ``gate_params`` that build no gate over ``n_experts``."""
+
+    @classmethod
+    def input_width(cls, n_experts: int, gate_params: dict[str, Any]) -> int:
+        """Units of the linear maps that read one gate's input."""
+        raise NotImplementedError
+
+
+class _TopKGate(Gate, nn.Module):
+    """A gate that weighs at most ``gate_k`` of its experts; ``_build``
+    adds its layers."""
+
+    hyperparameters = {"gate_k": "k", "gate_temperature": "temperature"}
+
+    def __init__(
+        self,
+        n_gates: int,
+        in_features: int,
+        n_experts: int,
+        k: int = 2,
+        temperature: float = 1.0,
+    ) -> None:
+        super().__init__()
+        self.n_groups = n_gates
+        self.n_experts = n_experts
+        self.k = k
+        self.temperature = float(temperature)
+        self._build(n_gates, in_features, n_experts)
+
+    def _build(self, n_gates: int, in_features: int, n_experts: int) -> None:
+        raise NotImplementedError
+
+    @classmethod
+    def check(cls, n_experts: int, gate_params: dict[str, Any]) -> None:
+        k = gate_params.get("gate_k", 2)
+        if k > n_experts:
+            raise ValueError(
+                f"gate_k={k} exceeds the experts a gate mixes ({n_experts}: "
+                f"n_experts + n_task_experts); gate={cls.name!r} selects "
+                f"gate_k of them."
+            )
+
+
+class SoftmaxGate(Gate, BatchedLinear):
     """``n_gates`` softmax gates over ``n_experts`` experts: ``softmax(W x / T)``.
 
     Parameters
@@ -327,6 +412,12 @@ class SoftmaxGate(BatchedLinear):
     temperature : float, default=1.0
         Divides the logits: above 1 the gate starts (and stays) softer.
     """
+
+    name = "softmax"
+
+    @classmethod
+    def input_width(cls, n_experts: int, gate_params: dict[str, Any]) -> int:
+        return n_experts
 
     def __init__(
         self, n_gates: int, in_features: int, n_experts: int, temperature: float = 1.0
@@ -341,6 +432,11 @@ class SoftmaxGate(BatchedLinear):
         return _softmax_last_dim(logits)
 
 
+def _code_bits(n_experts: int) -> int:
+    """Bits of the binary codes that DSelect-k selects ``n_experts`` by."""
+    return max(1, math.ceil(math.log2(n_experts)))
+
+
 def _smooth_step(t: torch.Tensor, gamma: float) -> torch.Tensor:
     """0 below ``-gamma/2``, 1 above ``gamma/2``, a cubic in between."""
     cubic = (-2.0 / gamma**3) * t**3 + (1.5 / gamma) * t + 0.5
@@ -349,7 +445,7 @@ def _smooth_step(t: torch.Tensor, gamma: float) -> torch.Tensor:
     )
 
 
-class DSelectKGate(nn.Module):
+class DSelectKGate(_TopKGate):
     """``n_gates`` DSelect-k gates: a smooth mixture of at most ``k`` experts.
 
     Each of the ``k`` selectors of a gate picks one expert by a binary code
@@ -375,20 +471,16 @@ class DSelectKGate(nn.Module):
         Divides the logits of the softmax over the selectors.
     """
 
-    def __init__(
-        self,
-        n_gates: int,
-        in_features: int,
-        n_experts: int,
-        k: int = 2,
-        temperature: float = 1.0,
-    ) -> None:
-        super().__init__()
-        self.n_groups = n_gates
-        self.n_experts = n_experts
-        self.k = k
-        self.temperature = float(temperature)
-        self.n_bits = max(1, math.ceil(math.log2(n_experts)))
+    name = "dselect_k"
+
+    @classmethod
+    def input_width(cls, n_experts: int, gate_params: dict[str, Any]) -> int:
+        k = gate_params.get("gate_k", 2)
+        return k * _code_bits(n_experts) + k  # selectors, then their mix
+
+    def _build(self, n_gates: int, in_features: int, n_experts: int) -> None:
+        k = self.k
+        self.n_bits = _code_bits(n_experts)
         self.selectors = BatchedLinear(n_gates, in_features, k * self.n_bits)
         with torch.no_grad():
             self.selectors.weight.mul_(_SELECTOR_INIT_SCALE)
@@ -420,8 +512,65 @@ class DSelectKGate(nn.Module):
         return torch.einsum("gbk,gbke->gbe", mix, choice)
 
 
+class NoisyTopKGate(_TopKGate):
+    """``n_gates`` noisy top-k softmax gates (Shazeer et al., 2017).
+
+    In training each logit gets Gaussian noise of a learned, input-dependent
+    scale, ``H = W x + N(0, 1) softplus(W_noise x)``; only the ``k`` largest
+    logits of a sample are kept, the others set to minus infinity, before
+    the softmax: every sample mixes exactly ``k`` experts, and the noise
+    lets the other experts win some samples (load balancing, with
+    ``gate_balance``). Without noise at prediction.
+
+    Parameters
+    ----------
+    n_gates, in_features, n_experts : int
+        Number of gates, their input width and the experts each one mixes.
+    k : int, default=2
+        Experts each sample mixes.
+    temperature : float, default=1.0
+        Divides the logits.
+    """
+
+    name = "noisy_top_k"
+
+    @classmethod
+    def input_width(cls, n_experts: int, gate_params: dict[str, Any]) -> int:
+        return 2 * n_experts  # logits and noise scales
+
+    def _build(self, n_gates: int, in_features: int, n_experts: int) -> None:
+        self.logits = BatchedLinear(n_gates, in_features, n_experts)
+        self.noise = BatchedLinear(n_gates, in_features, n_experts)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        logits = self.logits(x)
+        if self.training:
+            scale = F.softplus(self.noise(x))
+            logits = logits + torch.randn_like(logits) * scale
+        if self.temperature != 1.0:
+            logits = logits / self.temperature
+        if self.k < logits.shape[-1]:
+            kth = logits.topk(self.k, dim=-1).values[..., -1:]
+            logits = logits.masked_fill(logits < kth, float("-inf"))
+        return _softmax_last_dim(logits)
+
+
 #: The gates, by the name of the ``gate`` parameter.
-GATES = {"softmax": SoftmaxGate, "dselect_k": DSelectKGate}
+GATES: dict[str, type[Gate]] = {
+    cls.name: cls
+    for cls in (
+        SoftmaxGate,
+        DSelectKGate,
+        NoisyTopKGate,
+    )
+}
+
+
+def gate_class(kind: str) -> type[Gate]:
+    """The gate class named ``kind`` (a key of :data:`GATES`)."""
+    if kind not in GATES:
+        raise ValueError(f"gate must be one of {sorted(GATES)}, got {kind!r}.")
+    return GATES[kind]
 
 
 def make_gate(
@@ -429,15 +578,41 @@ def make_gate(
     n_gates: int,
     in_features: int,
     n_experts: int,
-    k: int,
-    temperature: float,
+    gate_params: dict[str, Any],
 ) -> nn.Module:
-    """A gate of type ``kind`` (a key of :data:`GATES`)."""
-    if kind == "softmax":
-        return SoftmaxGate(n_gates, in_features, n_experts, temperature)
-    if kind == "dselect_k":
-        return DSelectKGate(n_gates, in_features, n_experts, k, temperature)
-    raise ValueError(f"gate must be one of {sorted(GATES)}, got {kind!r}.")
+    """``n_gates`` gates of type ``kind`` over ``n_experts`` experts, with
+    their own hyperparameters taken from ``gate_params``."""
+    cls = gate_class(kind)
+    cls.check(n_experts, gate_params)
+    return cls(n_gates, in_features, n_experts, **cls.own_arguments(gate_params))
+
+
+def first_level_width(
+    n_tasks: int,
+    n_experts: int,
+    n_task_experts: int,
+    expert_hidden_layer_sizes: Sequence[int],
+    shared_gate: bool,
+    n_levels: int,
+    gate: str,
+    gate_params: dict[str, Any],
+) -> int:
+    """Units of the linear maps that read the first level's input.
+
+    The first layer of every expert, every task gate's (one for all tasks
+    with ``shared_gate``) and, with more levels, the shared gate's: as
+    :class:`MMoENetwork` builds them. A linear projection of the input to
+    this width loses nothing of what the level can compute.
+    """
+    cls = gate_class(gate)
+    gated = n_experts + n_task_experts
+    n_total = n_experts + n_tasks * n_task_experts
+    n_task_gates = 1 if shared_gate else n_tasks
+    width = n_total * int(expert_hidden_layer_sizes[0])
+    width += n_task_gates * cls.input_width(gated, gate_params)
+    if n_levels > 1:
+        width += cls.input_width(n_total, gate_params)
+    return width
 
 
 def gate_balance_penalty(weights: torch.Tensor) -> torch.Tensor:
@@ -811,6 +986,7 @@ def _check_network_arguments(
     gate_k: int,
     gate_temperature: float,
     ensemble_size: int,
+    gate: str = "softmax",
 ) -> None:
     """Refuse the arguments of :class:`MMoENetwork` that build no network."""
     if not output_sizes or min(output_sizes) < 1:
@@ -833,6 +1009,15 @@ def _check_network_arguments(
             "gate_k and ensemble_size must be >= 1 and gate_temperature > 0, "
             f"got {gate_k}, {ensemble_size} and {gate_temperature}."
         )
+    if ensemble_size > MAX_ENSEMBLE_SIZE:
+        raise ValueError(
+            f"ensemble_size must be <= {MAX_ENSEMBLE_SIZE} (each member "
+            f"multiplies the rows of every batch), got {ensemble_size}."
+        )
+    gate_class(gate).check(
+        n_experts + n_task_experts,
+        {"gate_k": gate_k, "gate_temperature": gate_temperature},
+    )
 
 
 class MMoENetwork(nn.Module):
@@ -871,10 +1056,12 @@ class MMoENetwork(nn.Module):
     gate_dropout : float, default=0.0
         During training, zero each expert's gate weight with this probability
         and renormalise (Zhao et al. 2019).
-    gate : {"softmax", "dselect_k"}, default="softmax"
-        The gates: :class:`SoftmaxGate` or :class:`DSelectKGate`.
+    gate : {"softmax", "dselect_k", "noisy_top_k"}, default="softmax"
+        The gates: :class:`SoftmaxGate`, :class:`DSelectKGate` or
+        :class:`NoisyTopKGate` (a key of :data:`GATES`).
     gate_k : int, default=2
-        Experts each DSelect-k gate selects (ignored by softmax gates).
+        Experts each DSelect-k or noisy top-k gate selects (ignored by
+        softmax gates).
     gate_temperature : float, default=1.0
         Divides the gates' logits.
     expert_activation : {"relu", "silu"}, default="relu"
@@ -971,6 +1158,7 @@ class MMoENetwork(nn.Module):
             gate_k,
             gate_temperature,
             ensemble_size,
+            gate,
         )
         self.n_features = n_features
         self.output_sizes = output_sizes
@@ -1221,21 +1409,23 @@ class MMoENetwork(nn.Module):
         """Start (or stop) keeping the gate weights of training forward passes.
 
         While recording, each forward pass in training mode keeps the
-        weights of every gate of every level, which
-        :meth:`pop_gate_balance` turns into the balance penalty (and
-        forgets). Off by default: a training loop that does not pop them
-        would keep every step's graph alive.
+        weights of every gate of every level, which :meth:`pop_gate_weights`
+        hands over (and forgets): the training loss turns them into the
+        balance penalty (:func:`gate_balance_penalty`). Off by default: a
+        training loop that does not pop them would keep every step's graph
+        alive.
         """
         self._gate_record = [] if record else None
 
-    def pop_gate_balance(self) -> torch.Tensor | None:
-        """The balance penalty of the recorded gates, which are then forgotten.
+    def pop_gate_weights(self) -> list[torch.Tensor]:
+        """The gate weights recorded since the last call, then forgotten
+        (empty when not recording): each ``(n_gates, batch, n_experts)``."""
+        record = self._gate_record or []
+        if self._gate_record is not None:
+            self._gate_record = []
+        return record
 
-        The mean over the gates recorded since the last call of
-        :func:`gate_balance_penalty`; None when nothing was recorded.
-        """
-        record = self._gate_record
-        if not record:
-            return None
-        self._gate_record = []
-        return torch.stack([gate_balance_penalty(w) for w in record]).mean()
+    def shared_parameters(self) -> list[nn.Parameter]:
+        """The parameters of the expert levels, which every task's loss
+        reaches (what a gradient-balancing weighting balances)."""
+        return list(self.levels.parameters())
