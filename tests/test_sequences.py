@@ -58,7 +58,7 @@ def log():
 def fitted(log):
     X, Y = log
     return MultiTaskMMoEClassifier(
-        **SMALL, sequence_features={"history": "item_id"}
+        **SMALL, sequence_features={"history": "item_id"}, sequence_pooling="attention"
     ).fit(X, Y)
 
 
@@ -84,6 +84,11 @@ def test_shared_and_own_tables_and_pooling(log, fitted):
     pooling = fitted.module_.sequences
     assert pooling.poolings == ["attention"]
     assert pooling.targets == [0]
+    by_default = MultiTaskMMoEClassifier(
+        **{**SMALL, "max_epochs": 1}, sequence_features={"history": "item_id"}
+    ).fit(X, Y)
+    assert by_default.module_.sequences.poolings == ["mean"]
+    assert by_default.module_.sequences.targets == [0]
     own = MultiTaskMMoEClassifier(**{**SMALL, "max_epochs": 1}).fit(X, Y)
     assert own.module_.sequences.poolings == ["mean"]
     assert own.module_.sequences.tables[0].num_embeddings == 2 + len(ITEMS)

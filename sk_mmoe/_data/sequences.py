@@ -253,13 +253,15 @@ class SequenceColumns:
         return len(self.columns) * self.max_length
 
     def poolings(self) -> list[str]:
-        """Each column's pooling: attention needs a target (a candidate)."""
+        """Each column's pooling: attention needs a target (a candidate).
+
+        ``"auto"`` is the mean: on users unseen in training, target attention
+        has not yet beaten it (``benchmarks/sequences.py``).
+        """
         out = []
         for target in self.targets:
             pooling = self.pooling
-            if pooling == "auto":
-                pooling = "mean" if target is None else "attention"
-            elif pooling == "attention" and target is None:
+            if pooling == "auto" or (pooling == "attention" and target is None):
                 pooling = "mean"
             out.append(pooling)
         return out
