@@ -113,6 +113,10 @@ import numpy as np
 
 # The sk_mmoe of this source tree, installed or not (and in the workers).
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import gates_study  # noqa: E402
+from gates_study import _init_worker, fmt, read_rows  # noqa: E402
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 DATASETS = ("recsys", "census", "yeast", "segment")
@@ -552,19 +556,6 @@ def run_safely(job) -> list[dict] | dict:
         return {"error": f"{type(exc).__name__}: {exc}", "job": job[:3]}
 
 
-def _init_worker() -> None:
-    import torch
-
-    torch.set_num_threads(1)
-
-
-def read_rows(path: Path) -> list[dict]:
-    if not path.exists():
-        return []
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))
-
-
 def append_rows(path: Path, rows: list[dict]) -> None:
     new = not path.exists()
     with open(path, "a", newline="") as f:
@@ -646,21 +637,14 @@ def run(args) -> Path:
 
 # ------------------------------------------------------------------- report
 def paired(by_seed: dict, method: str, base: str = DEFAULT):
-    """Mean, standard error and count over seeds of method minus base."""
-    seeds = sorted(set(by_seed.get(method, {})) & set(by_seed.get(base, {})))
-    diffs = np.array([by_seed[method][s] - by_seed[base][s] for s in seeds])
-    if len(diffs) == 0:
-        return math.nan, math.nan, 0
-    se = diffs.std(ddof=1) / math.sqrt(len(diffs)) if len(diffs) > 1 else math.nan
-    return float(diffs.mean()), float(se), len(diffs)
-
-
-def fmt(mean, se) -> str:
-    if math.isnan(mean):
-        return ""
-    if math.isnan(se):
-        return f"{1e3 * mean:+.1f}"
-    return f"{1e3 * mean:+.1f} ± {1e3 * se:.1f}"
+    """Mean, standard error and count over seeds of method minus base
+    (``by_seed``: method -> seed -> score)."""
+    rows = [
+        {"dataset": "", "config": m, "seed": seed, "score": score}
+        for m in (method, base)
+        for seed, score in by_seed.get(m, {}).items()
+    ]
+    return gates_study.paired(rows, "", method, base)
 
 
 def group(rows):
