@@ -458,7 +458,8 @@ class BaseMultiTaskMMoE(ParameterChecks, InputHandling, NetworkBuilding, BaseEst
         encoded = encode_targets(targets, tasks)
         task_weights = self._check_task_weights(targets.names)
         class_weights = self._check_class_weight(tasks, encoded)
-        n_labelled = int(labelled_rows(encoded).sum())
+        labelled = labelled_rows(encoded)
+        n_labelled = int(labelled.sum())
         if early is None:
             early = self.early_stopping
             if early == "auto":
@@ -484,19 +485,18 @@ class BaseMultiTaskMMoE(ParameterChecks, InputHandling, NetworkBuilding, BaseEst
             n_valid=n_valid,
             spec=spec,
             bias_values=bias_values,
-            trained_rows=self._trained_rows(encoded),
+            trained_rows=self._trained_rows(labelled),
         )
 
-    def _trained_rows(self, encoded: np.ndarray) -> np.ndarray | None:
-        """The rows worth training on: those labelled for some task, unless
-        every row is (None: all rows).
+    def _trained_rows(self, labelled: np.ndarray) -> np.ndarray | None:
+        """The rows worth training on: those ``labelled`` for some task (a
+        mask of the rows), unless every row is (None: all rows).
 
         A row without any label adds nothing to the tasks' losses; only the
         gates' balance loss (``gate_balance``) reads it, so it is kept then.
         """
         if self.gate_balance > 0:
             return None
-        labelled = labelled_rows(encoded)
         return None if labelled.all() else np.flatnonzero(labelled)
 
     def _n_validation_rows(self, n_labelled: int, early: bool) -> int:
