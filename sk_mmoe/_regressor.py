@@ -100,6 +100,7 @@ class MultiTaskMMoERegressor(RegressorMixin, BaseMultiTaskMMoE):
     ['regression', 'regression']
     """,
         numeric_scaling='"robust_unclipped"',
+        dropout="0.0",
         loss=LOSS_PARAMETER,
     )
 
@@ -119,7 +120,7 @@ class MultiTaskMMoERegressor(RegressorMixin, BaseMultiTaskMMoE):
         n_levels: int = 1,
         shared_gate: bool = False,
         gate_dropout: float = 0.1,
-        dropout: float = 0.1,
+        dropout: float = 0.0,
         gate: str = "softmax",
         gate_k: int = 2,
         gate_temperature: float = 2.0,

@@ -256,10 +256,12 @@ class ClassificationTask(Task):
     def fit(
         self, values: np.ndarray, known: Any = None, sample_weight: Any = None
     ) -> ClassificationTask:
-        values = _homogeneous_labels(values, self.name)
-        _check_classification(values, self.name)
+        # Every check below reads the distinct labels only (the type of
+        # target too): computed once.
+        labels = np.unique(_homogeneous_labels(values, self.name))
+        _check_classification(labels, self.name)
         if known is None:
-            classes = np.unique(values)
+            classes = labels
             if classes.size < 2:
                 raise ValueError(
                     f"Task {self.name!r} has only one class ({classes[0]!r}) among "
@@ -278,11 +280,12 @@ class ClassificationTask(Task):
                 f"Task {self.name!r} was declared 'binary' but has "
                 f"{classes.size} classes; declare it 'multiclass'."
             )
-        self._check_known(values)
+        if known is not None:  # classes from the labels hold them all
+            self._check_known(labels)
         return self
 
     def _check_known(self, values: np.ndarray) -> None:
-        unknown = np.setdiff1d(np.unique(values), self.classes)
+        unknown = np.setdiff1d(values, self.classes)
         if unknown.size:
             raise ValueError(
                 f"Task {self.name!r} has labels {unknown.tolist()!r} that are not in "
@@ -291,8 +294,12 @@ class ClassificationTask(Task):
 
     def encode(self, values: np.ndarray) -> np.ndarray:
         values = _homogeneous_labels(values, self.name)
-        self._check_known(values)
-        return np.searchsorted(self.classes, values).astype(np.float32)
+        codes = np.searchsorted(self.classes, values)
+        # A label is known where the class at its position is the label.
+        found = self.classes[np.minimum(codes, self.classes.size - 1)] == values
+        if not np.all(found):
+            self._check_known(values[~np.asarray(found, dtype=bool)])
+        return codes.astype(np.float32)
 
     def head(self, outputs: torch.Tensor) -> torch.Tensor:
         # Only the task's own columns: the -inf padding of narrower tasks
@@ -866,7 +873,9 @@ def infer_task_type(values: np.ndarray, name: str, loss: str | None = None) -> s
     if loss is not None and not accepts_loss("binary", loss):
         return task_type("regression", loss, name)
     try:
-        target_type = type_of_target(_homogeneous_labels(values, name), input_name="Y")
+        # The type of the distinct values is that of the values, and cheaper.
+        labels = np.unique(_homogeneous_labels(values, name))
+        target_type = type_of_target(labels, input_name="Y")
     except ValueError as exc:  # e.g. infinite values
         raise ValueError(f"Task {name!r}: {exc}") from None
     if target_type in ("binary", "multiclass"):

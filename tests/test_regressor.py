@@ -279,3 +279,23 @@ def test_poisson_loss_refuses_negative_targets_and_a_changed_loss(counts):
     with pytest.raises(ValueError, match="poisson task and must stay one"):
         reg.set_params(loss="squared_error").fit(X, Y)
     assert reg.n_iter_ == n_iter and reg.task_types_ == ["poisson", "poisson"]
+
+
+def _dropout_rates(model) -> list[float]:
+    return [m.p for m in model.module_.modules() if isinstance(m, torch.nn.Dropout)]
+
+
+def test_default_regressor_trains_without_dropout(data):
+    """Smooth regression targets pay for dropout: the regressor's default
+    network has none, while the classifier's keeps 0.1, and an explicit
+    dropout still gives the regressor's network its layers."""
+    from sk_mmoe import MultiTaskMMoEClassifier
+
+    X, Y = data
+    reg = MultiTaskMMoERegressor(max_epochs=1, random_state=0).fit(X, Y)
+    assert _dropout_rates(reg) == []
+    explicit = MultiTaskMMoERegressor(dropout=0.1, max_epochs=1, random_state=0)
+    assert set(_dropout_rates(explicit.fit(X, Y))) == {0.1}
+    clf = MultiTaskMMoEClassifier(max_epochs=1, random_state=0)
+    labels = (np.median(Y, axis=0) < Y).astype(int)
+    assert set(_dropout_rates(clf.fit(X, labels))) == {0.1}
