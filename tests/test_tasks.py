@@ -12,6 +12,7 @@ from sk_mmoe._tasks import (
     ConditionalTask,
     PoissonTask,
     RegressionTask,
+    _distinct,
     complete_targets,
     condition_tasks,
     infer_task_type,
@@ -349,3 +350,35 @@ def test_poisson_task_refuses_counts_too_large_for_float32():
         task.encode(np.array([1.0, 1e300]))
     with pytest.raises(ValueError, match="'clicks'.*mean overflows"):
         PoissonTask("clicks", "poisson").fit(np.array([1.7e308, 1.7e308, 1.0]))
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        np.array([3, 1, 2, 3], dtype=np.int8),
+        np.array([-128, 127], dtype=np.int8),
+        np.array([2**63 - 5, 2**63 - 1]),
+        np.array([-(2**63), -(2**63) + 7]),
+        np.array([2**64 - 1, 2**64 - 3], dtype=np.uint64),
+        np.array([0, 2**40]),  # too wide a range to count
+        np.random.default_rng(0).integers(-5, 5, 1000),
+        np.array([], dtype=np.int64),
+        np.array([True, False, True]),
+        np.array([1.5, 0.5, 1.5]),
+        np.array(["b", "a", "b"]),
+    ],
+)
+def test_distinct_labels_are_numpys_unique(values):
+    """The distinct labels, counted for narrow integer ranges, are exactly
+    np.unique's: the same values, order and dtype."""
+    distinct = _distinct(values)
+    expected = np.unique(values)
+    assert distinct.dtype == expected.dtype
+    np.testing.assert_array_equal(distinct, expected)
+
+
+def test_encode_names_every_unknown_label():
+    task = ClassificationTask("t", "binary").fit(np.array([0, 1, 1, 0]))
+    np.testing.assert_array_equal(task.encode(np.array([1, 0, 1])), [1.0, 0.0, 1.0])
+    with pytest.raises(ValueError, match=r"labels \[2, 5\] that are not in its"):
+        task.encode(np.array([5, 0, 2, 1, 5]))
