@@ -782,12 +782,12 @@ def write_report(csv_path: Path, out: Path) -> str:
     if ratios:
         lines += [
             "",
-            "## What the unlabelled rows cost when trained on",
+            "## The default fit on every row against the labelled rows alone",
             "",
             "Default fit on every row over the same fit on the labelled rows "
             "alone (same labels, same seed): median ratio of wall-clock fit "
-            "times, and of the time per epoch (the fits on every row stop "
-            "early, those on the labelled rows alone run every epoch):",
+            "times, and of the time per epoch (the epochs run differ when "
+            "early stopping is on):",
             "",
             "| dataset | rate | labelled rows | fit time ratio | per epoch |",
             "|---|---|---|---|---|",
