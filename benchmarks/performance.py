@@ -196,9 +196,16 @@ class FirstBatch(Callback):
 
 
 def fit_sk_mmoe(
-    X, Y, epochs: int, batch_size: int = BATCH_SIZE, callbacks=None, **network
+    X,
+    Y,
+    epochs: int,
+    batch_size: int = BATCH_SIZE,
+    callbacks=None,
+    estimator: type = MultiTaskMMoEClassifier,
+    **network,
 ) -> MultiTaskMMoEClassifier:
-    clf = MultiTaskMMoEClassifier(
+    """Fit ``estimator`` (the classifier, or that of another revision)."""
+    clf = estimator(
         **(network or NETWORK),
         callbacks=callbacks,
         batch_size=batch_size,
@@ -218,12 +225,14 @@ def fit_sk_mmoe(
     return clf.fit(X, Y)
 
 
-def fit_timing_first_batch(X, Y, epochs: int) -> MultiTaskMMoEClassifier:
-    """``fit_sk_mmoe``, recording when it was called and when its first batch
-    began in ``FIRST_BATCH``."""
+def fit_timing_first_batch(
+    X, Y, epochs: int, estimator: type = MultiTaskMMoEClassifier
+) -> float:
+    """``fit_sk_mmoe``; the seconds from its call to its first batch."""
     FIRST_BATCH.clear()
     FIRST_BATCH["call"] = time.perf_counter()
-    return fit_sk_mmoe(X, Y, epochs, callbacks=[FirstBatch()])
+    fit_sk_mmoe(X, Y, epochs, callbacks=[FirstBatch()], estimator=estimator)
+    return FIRST_BATCH["first_batch"] - FIRST_BATCH["call"]
 
 
 def fit_torch_loop(
@@ -404,8 +413,7 @@ def bench_fit(config: dict, quick: bool) -> tuple[list[dict], dict]:
     to_first_batch = []
 
     def fit_and_record() -> None:
-        fit_timing_first_batch(X, Y, epochs)
-        to_first_batch.append(FIRST_BATCH["first_batch"] - FIRST_BATCH["call"])
+        to_first_batch.append(fit_timing_first_batch(X, Y, epochs))
 
     contestants = {
         "sk_mmoe": fit_and_record,
