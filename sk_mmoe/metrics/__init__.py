@@ -20,7 +20,7 @@ import numbers
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from sklearn.base import is_regressor
@@ -366,7 +366,7 @@ def _metric_names() -> list[str]:
     return sorted([*_METRICS, *_ALIASES])
 
 
-def _fitted_tasks(model: Any) -> tuple[Any, ...] | None:
+def _fitted_tasks(model: Any) -> Sequence[Any] | None:
     """The fitted tasks of an sk_mmoe estimator (from its fitted state);
     None for another model or an unfitted one."""
     fitted_state = getattr(model, "_fitted_state", None)
@@ -381,10 +381,10 @@ def _fitted_tasks(model: Any) -> tuple[Any, ...] | None:
 def _scored_by(model: Any, types: list[str]) -> list[tuple[str, ...]]:
     """The metric families that score each task: the task's own (sk_mmoe's
     estimators), else those of a task of its type."""
-    tasks = _fitted_tasks(model)
-    if tasks is None or len(tasks) != len(types):
-        tasks = [make_task(kind, "") for kind in types]
-    return [task.scored_by for task in tasks]
+    fitted = _fitted_tasks(model)
+    if fitted is not None and len(fitted) == len(types):
+        return [task.scored_by for task in fitted]
+    return [make_task(kind, "").scored_by for kind in types]
 
 
 # The metrics that task types declare for their own family (Task.metrics).
@@ -727,10 +727,13 @@ class _TaskScorer(_ScoreRequests):
         if isinstance(self.metric, str):
             value = self._named_metric(y_true, response, classes, name, weights, groups)
         else:
-            if method == "predict_proba" and len(classes) == 2:
-                # As scikit-learn's scorers: the positive class's column.
-                pos = self.metric_kwargs.get("pos_label", classes[1])
-                response = response[:, _encode(np.array([pos]), classes, name)[0]]
+            if method == "predict_proba":
+                assert classes is not None  # a classification task (checked)
+                if len(classes) == 2:
+                    # As scikit-learn's scorers: the positive class's column.
+                    pos = self.metric_kwargs.get("pos_label", classes[1])
+                    column = _encode(np.array([pos]), classes, name)[0]
+                    response = response[:, column]
             kwargs = dict(self.metric_kwargs)
             if weights is not None:
                 kwargs["sample_weight"] = weights
@@ -743,6 +746,7 @@ class _TaskScorer(_ScoreRequests):
     def _response_method(self, classification: bool) -> str:
         if isinstance(self.metric, str):
             return _METRICS[self.metric].response_method(classification)
+        assert self.response_method is not None  # set for a callable metric
         return self.response_method
 
     def _check_task_type(
@@ -776,7 +780,7 @@ class _TaskScorer(_ScoreRequests):
         weights: np.ndarray | None,
         groups: np.ndarray | None = None,
     ) -> float:
-        metric = _METRICS[self.metric]
+        metric = _METRICS[cast(str, self.metric)]  # a named metric
         kwargs = {**metric.kwargs, **self.metric_kwargs}
         if metric.grouped:
             kwargs["groups"] = self._check_groups(groups)
@@ -790,6 +794,7 @@ class _TaskScorer(_ScoreRequests):
             )
         if metric.kind == "label":
             if metric.binary_only:
+                assert classes is not None  # a classification task (checked)
                 if len(classes) != 2:
                     raise ValueError(
                         f"{self.metric!r} is for binary tasks, but task {name!r} "
@@ -804,6 +809,7 @@ class _TaskScorer(_ScoreRequests):
                 f"labels cannot be passed to {self.metric!r}: the scorer passes "
                 f"the classes of the task."
             )
+        assert classes is not None  # a classification task (checked)
         codes = _encode(y_true, classes, name)
         if metric.kind == "probability":
             return metric.sign * metric.function(
@@ -921,7 +927,7 @@ def _layout(
     metric and task, then (with ``mean``) one for the mean of each metric
     that scores at least two tasks, whose ``tasks`` lists them all.
     """
-    entries = []
+    entries: list[tuple[str, str, list[Any]]] = []
     for metric, tasks in plan.items():
         entries.extend((f"{metric}_{suffixes[task]}", metric, [task]) for task in tasks)
         if mean and len(tasks) > 1:
@@ -1311,6 +1317,7 @@ def multitask_scoring(
         tasks = range(n_tasks)
     if isinstance(tasks, str):
         tasks = [tasks]
+    assert tasks is not None  # given, or from n_tasks
     tasks = [_check_task(task) for task in tasks]
     if not tasks:
         raise ValueError("tasks must name at least one task.")
