@@ -32,6 +32,7 @@ from sklearn.utils import check_consistent_length, check_random_state
 from sklearn.utils.validation import check_is_fitted
 from skorch.callbacks import Callback
 
+from ._attention import attention_weights_of
 from ._building import NetworkBuilding, NetworkSpec, _robust_statistics
 from ._checks import (
     ParameterChecks,
@@ -881,6 +882,26 @@ class BaseMultiTaskMMoE(ParameterChecks, InputHandling, NetworkBuilding, BaseEst
         """
         X = self._validate_X(X)
         return self._forward(X, gates=True).cpu().numpy().astype(np.float64)
+
+    def attention_weights(self, X: Any) -> dict[Any, np.ndarray]:
+        """Target attention weights of every row's past values.
+
+        Parameters
+        ----------
+        X : DataFrame of shape (n_samples, n_features)
+            Input features, with the list columns.
+
+        Returns
+        -------
+        weights : dict of str (or int) to ndarray of shape (n_samples, max_length)
+            For each list column pooled by attention (named as in ``X``, by
+            position for an array), ``weights[c][i, j]``: the weight of the
+            ``j``-th value the network reads of row ``i``'s list (its last
+            ``max_length`` values, in list order) against the row's
+            candidate; each row's weights sum to 1 over its values, 0 after
+            them (and on a row without values). See :ref:`sequences`.
+        """
+        return attention_weights_of(self, X)
 
     def rank_score(
         self, X: Any, weights: Sequence[Any] | Mapping[str, Any]

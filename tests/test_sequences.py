@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 from sklearn.base import clone
 from sklearn.compose import ColumnTransformer
+from sklearn.exceptions import NotFittedError
 from sklearn.model_selection import GridSearchCV, cross_validate
 from sklearn.pipeline import make_pipeline
 
@@ -120,6 +121,53 @@ def test_padding_does_not_leak_between_rows(log, fitted):
     batch = _rows(X, [["item1"], ITEMS * 3, ITEMS[:5], []])
     together = fitted.predict_proba(batch)[0][:1]
     np.testing.assert_allclose(alone, together, rtol=1e-6)
+
+
+def test_attention_weights_point_at_the_candidate(log, fitted):
+    X, Y = log
+    weights = fitted.attention_weights(X)
+    assert list(weights) == ["history"]
+    w = weights["history"]
+    lengths = X["history"].map(len).to_numpy()
+    assert w.shape == (len(X), 8)  # the longest list of fit
+    # Each row's weights sum to 1 over its values, 0 after them.
+    np.testing.assert_allclose(w.sum(1)[lengths > 0], 1.0, rtol=1e-5)
+    assert (w.sum(1)[lengths == 0] == 0).all()
+    assert all((row[n:] == 0).all() for row, n in zip(w, lengths, strict=True))
+    # The click is whether the candidate is in the history: the attention
+    # learned to look at the past values equal to it.
+    hits = [
+        row[[j for j, v in enumerate(h) if v == i]].sum()
+        for row, h, i in zip(w, X["history"], X["item_id"], strict=True)
+        if i in h and len(set(h)) > 1
+    ]
+    others = [
+        1.0 / len(h)
+        for h, i in zip(X["history"], X["item_id"], strict=True)
+        if i in h and len(set(h)) > 1
+    ]
+    assert np.mean(hits) > np.mean(others) + 0.2, (np.mean(hits), np.mean(others))
+
+
+def test_attention_weights_of_a_row_stand_alone(log, fitted):
+    X, _ = log
+    alone = fitted.attention_weights(_rows(X, [["item1", "item2"]]))["history"]
+    batch = _rows(X, [["item1", "item2"], ITEMS * 3, [], None])
+    together = fitted.attention_weights(batch)["history"]
+    np.testing.assert_allclose(alone[0], together[0], rtol=1e-6)
+    assert (together[2:] == 0).all()
+
+
+def test_attention_weights_need_attention(log):
+    X, Y = log
+    mean = MultiTaskMMoEClassifier(
+        **{**SMALL, "max_epochs": 1}, sequence_features={"history": "item_id"}
+    ).fit(X, Y)
+    with pytest.raises(ValueError, match="sequence_pooling='attention'"):
+        mean.attention_weights(X)
+    plain = MultiTaskMMoEClassifier(**{**SMALL, "max_epochs": 1})
+    with pytest.raises(NotFittedError):
+        plain.attention_weights(X)
 
 
 def test_max_sequence_length_keeps_the_last_values(log):

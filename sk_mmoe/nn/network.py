@@ -1375,13 +1375,29 @@ class MMoENetwork(nn.Module):
 
     def _pool_sequences(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The columns of ``X`` and the pooled vectors of its list columns."""
+        columns, inputs = self._sequence_inputs(x)
+        return columns, self.sequences(*inputs)
+
+    def _sequence_inputs(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple]:
+        """The columns of ``X``, and what :attr:`sequences` reads: the codes
+        of the list columns, those of the categorical columns (the
+        candidates) and the lookup of their table."""
         n_columns = self.n_features - self.sequences.width
         columns, codes = x[:, :n_columns], x[:, n_columns:]
         candidates, shared = None, None
         if self.embedding is not None and self.embedding.table is not None:
             candidates = columns.index_select(1, self.embedding.categorical_columns)
             shared = self.embedding.column_vectors
-        return columns, self.sequences(codes, candidates, shared)
+        return columns, (codes, candidates, shared)
+
+    def attention_weights(self, x: torch.Tensor) -> dict[int, torch.Tensor]:
+        """The target attention's weights over each attention-pooled list
+        column's values, by the column's index among the list columns
+        (``(batch, max_length)`` each; see
+        :meth:`SequencePooling.attention_weights`)."""
+        if self.sequences is None:
+            return {}
+        return self.sequences.attention_weights(*self._sequence_inputs(x)[1])
 
     def _member_outputs(self, hidden: torch.Tensor) -> torch.Tensor:
         """Every member's output layer on ``(n_tasks, batch * k, h)``.
