@@ -241,6 +241,25 @@ def test_bad_list_columns_are_named(column, sequence_features, match):
     assert "history" in str(info.value) or "item_id" in str(info.value)
 
 
+def test_dask_frames_are_refused_with_the_route(log, fitted):
+    dask = pytest.importorskip("dask")
+    dd = pytest.importorskip("dask.dataframe")
+    X, Y = log
+    # Dask turns object columns, lists included, into text unless told not to.
+    with dask.config.set({"dataframe.convert-string": False}):
+        lazy = dd.from_pandas(X, npartitions=2)
+    with pytest.raises(TypeError, match=r"X is a Dask DataFrame.*partial_fit"):
+        MultiTaskMMoEClassifier(**SMALL).fit(lazy, Y)
+    with pytest.raises(TypeError, match=r"X\.compute\(\)"):
+        fitted.predict_proba(lazy)
+    # The documented route: partial_fit on the pandas blocks.
+    clf = MultiTaskMMoEClassifier(**SMALL, sequence_features={"history": "item_id"})
+    for i in range(lazy.npartitions):
+        block = lazy.get_partition(i).compute()
+        clf.partial_fit(block, Y.loc[block.index], classes=[[0, 1], [0, 1]])
+    assert clf.n_iter_ == 2 and clf.module_.sequences is not None
+
+
 def test_persistence_pickle_and_clone(log, fitted, tmp_path):
     X, _ = log
     expected = fitted.predict_proba(X.head(50))
