@@ -442,6 +442,7 @@ class BaseMultiTaskMMoE(ParameterChecks, InputHandling, NetworkBuilding, BaseEst
         bias_columns, X, bias_values = self._split_bias_columns(X, incremental)
         if incremental:
             X = self._validate_X(X, fitted=False)
+            self._check_sequence_params()
             names = getattr(self, "feature_names_in_", None)
             encoder = self._encoder
             self._check_task_columns(y)

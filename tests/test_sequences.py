@@ -289,6 +289,31 @@ def test_partial_fit_sample_weight_and_other_estimators(log):
     assert mixed.module_.sequences is not None
 
 
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"sequence_pooling": "attention"},
+        {"sequence_features": None},
+        {"max_sequence_length": 3},
+    ],
+)
+def test_continued_training_refuses_changed_list_parameters(log, change):
+    X, Y = log
+    clf = MultiTaskMMoEClassifier(
+        **{**SMALL, "max_epochs": 1},
+        sequence_features={"history": "item_id"},
+        warm_start=True,
+    ).fit(X, Y)
+    clf.fit(X, Y)  # unchanged: continues
+    clf.set_params(**change)
+    name = next(iter(change))
+    with pytest.raises(ValueError, match=f"{name} changed since the first fit"):
+        clf.fit(X, Y)
+    with pytest.raises(ValueError, match=f"{name} changed since the first fit"):
+        clf.partial_fit(X, Y)
+    clf.set_params(warm_start=False).fit(X, Y)  # a new fit takes the change
+
+
 def test_pipeline_search_and_cross_validation(log):
     X, Y = log
     passthrough = ColumnTransformer(

@@ -128,9 +128,36 @@ class InputHandling:
         columns, targets = resolve_sequences(X, mask, self.sequence_features)
         if not columns:
             return None
-        return SequenceColumns(
+        sequences = SequenceColumns(
             columns, targets, self.max_sequence_length, self.sequence_pooling
         )
+        sequences.params = self._sequence_params()
+        return sequences
+
+    def _sequence_params(self) -> dict[str, Any]:
+        features = self.sequence_features
+        return {
+            "sequence_features": None if features is None else dict(features),
+            "sequence_pooling": self.sequence_pooling,
+            "max_sequence_length": self.max_sequence_length,
+        }
+
+    def _check_sequence_params(self) -> None:
+        """Refuse to continue training (``warm_start``, ``partial_fit``) a
+        network whose list columns' parameters changed since the first fit:
+        its inputs and pooling were built from the first ones."""
+        sequences = getattr(getattr(self, "_encoder", None), "sequences", None)
+        fitted = getattr(sequences, "params", None)
+        if fitted is None:  # no list columns, or a model loaded from a file
+            return
+        for name, value in self._sequence_params().items():
+            if value != fitted[name]:
+                raise ValueError(
+                    "warm_start and partial_fit continue training the fitted "
+                    f"network, but {name} changed since the first fit (from "
+                    f"{fitted[name]!r} to {value!r}); refit with "
+                    "warm_start=False."
+                )
 
     def _validate_X(self, X: Any, fitted: bool = True) -> Any:
         """``X`` for a fitted model, as the network reads it (float32).
