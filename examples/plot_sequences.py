@@ -77,11 +77,10 @@ for name, params in settings.items():
 import matplotlib.pyplot as plt
 
 n_items = X["item_id"].cat.categories.size
-counts = np.zeros((n_items, n_items))
-for history in np.unique(np.array(X_train["history"].tolist()), axis=0):
-    present = np.zeros(n_items)
-    present[history] = 1
-    counts += np.outer(present, present)
+histories = np.unique(np.array(X_train["history"].tolist()), axis=0)
+holds = np.zeros((len(histories), n_items))  # user by item: in the history
+np.put_along_axis(holds, histories, 1.0, axis=1)
+counts = holds.T @ holds  # histories holding both items
 np.fill_diagonal(counts, 0)
 profiles = counts / (np.linalg.norm(counts, axis=1, keepdims=True) + 1e-12)
 similarity = profiles @ profiles.T
