@@ -8,7 +8,7 @@ network gives each past value of a row against the row's candidate (see
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -16,6 +16,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from ._fitting.batches import ArrayBatches
 from .nn._bias import main_network
+from .nn.network import MMoENetwork
 
 __all__ = ["attention_weights_of"]
 
@@ -27,7 +28,7 @@ def attention_weights_of(estimator: Any, X: Any) -> dict[Any, np.ndarray]:
     """The attention weights of ``estimator``'s list columns on ``X``, by
     column name (position for an array): ``(n_samples, max_length)`` each."""
     check_is_fitted(estimator)
-    module = main_network(estimator.module_)
+    module = cast(MMoENetwork, main_network(estimator.module_))
     pooling = module.sequences
     if pooling is None or "attention" not in pooling.poolings:
         raise ValueError(

@@ -104,7 +104,7 @@ class SequencePooling(nn.Module):
             if pooling == "attention" and target is None:
                 raise ValueError("attention pooling needs a target column.")
             table = nn.Embedding(n, d) if target is None else nn.Identity()
-            if target is None:
+            if isinstance(table, nn.Embedding):
                 nn.init.normal_(table.weight, std=1.0 / math.sqrt(d))
             self.tables.append(table)
             self.attention.append(
@@ -139,6 +139,8 @@ class SequencePooling(nn.Module):
         block = block.clamp(min=0)
         if target is None:
             return self.tables[i](block), present, None
+        # Given with a target column.
+        assert shared is not None and candidates is not None
         candidate = shared(target, candidates[:, target].long())
         return shared(target, block), present, candidate
 
