@@ -23,6 +23,7 @@ from sklearn.base import BaseEstimator
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
+from ._attention import attention_weights_of
 from ._building import (
     INPUT_LAYER_PARAMS,
     make_criterion,
@@ -48,6 +49,7 @@ from ._data.features import CategoricalEncoder, feature_names
 from ._data.frames import check_not_lazy
 from ._data.inputs import (
     ENCODING_PARAMS,
+    check_sequence_params,
     check_task_columns,
     encode_new_X,
     split_bias_columns,
@@ -258,6 +260,12 @@ class BaseMultiTaskMMoE(BaseEstimator):
         if fitted is not None:
             X = validate_X(self, X, fitted, self.numeric_missing)
             names, encoder = fitted.feature_names_in, fitted.encoder
+            check_sequence_params(
+                encoder,
+                self.sequence_features,
+                self.sequence_pooling,
+                self.max_sequence_length,
+            )
             check_task_columns(y, self.task_names_)
         else:
             names = feature_names(X)
@@ -523,6 +531,26 @@ class BaseMultiTaskMMoE(BaseEstimator):
         """
         weights = self._forward(self._validate_X(X), gates=True)
         return weights.cpu().numpy().astype(np.float64)
+
+    def attention_weights(self, X: Any) -> dict[Any, np.ndarray]:
+        """Target attention weights of every row's past values.
+
+        Parameters
+        ----------
+        X : DataFrame of shape (n_samples, n_features)
+            Input features, with the list columns.
+
+        Returns
+        -------
+        weights : dict of str (or int) to ndarray of shape (n_samples, max_length)
+            For each list column pooled by attention (named as in ``X``, by
+            position for an array), ``weights[c][i, j]``: the weight of the
+            ``j``-th value the network reads of row ``i``'s list (its last
+            ``max_length`` values, in list order) against the row's
+            candidate; each row's weights sum to 1 over its values, 0 after
+            them (and on a row without values). See :ref:`sequences`.
+        """
+        return attention_weights_of(self, X)
 
     def rank_score(
         self, X: Any, weights: Sequence[Any] | Mapping[str, Any]

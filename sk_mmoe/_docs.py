@@ -285,12 +285,14 @@ sequence_features : dict or None, default=None
 sequence_pooling : {"auto", "mean", "sum", "attention"}, default="auto"
     How the values of a list column are pooled: their mean or sum, or
     ``"attention"``: target attention as in DIN, which weights each past
-    value by a small network of (past value, candidate), read beside the
-    mean, for lists that share the table of a categorical column (the
-    candidate); lists of their own table are pooled by the mean.
-    ``"auto"``: the mean, which generalised better than attention to users
-    unseen in training in the benchmark of the user guide's list-column
-    page.
+    value by a softmax of its similarity to the candidate (with a learned
+    sharpness: a soft maximum), read beside the mean, for lists that share
+    the table of a categorical column (the candidate); lists of their own
+    table are pooled by the mean. A mean over a list with a candidate also
+    gives its product with the candidate's vector. ``"auto"``: the mean, as
+    attention has not beaten it on users unseen in training in the
+    benchmark of the user guide's list-column page;
+    ``attention_weights(X)`` reads what the attention learned.
 
 max_sequence_length : int, default=50
     Values kept per row of a list column: the last ones (the most recent),

@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 from sklearn.base import clone
 from sklearn.compose import ColumnTransformer
+from sklearn.exceptions import NotFittedError
 from sklearn.model_selection import GridSearchCV, cross_validate
 from sklearn.pipeline import make_pipeline
 
@@ -122,6 +123,53 @@ def test_padding_does_not_leak_between_rows(log, fitted):
     np.testing.assert_allclose(alone, together, rtol=1e-6)
 
 
+def test_attention_weights_point_at_the_candidate(log, fitted):
+    X, Y = log
+    weights = fitted.attention_weights(X)
+    assert list(weights) == ["history"]
+    w = weights["history"]
+    lengths = X["history"].map(len).to_numpy()
+    assert w.shape == (len(X), 8)  # the longest list of fit
+    # Each row's weights sum to 1 over its values, 0 after them.
+    np.testing.assert_allclose(w.sum(1)[lengths > 0], 1.0, rtol=1e-5)
+    assert (w.sum(1)[lengths == 0] == 0).all()
+    assert all((row[n:] == 0).all() for row, n in zip(w, lengths, strict=True))
+    # The click is whether the candidate is in the history: the attention
+    # learned to look at the past values equal to it.
+    hits = [
+        row[[j for j, v in enumerate(h) if v == i]].sum()
+        for row, h, i in zip(w, X["history"], X["item_id"], strict=True)
+        if i in h and len(set(h)) > 1
+    ]
+    others = [
+        1.0 / len(h)
+        for h, i in zip(X["history"], X["item_id"], strict=True)
+        if i in h and len(set(h)) > 1
+    ]
+    assert np.mean(hits) > np.mean(others) + 0.2, (np.mean(hits), np.mean(others))
+
+
+def test_attention_weights_of_a_row_stand_alone(log, fitted):
+    X, _ = log
+    alone = fitted.attention_weights(_rows(X, [["item1", "item2"]]))["history"]
+    batch = _rows(X, [["item1", "item2"], ITEMS * 3, [], None])
+    together = fitted.attention_weights(batch)["history"]
+    np.testing.assert_allclose(alone[0], together[0], rtol=1e-6)
+    assert (together[2:] == 0).all()
+
+
+def test_attention_weights_need_attention(log):
+    X, Y = log
+    mean = MultiTaskMMoEClassifier(
+        **{**SMALL, "max_epochs": 1}, sequence_features={"history": "item_id"}
+    ).fit(X, Y)
+    with pytest.raises(ValueError, match="sequence_pooling='attention'"):
+        mean.attention_weights(X)
+    plain = MultiTaskMMoEClassifier(**{**SMALL, "max_epochs": 1})
+    with pytest.raises(NotFittedError):
+        plain.attention_weights(X)
+
+
 def test_max_sequence_length_keeps_the_last_values(log):
     X, Y = log
     clf = MultiTaskMMoEClassifier(
@@ -193,6 +241,25 @@ def test_bad_list_columns_are_named(column, sequence_features, match):
     assert "history" in str(info.value) or "item_id" in str(info.value)
 
 
+def test_dask_frames_are_refused_with_the_route(log, fitted):
+    dask = pytest.importorskip("dask")
+    dd = pytest.importorskip("dask.dataframe")
+    X, Y = log
+    # Dask turns object columns, lists included, into text unless told not to.
+    with dask.config.set({"dataframe.convert-string": False}):
+        lazy = dd.from_pandas(X, npartitions=2)
+    with pytest.raises(TypeError, match=r"X is a Dask DataFrame.*partial_fit"):
+        MultiTaskMMoEClassifier(**SMALL).fit(lazy, Y)
+    with pytest.raises(TypeError, match=r"X\.compute\(\)"):
+        fitted.predict_proba(lazy)
+    # The documented route: partial_fit on the pandas blocks.
+    clf = MultiTaskMMoEClassifier(**SMALL, sequence_features={"history": "item_id"})
+    for i in range(lazy.npartitions):
+        block = lazy.get_partition(i).compute()
+        clf.partial_fit(block, Y.loc[block.index], classes=[[0, 1], [0, 1]])
+    assert clf.n_iter_ == 2 and clf.module_.sequences is not None
+
+
 def test_persistence_pickle_and_clone(log, fitted, tmp_path):
     X, _ = log
     expected = fitted.predict_proba(X.head(50))
@@ -220,6 +287,31 @@ def test_partial_fit_sample_weight_and_other_estimators(log):
     assert reg.predict(X).shape == (len(X), 2)
     mixed = MultiTaskMMoE(**{**SMALL, "max_epochs": 2}).fit(X, Y)
     assert mixed.module_.sequences is not None
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"sequence_pooling": "attention"},
+        {"sequence_features": None},
+        {"max_sequence_length": 3},
+    ],
+)
+def test_continued_training_refuses_changed_list_parameters(log, change):
+    X, Y = log
+    clf = MultiTaskMMoEClassifier(
+        **{**SMALL, "max_epochs": 1},
+        sequence_features={"history": "item_id"},
+        warm_start=True,
+    ).fit(X, Y)
+    clf.fit(X, Y)  # unchanged: continues
+    clf.set_params(**change)
+    name = next(iter(change))
+    with pytest.raises(ValueError, match=f"{name} changed since the first fit"):
+        clf.fit(X, Y)
+    with pytest.raises(ValueError, match=f"{name} changed since the first fit"):
+        clf.partial_fit(X, Y)
+    clf.set_params(warm_start=False).fit(X, Y)  # a new fit takes the change
 
 
 def test_pipeline_search_and_cross_validation(log):

@@ -25,11 +25,22 @@ def is_polars(obj: Any, *kinds: str) -> bool:
 
 
 def check_not_lazy(value: Any, name: str) -> None:
-    """Refuse a polars LazyFrame: a query plan, not yet a table."""
+    """Refuse a polars LazyFrame or a Dask DataFrame: a query plan, not yet
+    a table."""
     if is_polars(value, "LazyFrame"):
         raise TypeError(
             f"{name} is a polars LazyFrame; call its collect() method first "
             f"to pass the table itself."
+        )
+    kind = type(value)
+    if kind.__module__.split(".")[0] in ("dask", "dask_expr") and (
+        kind.__name__ == "DataFrame"
+    ):
+        raise TypeError(
+            f"{name} is a Dask DataFrame, which the estimators do not read as "
+            f"it is: pass {name}.compute(), or fit block by block with "
+            f"partial_fit on pandas blocks (block.compute()), as "
+            f"dask_ml.wrappers.Incremental does."
         )
 
 

@@ -160,7 +160,46 @@ def _sequence_columns(
     columns, targets = resolve_sequences(X, mask, sequence_features)
     if not columns:
         return None
-    return SequenceColumns(columns, targets, max_sequence_length, sequence_pooling)
+    sequences = SequenceColumns(columns, targets, max_sequence_length, sequence_pooling)
+    sequences.params = _sequence_params(
+        sequence_features, sequence_pooling, max_sequence_length
+    )
+    return sequences
+
+
+def _sequence_params(
+    sequence_features: Any, sequence_pooling: str, max_sequence_length: int
+) -> dict[str, Any]:
+    return {
+        "sequence_features": (
+            None if sequence_features is None else dict(sequence_features)
+        ),
+        "sequence_pooling": sequence_pooling,
+        "max_sequence_length": max_sequence_length,
+    }
+
+
+def check_sequence_params(
+    encoder: CategoricalEncoder | None,
+    sequence_features: Any,
+    sequence_pooling: str,
+    max_sequence_length: int,
+) -> None:
+    """Refuse to continue training (``warm_start``, ``partial_fit``) a
+    network whose list columns' parameters changed since the first fit:
+    its inputs and pooling were built from the first ones."""
+    sequences = getattr(encoder, "sequences", None)
+    fitted = getattr(sequences, "params", None)
+    if fitted is None:  # no list columns, or a model loaded from a file
+        return
+    current = _sequence_params(sequence_features, sequence_pooling, max_sequence_length)
+    for name, value in current.items():
+        if value != fitted[name]:
+            raise ValueError(
+                "warm_start and partial_fit continue training the fitted "
+                f"network, but {name} changed since the first fit (from "
+                f"{fitted[name]!r} to {value!r}); refit with warm_start=False."
+            )
 
 
 def validate_X(estimator: Any, X: Any, fitted: FittedData, numeric_missing: str) -> Any:

@@ -246,6 +246,8 @@ class SequenceColumns:
         self.max_length = int(max_length)
         self.pooling = str(pooling)
         self.categories: list[list[str] | None] = []
+        # The estimator's parameters that made these columns (not saved).
+        self.params: dict[str, Any] | None = None
 
     @property
     def width(self) -> int:

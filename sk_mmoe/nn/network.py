@@ -1401,6 +1401,15 @@ class MMoENetwork(nn.Module):
 
     def _pool_sequences(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The columns of ``X`` and the pooled vectors of its list columns."""
+        columns, inputs = self._sequence_inputs(x)
+        sequences = self.sequences
+        assert sequences is not None  # called with list columns only
+        return columns, sequences(*inputs)
+
+    def _sequence_inputs(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple]:
+        """The columns of ``X``, and what :attr:`sequences` reads: the codes
+        of the list columns, those of the categorical columns (the
+        candidates) and the lookup of their table."""
         sequences = self.sequences
         assert sequences is not None  # called with list columns only
         n_columns = self.n_features - sequences.width
@@ -1409,7 +1418,16 @@ class MMoENetwork(nn.Module):
         if self.embedding is not None and self.embedding.table is not None:
             candidates = columns.index_select(1, self.embedding.categorical_columns)
             shared = self.embedding.column_vectors
-        return columns, sequences(codes, candidates, shared)
+        return columns, (codes, candidates, shared)
+
+    def attention_weights(self, x: torch.Tensor) -> dict[int, torch.Tensor]:
+        """The target attention's weights over each attention-pooled list
+        column's values, by the column's index among the list columns
+        (``(batch, max_length)`` each; see
+        :meth:`SequencePooling.attention_weights`)."""
+        if self.sequences is None:
+            return {}
+        return self.sequences.attention_weights(*self._sequence_inputs(x)[1])
 
     def _member_outputs(self, hidden: torch.Tensor) -> torch.Tensor:
         """Every member's output layer on ``(n_tasks, batch * k, h)``.

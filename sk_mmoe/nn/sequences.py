@@ -7,19 +7,25 @@ with the table of a categorical column (its *target*: a past item and a
 candidate item are then one vector), and pooled per row:
 
 * ``"mean"`` and ``"sum"`` of the vectors of the row's values (zeros for a
-  row without values);
-* ``"attention"``, for a list with a target: target attention as in DIN
+  row without values). A mean with a target also gives its product with the
+  candidate's vector (the row's value of the target column), element by
+  element: summed, the mean similarity of the candidate to the past values,
+  which the experts read through one linear layer instead of having to
+  learn a product;
+* ``"attention"``, for a list with a target: target attention, as in DIN
   (Zhou et al., "Deep Interest Network for Click-Through Rate Prediction",
-  KDD 2018). A small network scores each past value against the candidate
-  (the row's value of the target column) from ``[past, candidate, past *
-  candidate]``; a softmax over the row's values weights them. The attention
-  pool is read beside the mean: a history otherwise serves as a user ID, and
-  the attention alone overfits users seen in ``fit``. In training, each past
-  value is dropped with probability :data:`HISTORY_DROPOUT`, for the same
-  reason.
+  KDD 2018), scored by the similarity of each past value to the candidate:
+  ``softmax(t * sqrt(dim) * past . candidate)`` over the row's values, with
+  a learned sharpness ``t``, so that the past value most like the candidate
+  can take most of the weight (a soft maximum). The pooled vector and its
+  product with the candidate are read beside the mean and its product: a
+  history otherwise serves as a user ID, and the attention alone overfits
+  the users seen in ``fit``.
 
-Only a row's own values enter its pool (the padding is masked), so a row's
-prediction does not depend on the lengths of the other rows' lists.
+In training, each past value is dropped with probability
+:data:`HISTORY_DROPOUT`, for the same reason. Only a row's own values enter
+its pool (the padding is masked), so a row's prediction does not depend on
+the lengths of the other rows' lists.
 """
 
 from __future__ import annotations
@@ -34,22 +40,30 @@ __all__ = ["HISTORY_DROPOUT", "SequencePooling"]
 
 #: Probability of dropping each past value of a list in training.
 HISTORY_DROPOUT = 0.1
-# Width of the hidden layer of the attention's scoring network.
-_ATTENTION_HIDDEN = 16
+
+Shared = Callable[[int, torch.Tensor], torch.Tensor]
 
 
 class _Attention(nn.Module):
-    """Scores of past vectors against a candidate: ``(batch, length)``."""
+    """Scores of past vectors against a candidate: ``(batch, length)``,
+    ``t * sqrt(dim) * past . candidate`` with a learned ``t`` (started at
+    1: about unit variance for the random vectors of a new table)."""
 
     def __init__(self, dim: int) -> None:
         super().__init__()
-        self.hidden = nn.Linear(3 * dim, _ATTENTION_HIDDEN)
-        self.output = nn.Linear(_ATTENTION_HIDDEN, 1)
+        self.scale = math.sqrt(dim)
+        self.log_sharpness = nn.Parameter(torch.zeros(()))
 
     def forward(self, past: torch.Tensor, candidate: torch.Tensor) -> torch.Tensor:
-        candidate = candidate.unsqueeze(1).expand_as(past)
-        features = torch.cat([past, candidate, past * candidate], dim=2)
-        return self.output(torch.relu(self.hidden(features))).squeeze(2)
+        similarity = (past * candidate.unsqueeze(1)).sum(dim=2)
+        return torch.exp(self.log_sharpness) * self.scale * similarity
+
+
+def _widths(pooling: str, target: int | None) -> int:
+    """Vectors a column's pool is made of."""
+    if pooling == "attention":
+        return 4
+    return 2 if pooling == "mean" and target is not None else 1
 
 
 class SequencePooling(nn.Module):
@@ -97,8 +111,8 @@ class SequencePooling(nn.Module):
                 _Attention(d) if pooling == "attention" else nn.Identity()
             )
         self.out_features = sum(
-            d * (2 if p == "attention" else 1)
-            for d, p in zip(dims, self.poolings, strict=True)
+            d * _widths(p, k)
+            for d, p, k in zip(dims, self.poolings, self.targets, strict=True)
         )
 
     @property
@@ -106,11 +120,44 @@ class SequencePooling(nn.Module):
         """Code columns read."""
         return len(self.poolings) * self.max_length
 
+    def _column(
+        self,
+        i: int,
+        codes: torch.Tensor,
+        candidates: torch.Tensor | None,
+        shared: Shared | None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """Column ``i``'s past vectors ``(batch, length, dim)``, which of
+        them are present ``(batch, length)``, and the candidates' vectors
+        (None without a target)."""
+        target = self.targets[i]
+        block = codes[:, i * self.max_length : (i + 1) * self.max_length].long()
+        present = block >= 0
+        if self.training and HISTORY_DROPOUT > 0:
+            kept = torch.rand(block.shape, device=block.device) >= HISTORY_DROPOUT
+            present = present & kept
+        block = block.clamp(min=0)
+        if target is None:
+            return self.tables[i](block), present, None
+        # Given with a target column.
+        assert shared is not None and candidates is not None
+        candidate = shared(target, candidates[:, target].long())
+        return shared(target, block), present, candidate
+
+    def _weights(
+        self, i: int, past: torch.Tensor, present: torch.Tensor, candidate
+    ) -> torch.Tensor:
+        """The attention weights of column ``i``: ``(batch, length)``, 0 on
+        the padding (and on every position of a row without values)."""
+        scores = self.attention[i](past, candidate)
+        scores = scores.masked_fill(~present, torch.finfo(scores.dtype).min)
+        return torch.softmax(scores, dim=1) * present.to(past.dtype)
+
     def forward(
         self,
         codes: torch.Tensor,
         candidates: torch.Tensor | None,
-        shared: Callable[[int, torch.Tensor], torch.Tensor] | None,
+        shared: Shared | None,
     ) -> torch.Tensor:
         """Pool ``codes`` (``(batch, width)``).
 
@@ -118,36 +165,35 @@ class SequencePooling(nn.Module):
         codes)``: the vectors of codes of categorical column ``k``.
         """
         parts = []
-        for i, (target, pooling) in enumerate(
-            zip(self.targets, self.poolings, strict=True)
-        ):
-            block = codes[:, i * self.max_length : (i + 1) * self.max_length].long()
-            present = block >= 0
-            if self.training and HISTORY_DROPOUT > 0:
-                kept = torch.rand(block.shape, device=block.device) >= HISTORY_DROPOUT
-                present = present & kept
-            block = block.clamp(min=0)
-            if target is None:
-                past = self.tables[i](block)
-            else:
-                assert shared is not None  # given with a target column
-                past = shared(target, block)
+        for i, pooling in enumerate(self.poolings):
+            past, present, candidate = self._column(i, codes, candidates, shared)
             weight = present.to(past.dtype)
             total = (past * weight.unsqueeze(2)).sum(dim=1)
-            count = weight.sum(dim=1, keepdim=True)
             if pooling == "sum":
                 parts.append(total)
                 continue
-            mean = total / count.clamp(min=1)
+            mean = total / weight.sum(dim=1, keepdim=True).clamp(min=1)
             parts.append(mean)
+            if candidate is None:
+                continue
+            parts.append(mean * candidate)
             if pooling == "attention":
-                assert target is not None and candidates is not None
-                assert shared is not None
-                candidate = shared(target, candidates[:, target].long())
-                scores = self.attention[i](past, candidate)
-                # Padded positions get a softmax weight of exactly 0 (and a
-                # row without values weights of 0, not NaN).
-                scores = scores.masked_fill(~present, torch.finfo(scores.dtype).min)
-                attention = torch.softmax(scores, dim=1) * weight
-                parts.append((past * attention.unsqueeze(2)).sum(dim=1))
+                attention = self._weights(i, past, present, candidate)
+                pooled = (past * attention.unsqueeze(2)).sum(dim=1)
+                parts += [pooled, pooled * candidate]
         return torch.cat(parts, dim=1)
+
+    def attention_weights(
+        self,
+        codes: torch.Tensor,
+        candidates: torch.Tensor | None,
+        shared: Shared | None,
+    ) -> dict[int, torch.Tensor]:
+        """The attention weights of the attention-pooled columns, by their
+        index among the list columns: ``(batch, max_length)`` each."""
+        out = {}
+        for i, pooling in enumerate(self.poolings):
+            if pooling == "attention":
+                past, present, candidate = self._column(i, codes, candidates, shared)
+                out[i] = self._weights(i, past, present, candidate)
+        return out
