@@ -45,8 +45,11 @@ _FORMAT_VERSION = 3
 # 4: the categorical encoder may hold list columns (its "sequences"), which
 # readers of format 3 would ignore; models without list columns are still
 # written in format 3.
-_SEQUENCES_VERSION = 4
-_READABLE_VERSIONS = (2, 3, 4)
+# 5: a list column that shares a table pools with the candidate (its product
+# with the candidate's vector, and attention scored by similarity); files of
+# format 4 with such a column are refused by the upgrade, the others read.
+_SEQUENCES_VERSION = 5
+_READABLE_VERSIONS = (2, 3, 4, 5)
 
 #: The estimators a file can hold, by class name.
 _ESTIMATORS: dict[str, type[BaseMultiTaskMMoE]] = {
@@ -432,7 +435,7 @@ def load_model(
     ['task0', 'task1']
     """
     name = _describe(path)
-    content = upgrade(_read(path))
+    content = upgrade(_read(path), name)
     _check_fields(content, name)
     estimator, data = _estimator_from(content, device, name)
     torch_device = _device_of(estimator, content, name)

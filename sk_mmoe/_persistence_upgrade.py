@@ -13,7 +13,12 @@ reads that alone. What it upgrades:
   entry: ``numeric_clip`` (they clipped), ``numeric_missing`` (they refused
   missing values), ``embedding_dims`` (one embedding size for all columns),
   the bias tower's entries (none), and the categorical columns'
-  ``value_types`` (text).
+  ``value_types`` (text);
+* format 4 (list columns), except a list column that shares the table of a
+  categorical column and pools by ``"mean"`` or ``"attention"`` (or
+  ``"auto"``, the mean): format 5
+  pools such a column with the candidate (new weights and widths), so those
+  files are refused with a ValueError that says to refit.
 
 A malformed content is left as it is, for the reader to refuse with its
 own message.
@@ -43,14 +48,17 @@ _SPEC_DEFAULTS = {
 _FORMAT_2_LOSS_ENTRIES = ("classification_tasks", "regression_tasks")
 
 
-def upgrade(content: dict[str, Any]) -> dict[str, Any]:
-    """``content`` (with its ``format_version``) as the current format has it.
+def upgrade(content: dict[str, Any], source: str = "The file") -> dict[str, Any]:
+    """``content`` (with its ``format_version``) as the current format has it
+    (``source``: the file, named in the message of a file refused).
 
     The argument is left unchanged; the result is a new dict.
     """
     content = copy.copy(content)
     if content.get("format_version") == 2:
         _upgrade_format_2(content)
+    if content.get("format_version") == 4:
+        _check_format_4_sequences(content, source)
     network = content.get("network")
     if isinstance(network, dict):
         content["network"] = {**_SPEC_DEFAULTS, **network}
@@ -64,6 +72,26 @@ def upgrade(content: dict[str, Any]) -> dict[str, Any]:
                 "value_types": ["str"] * len(categories),
             }
     return content
+
+
+def _check_format_4_sequences(content: dict[str, Any], source: str) -> None:
+    """Refuse a format 4 file whose list column shares a table and pools by
+    mean or attention: the current network pools such a column otherwise."""
+    encoder = content.get("categorical")
+    sequences = encoder.get("sequences") if isinstance(encoder, dict) else None
+    if not isinstance(sequences, dict):
+        return
+    targets = sequences.get("targets")
+    if not isinstance(targets, list) or all(target is None for target in targets):
+        return
+    if sequences.get("pooling") != "sum":
+        raise ValueError(
+            f"{source} (file format 4) holds a list column that shares the table "
+            f"of a categorical column, pooled by "
+            f"sequence_pooling={sequences['pooling']!r}; this version of sk_mmoe "
+            f"pools such columns with the candidate, with other weights. Fit "
+            f"the model again and save it with this version."
+        )
 
 
 def _upgrade_format_2(content: dict[str, Any]) -> None:

@@ -6,6 +6,7 @@ import math
 import pickle
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from sklearn.base import clone
@@ -617,6 +618,44 @@ def test_upgrade_gives_older_specifications_their_options_values(tmp_path):
     assert network["numeric_clip"] is True
     assert network["numeric_missing"] is False
     assert network["embedding_dims"] is None
+
+
+def _history_model(target, pooling):
+    rng = np.random.default_rng(0)
+    items = [f"item{k}" for k in range(10)]
+    X = pd.DataFrame(
+        {
+            "item_id": rng.choice(items, 120),
+            "history": [list(rng.choice(items, 3)) for _ in range(120)],
+        }
+    )
+    Y = np.column_stack([rng.integers(0, 2, 120), rng.integers(0, 2, 120)])
+    model = MultiTaskMMoEClassifier(
+        **SMALL, sequence_features={"history": target}, sequence_pooling=pooling
+    )
+    return model.fit(X, Y), X
+
+
+@pytest.mark.parametrize("pooling", ["auto", "mean", "attention"])
+def test_format_4_files_pooling_with_the_candidate_are_refused(tmp_path, pooling):
+    # Format 5 pools a list column that shares a table with the candidate:
+    # other weights than format 4's, so such a file asks for a new fit.
+    model, _ = _history_model("item_id", pooling)
+    path = tmp_path / "model.pt"
+    save_model(model, path)
+    assert torch.load(path, weights_only=True)["format_version"] == 5
+    _rewrite(path, edit_outer=lambda outer: outer.update(format_version=4))
+    with pytest.raises(ValueError, match=r"file format 4.*Fit the model again"):
+        load_model(path)
+
+
+@pytest.mark.parametrize("target, pooling", [(None, "mean"), ("item_id", "sum")])
+def test_format_4_files_pooling_alone_still_load(tmp_path, target, pooling):
+    model, X = _history_model(target, pooling)
+    path = tmp_path / "model.pt"
+    save_model(model, path)
+    _rewrite(path, edit_outer=lambda outer: outer.update(format_version=4))
+    _assert_same_model(model, load_model(path), X)
 
 
 def test_files_without_the_clip_option_clip_their_inputs(tmp_path):
