@@ -1,13 +1,11 @@
-"""The base of the MMoE estimators: parameters, the fit flow and prediction.
+"""The base of the MMoE estimators: what the three share.
 
-:class:`BaseMultiTaskMMoE` holds what the three estimators share: their
-parameters, the fit / ``partial_fit`` / warm-start flow (prepare the data,
-build or continue the net, train, publish), the fitted state (handed out by
-``_fitted_state``, set in one place, ``_set_fitted_state``, also behind
-``_restore`` and :func:`sk_mmoe.load_model`) and prediction. Plain functions
-do the work, handed the parameters they need: :mod:`sk_mmoe._checks`,
-:mod:`sk_mmoe._data.inputs`, :mod:`sk_mmoe._building`,
-:mod:`sk_mmoe._fitting.flow` and :mod:`sk_mmoe._prediction`.
+Their parameters, the fit / ``partial_fit`` / warm-start flow (prepare the
+data, build or continue the net, train, publish), the fitted state (handed
+out by ``_fitted_state``, set in one place, ``_set_fitted_state``, also
+behind ``_restore`` and :func:`sk_mmoe.load_model`) and prediction. Plain
+functions do the work, handed the parameters they need: ``_checks``,
+``_data.inputs``, ``_building``, ``_fitting.flow`` and ``_prediction``.
 """
 
 from __future__ import annotations
@@ -29,7 +27,6 @@ from ._building import (
     make_criterion,
     make_net,
     module_params,
-    n_epochs,
     new_network_spec,
     step_params,
     update_training_params,
@@ -371,7 +368,9 @@ class BaseMultiTaskMMoE(BaseEstimator):
     ) -> dict[str, Any]:
         """The parameters of a net (:func:`sk_mmoe._building.make_net`) that
         trains on ``n_train`` rows (``scheduled``: under the schedule)."""
-        batch_size, lr = self._step_params(n_train, encoder, scheduled)
+        batch_size, lr = step_params(
+            n_train, encoder, scheduled, batch_size=self.batch_size, lr=self.lr
+        )
         return {
             "architecture": self._module_params(),
             "optimizer": optimizer_class(self.optimizer),
@@ -380,23 +379,6 @@ class BaseMultiTaskMMoE(BaseEstimator):
             "weight_decay": self.weight_decay,
             "bias_dropout": self.bias_dropout,
         }
-
-    def _step_params(
-        self,
-        n_train: int,
-        encoder: CategoricalEncoder | None = None,
-        scheduled: bool = False,
-    ) -> tuple[int, float]:
-        """``batch_size`` and ``lr`` (see :func:`sk_mmoe._building.step_params`)."""
-        return step_params(
-            n_train, encoder, scheduled, batch_size=self.batch_size, lr=self.lr
-        )
-
-    def _n_epochs(
-        self, n_train: int, batch_size: int, scheduled: bool, classifying: bool
-    ) -> int:
-        """The epochs of a fit (see :func:`sk_mmoe._building.n_epochs`)."""
-        return n_epochs(self.max_epochs, n_train, batch_size, scheduled, classifying)
 
     def _module_params(self) -> dict[str, Any]:
         """The architecture parameters, checked, as the network takes them."""
@@ -616,13 +598,3 @@ class BaseMultiTaskMMoE(BaseEstimator):
         tags.target_tags.single_output = True
         tags.target_tags.multi_output = True
         return tags
-
-
-def store_params(estimator: BaseEstimator, values: dict[str, Any]) -> None:
-    """Store ``__init__``'s arguments verbatim, as scikit-learn requires.
-
-    ``values`` is ``locals()`` at the top of ``__init__``.
-    """
-    for name, value in values.items():
-        if name not in ("self", "__class__"):
-            setattr(estimator, name, value)

@@ -376,3 +376,13 @@ def _check_sample_weight(sample_weight: Any, n_samples: int) -> np.ndarray | Non
         )
     check_weights(weights, "sample_weight")
     return weights.astype(np.float32)
+
+
+def store_params(estimator: Any, values: dict[str, Any]) -> None:
+    """Store ``__init__``'s arguments verbatim, as scikit-learn requires.
+
+    ``values`` is ``locals()`` at the top of ``__init__``.
+    """
+    for name, value in values.items():
+        if name not in ("self", "__class__"):
+            setattr(estimator, name, value)

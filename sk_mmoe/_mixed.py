@@ -11,7 +11,8 @@ import numpy as np
 import torch
 
 from . import _docs
-from ._base import BaseMultiTaskMMoE, store_params
+from ._base import BaseMultiTaskMMoE
+from ._checks import store_params
 from ._classifier import CLASS_WEIGHT_PARAMETER
 from ._compat import StrOptions, fit_context
 from ._data.targets import TargetColumns

@@ -11,7 +11,8 @@ import torch
 from sklearn.base import RegressorMixin
 
 from . import _docs
-from ._base import BaseMultiTaskMMoE, store_params
+from ._base import BaseMultiTaskMMoE
+from ._checks import store_params
 from ._compat import StrOptions, fit_context
 from ._data.targets import TargetColumns
 from ._tasks import Task

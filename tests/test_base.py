@@ -22,6 +22,7 @@ from sklearn.utils.validation import check_is_fitted
 from skorch.callbacks import Callback, EarlyStopping
 
 from sk_mmoe import MultiTaskMMoE, MultiTaskMMoEClassifier, MultiTaskMMoERegressor
+from sk_mmoe._building import step_params
 from sk_mmoe.nn.network import GATES, BatchedLinear
 
 SMALL = dict(
@@ -847,6 +848,7 @@ def test_shared_parameters_have_the_same_order_defaults_constraints_and_docs():
     # Defaults that differ by task type, as the quality study chose them.
     own_defaults = {
         ("numeric_scaling", MultiTaskMMoERegressor): "robust_unclipped",
+        ("dropout", MultiTaskMMoERegressor): 0.0,
         ("gate_dropout", MultiTaskMMoE): 0.0,
         ("gate_temperature", MultiTaskMMoE): 1.0,
     }
@@ -871,6 +873,13 @@ def test_shared_parameters_have_the_same_order_defaults_constraints_and_docs():
             ], (cls, name)
 
 
+def _step(clf, n_train, encoder=None, scheduled=False):
+    """The batch size and lr that ``clf`` trains ``n_train`` rows with."""
+    return step_params(
+        n_train, encoder, scheduled, batch_size=clf.batch_size, lr=clf.lr
+    )
+
+
 @pytest.mark.parametrize(
     "n_train, batch_size, lr",
     [(100, 256, 0.625e-3), (16_383, 256, 1e-3), (16_384, 512, 2**0.5 * 1e-3)]
@@ -878,16 +887,16 @@ def test_shared_parameters_have_the_same_order_defaults_constraints_and_docs():
 )
 def test_auto_batch_size_and_lr_follow_the_training_rows(n_train, batch_size, lr):
     clf = MultiTaskMMoEClassifier()
-    assert clf._step_params(n_train) == pytest.approx((batch_size, lr))
+    assert _step(clf, n_train) == pytest.approx((batch_size, lr))
     # Set values are kept; an "auto" lr follows a set batch size.
-    assert clf.set_params(batch_size=64, lr=0.01)._step_params(n_train) == (64, 0.01)
-    assert clf.set_params(lr="auto")._step_params(n_train) == (64, 0.5e-3)
+    assert _step(clf.set_params(batch_size=64, lr=0.01), n_train) == (64, 0.01)
+    assert _step(clf.set_params(lr="auto"), n_train) == (64, 0.5e-3)
 
 
 def test_auto_lr_scales_from_the_real_batch():
     # A batch larger than the training rows is one batch of all of them.
     clf = MultiTaskMMoEClassifier(batch_size=10**9)
-    assert clf._step_params(200) == pytest.approx((10**9, (200 / 256) ** 0.5 * 1e-3))
+    assert _step(clf, 200) == pytest.approx((10**9, (200 / 256) ** 0.5 * 1e-3))
     rng = np.random.default_rng(0)
     X = rng.normal(size=(200, 5))
     Y = np.column_stack([X[:, 0] > 0, X[:, 1] > 0]).astype(int)
@@ -903,11 +912,11 @@ def test_auto_batch_size_stays_small_for_id_columns():
     clf = MultiTaskMMoEClassifier()
     census_like = SimpleNamespace(cardinalities=[9, 53])
     ids = SimpleNamespace(cardinalities=[4, 1000])
-    assert clf._step_params(40_000, census_like) == pytest.approx((1024, 2e-3))
-    assert clf._step_params(40_000, ids) == (256, 1e-3)
-    assert clf._step_params(100_000, ids) == pytest.approx((1024, 2e-3))
+    assert _step(clf, 40_000, census_like) == pytest.approx((1024, 2e-3))
+    assert _step(clf, 40_000, ids) == (256, 1e-3)
+    assert _step(clf, 100_000, ids) == pytest.approx((1024, 2e-3))
     # Under the schedule, "auto" is its peak: 5 times the constant rate.
-    assert clf._step_params(40_000, census_like, scheduled=True) == pytest.approx(
+    assert _step(clf, 40_000, census_like, scheduled=True) == pytest.approx(
         (1024, 1e-2)
     )
 

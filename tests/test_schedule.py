@@ -5,6 +5,7 @@ import pytest
 from skorch.callbacks import Callback
 
 from sk_mmoe import MultiTaskMMoEClassifier, MultiTaskMMoERegressor
+from sk_mmoe._building import n_epochs as epochs_of_fit
 from sk_mmoe._fitting.schedule import warmup_cosine_factor
 
 SMALL = dict(
@@ -111,9 +112,8 @@ def test_auto_schedule_runs_with_early_stopping_only():
 def test_auto_max_epochs_gives_classification_300_scheduled_steps(
     n_rows, scheduled, classifying, n_epochs
 ):
-    clf = MultiTaskMMoEClassifier(**SMALL)
-    assert clf._n_epochs(n_rows, 100, scheduled, classifying) == n_epochs
-    assert clf.set_params(max_epochs=7)._n_epochs(n_rows, 100, True, True) == 7
+    assert epochs_of_fit("auto", n_rows, 100, scheduled, classifying) == n_epochs
+    assert epochs_of_fit(7, n_rows, 100, True, True) == 7
 
 
 @pytest.mark.parametrize("estimator", [MultiTaskMMoEClassifier, MultiTaskMMoERegressor])
