@@ -13,6 +13,7 @@ import argparse
 import textwrap
 import time
 import warnings
+from typing import Any
 
 import numpy as np
 
@@ -24,7 +25,7 @@ TASKS = ["click", "rated_highly", "shared"]
 SCARCE_TASK = "shared"
 # user, item and device IDs: embedded as categories, as a DataFrame's would be.
 ID_COLUMNS = [0, 1, 3]
-MODELS = {
+MODELS: dict[str, tuple[str, dict[str, Any], str]] = {
     # name: (what it is, constructor arguments, tasks it learns)
     "single-task": (
         f"the MMoE below, fitted on the labelled rows of {SCARCE_TASK} alone",
@@ -102,7 +103,7 @@ def fit_models(args: argparse.Namespace) -> tuple[dict, list, float]:
     """Fit every model on a new log per seed: each model's test scores per
     task, the labelled fraction of each task per seed, and the seconds."""
     started = time.perf_counter()
-    scores = {name: {} for name in MODELS}
+    scores: dict[str, dict[str, list[float]]] = {name: {} for name in MODELS}
     labelled = []
     for seed in range(args.seeds):
         X, Y, S = make_recommendation_tasks(

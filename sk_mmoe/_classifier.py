@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numbers
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -243,7 +243,8 @@ class MultiTaskMMoEClassifier(ClassifierMixin, BaseMultiTaskMMoE):
             One array per task, with columns in the order of ``classes_[k]``
             and rows summing to 1. A single array if fitted on a 1-D ``y``.
         """
-        return self._predict_proba(X)
+        # Every task of a classifier has class probabilities.
+        return cast(list[np.ndarray] | np.ndarray, self._predict_proba(X))
 
     def predict_conditional_proba(self, X: Any) -> list[np.ndarray] | np.ndarray:
         """Class probabilities, conditional ones for the conditional tasks.
@@ -265,7 +266,9 @@ class MultiTaskMMoEClassifier(ClassifierMixin, BaseMultiTaskMMoE):
         proba : list of ndarray of shape (n_samples, n_classes_k), or ndarray
             One entry per task, as :meth:`predict_proba` returns them.
         """
-        return self._predict_proba(X, conditional=True)
+        return cast(
+            list[np.ndarray] | np.ndarray, self._predict_proba(X, conditional=True)
+        )
 
     def predict(self, X: Any) -> np.ndarray:
         """Predicted label of every task.

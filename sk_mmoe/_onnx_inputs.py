@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import numpy as np
 
@@ -232,13 +232,15 @@ def _encoding_nodes(spec: ColumnInput, codes: str, name: str) -> list[Any]:
     """Nodes that turn one categorical column into its float32 codes."""
     from onnx import TensorProto, helper, numpy_helper
 
+    assert spec.keys is not None  # a categorical column
+
     kept = N_RESERVED + np.arange(len(spec.keys))
     if spec.type == _STRING:
         # "" is the missing value (a warning said so if it was a category).
         present = spec.keys != ""
         keys = np.concatenate([[""], spec.keys[present]]).astype(object)
         values = np.concatenate([[MISSING_CODE], kept[present]])
-        value_dtype = np.float32
+        value_dtype: type = np.float32
     else:
         # A NaN key matches a NaN input. LabelEncoder maps float32 to float32
         # and float64 to float64 only: codes in float64 are cast afterwards.
@@ -269,6 +271,8 @@ def _list_nodes(spec: ColumnInput, codes: str, name: str) -> tuple[list[Any], st
     into its padded codes (``codes``) and its number of values as float32
     (the name returned), as :mod:`sk_mmoe._data.sequences` encodes them."""
     from onnx import TensorProto, helper, numpy_helper
+
+    assert spec.keys is not None  # a list column's vocabulary
 
     lengths = spec.name + LENGTH_SUFFIX
 
@@ -328,7 +332,7 @@ def _numeric_keys(name: str, categories: list[str], dtype: type) -> np.ndarray:
     equal (``1`` and ``1.0`` in a column of mixed objects) are two codes that
     a graph reading numbers cannot tell apart.
     """
-    keys = np.array([float(c) for c in categories], dtype=dtype)
+    keys: np.ndarray = np.array([float(c) for c in categories], dtype=dtype)
     _, first, counts = np.unique(keys, return_index=True, return_counts=True)
     if (counts > 1).any():
         duplicated = categories[first[counts > 1][0]]
@@ -424,8 +428,7 @@ def onnx_feed(model: Any | str | os.PathLike, X: Any) -> dict[str, np.ndarray]:
     columns = getattr(X, "columns", None)
     columns = None if columns is None else [str(c) for c in columns]
     # A one-input graph fed a frame without that column takes its one column.
-    by_name = columns is not None and (len(specs) > 1 or names[0] in columns)
-    if by_name:
+    if columns is not None and (len(specs) > 1 or names[0] in columns):
         absent = [name for name in names if name not in columns]
         if absent:
             raise ValueError(
@@ -444,7 +447,8 @@ def onnx_feed(model: Any | str | os.PathLike, X: Any) -> dict[str, np.ndarray]:
     feed = {}
     for j, (name, kind, width) in enumerate(specs):
         if name in counted:
-            feed[name], feed[name + LENGTH_SUFFIX] = padded_text(X, j, width)
+            # A list column's input has a fixed width: its max_length.
+            feed[name], feed[name + LENGTH_SUFFIX] = padded_text(X, j, cast(int, width))
         elif kind == _STRING:
             feed[name] = _string_column(X, j)
         else:

@@ -32,7 +32,7 @@ from __future__ import annotations
 import numbers
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import numpy as np
 import torch
@@ -73,12 +73,6 @@ class Task(ABC):
     losses: ClassVar[tuple[str, ...]]
     #: The family of the task's own :attr:`metrics` in :mod:`sk_mmoe.metrics`.
     metric_family: ClassVar[str]
-    #: The metric families of :mod:`sk_mmoe.metrics` that score the task.
-    #: Besides the task's own: ``"binary"`` (group AUC) for a binary task,
-    #: ``"ranking"`` (NDCG per group) for a task whose score orders rows by
-    #: relevance, its prediction or a binary task's positive class's
-    #: probability, against its targets or labels as gains.
-    scored_by: ClassVar[tuple[str, ...]]
     #: Metrics of the task's family that :mod:`sk_mmoe.metrics` offers by
     #: name: ``{name: (metric(y_true, y_pred, sample_weight=None), sign)}``,
     #: the sign -1 for a loss (scorers return the negated loss).
@@ -94,13 +88,27 @@ class Task(ABC):
     classes: np.ndarray | None = None
     mean: float = float("nan")
     scale: float = float("nan")
-    #: The position of the task this task is conditional on; None if none.
-    parent: int | None = None
 
     def __init__(self, name: str, kind: str, loss: str | None = None) -> None:
         self.name = name
         self.kind = kind
         self.loss = self.losses[0] if loss is None else loss
+
+    @property
+    @abstractmethod
+    def scored_by(self) -> tuple[str, ...]:
+        """The metric families of :mod:`sk_mmoe.metrics` that score the task.
+
+        Besides the task's own: ``"binary"`` (group AUC) for a binary task,
+        ``"ranking"`` (NDCG per group) for a task whose score orders rows by
+        relevance, its prediction or a binary task's positive class's
+        probability, against its targets or labels as gains.
+        """
+
+    @property
+    def parent(self) -> int | None:
+        """The position of the task this task is conditional on; None if none."""
+        return None
 
     @property
     @abstractmethod
@@ -241,8 +249,14 @@ class ClassificationTask(Task):
         self.classes = classes
 
     @property
+    def _classes(self) -> np.ndarray:
+        """``classes``, which the constructor or :meth:`fit` sets."""
+        assert self.classes is not None
+        return self.classes
+
+    @property
     def n_outputs(self) -> int:
-        return len(self.classes)
+        return len(self._classes)
 
     @property
     def scored_by(self) -> tuple[str, ...]:
@@ -282,17 +296,17 @@ class ClassificationTask(Task):
         return self
 
     def _check_known(self, values: np.ndarray) -> None:
-        unknown = np.setdiff1d(np.unique(values), self.classes)
+        unknown = np.setdiff1d(np.unique(values), self._classes)
         if unknown.size:
             raise ValueError(
                 f"Task {self.name!r} has labels {unknown.tolist()!r} that are not in "
-                f"its classes {self.classes.tolist()!r}."
+                f"its classes {self._classes.tolist()!r}."
             )
 
     def encode(self, values: np.ndarray) -> np.ndarray:
         values = _homogeneous_labels(values, self.name)
         self._check_known(values)
-        return np.searchsorted(self.classes, values).astype(np.float32)
+        return np.searchsorted(self._classes, values).astype(np.float32)
 
     def head(self, outputs: torch.Tensor) -> torch.Tensor:
         # Only the task's own columns: the -inf padding of narrower tasks
@@ -305,7 +319,7 @@ class ClassificationTask(Task):
         return proba / proba.sum(axis=1, keepdims=True)
 
     def decode(self, head: np.ndarray) -> np.ndarray:
-        return self.classes[head.argmax(axis=1)]
+        return self._classes[head.argmax(axis=1)]
 
     def rank_values(self, weight: Any) -> np.ndarray:
         """A number counts the positive class's probability of a binary task;
@@ -313,7 +327,7 @@ class ClassificationTask(Task):
         the order of ``classes``) adds the expected value of the class."""
         if weight is None:
             return np.zeros(self.n_outputs)
-        classes = self.classes.tolist()
+        classes = self._classes.tolist()
         if _is_number(weight):
             if self.kind != "binary" or self.n_outputs != 2:
                 raise ValueError(
@@ -341,7 +355,7 @@ class ClassificationTask(Task):
             )
         return _finite_values(self.name, values)
 
-    def known_classes(self) -> np.ndarray:
+    def known_classes(self) -> np.ndarray | None:
         return self.classes
 
     def class_weights(self, entry: Any, codes: np.ndarray) -> np.ndarray:
@@ -364,7 +378,7 @@ class ClassificationTask(Task):
 
     def _weights_of(self, entry: dict) -> np.ndarray:
         """The weights of a ``{label: weight}`` dict, checked."""
-        classes = self.classes
+        classes = self._classes
         unknown = [c for c in entry if not np.isin(c, classes).item()]
         if unknown:
             raise ValueError(
@@ -398,8 +412,8 @@ class ClassificationTask(Task):
         return {
             "kind": self.kind,
             "name": self.name,
-            "classes": self.classes.tolist(),
-            "dtype": self.classes.dtype.str,
+            "classes": self._classes.tolist(),
+            "dtype": self._classes.dtype.str,
         }
 
     @classmethod
@@ -416,20 +430,20 @@ class ClassificationTask(Task):
         return cls(str(state["name"]), state["kind"], classes)
 
     def metadata(self) -> dict[str, Any]:
-        return {**super().metadata(), "classes": self.classes.tolist()}
+        return {**super().metadata(), "classes": self._classes.tolist()}
 
     def describe(self) -> str:
-        return f"a {self.kind} task with classes {self.classes.tolist()!r}"
+        return f"a {self.kind} task with classes {self._classes.tolist()!r}"
 
     def check_compatible(self, other: Task) -> None:
         if not (
             isinstance(other, ClassificationTask)
-            and other.classes.shape == self.classes.shape
-            and np.array_equal(other.classes, self.classes)
+            and other._classes.shape == self._classes.shape
+            and np.array_equal(other._classes, self._classes)
         ):
             raise ValueError(
                 f"Task {self.name!r} must keep its classes "
-                f"{self.classes.tolist()!r} to continue training (warm_start or "
+                f"{self._classes.tolist()!r} to continue training (warm_start or "
                 f"partial_fit), got {other.describe()}."
             )
 
@@ -485,14 +499,16 @@ class ConditionalTask(ClassificationTask):
         values, known = columns[k], labelled[k]
         negative = np.zeros(len(values), dtype=bool)
         for j in self.chain:
-            negative |= labelled[j] & _equals(columns[j], tasks[j].classes[0])
-        positive = known & _equals(values, self.classes[1])
+            # The ancestors are binary tasks (see condition_tasks).
+            ancestor = cast(ClassificationTask, tasks[j])
+            negative |= labelled[j] & _equals(columns[j], ancestor._classes[0])
+        positive = known & _equals(values, self._classes[1])
         wrong = np.flatnonzero(positive & negative)
         if wrong.size:
             rows = ", ".join(map(str, wrong[:5].tolist()))
             raise ValueError(
                 f"Task {self.name!r} is conditional on {self.parent_name!r} "
-                f"(conditional_on) but is positive ({self.classes.tolist()[1]!r}) in "
+                f"(conditional_on) but is positive ({self._classes.tolist()[1]!r}) in "
                 f"{wrong.size} row(s) where {self.parent_name!r} or a task it is "
                 f"conditional on is negative (rows {rows}"
                 f"{', ...' if wrong.size > 5 else ''}): a conditional task can "
@@ -501,8 +517,8 @@ class ConditionalTask(ClassificationTask):
         fill = negative & ~known
         if not fill.any():
             return values, known
-        values = values.astype(np.result_type(values, self.classes))
-        values[fill] = self.classes[0]
+        values = values.astype(np.result_type(values, self._classes))
+        values[fill] = self._classes[0]
         return values, known | fill
 
     def own_outputs(self, outputs: torch.Tensor, k: int) -> torch.Tensor:
@@ -547,9 +563,9 @@ class RegressionTask(Task):
     """
 
     kinds = ("regression",)
-    losses = ("squared_error", "huber")
+    losses: ClassVar[tuple[str, ...]] = ("squared_error", "huber")
     metric_family = "regression"
-    scored_by = ("regression", "ranking")
+    scored_by: ClassVar[tuple[str, ...]] = ("regression", "ranking")
     uncertainty_scale = 0.5
 
     def __init__(

@@ -118,6 +118,9 @@ class MultiTaskStratifiedKFold(BaseKFold):
     [0 4 5]
     """
 
+    missing_label: int | float | str | None
+    n_bins: int
+
     def __init__(
         self,
         n_splits: int = 5,
@@ -262,9 +265,10 @@ class RepeatedMultiTaskStratifiedKFold(RepeatedSplits):
 
 
 for _cls in (MultiTaskStratifiedKFold, RepeatedMultiTaskStratifiedKFold):
-    _cls.__doc__ = _cls.__doc__.format(
-        missing_label=_MISSING_LABEL_DOC, n_bins=_N_BINS_DOC
-    )
+    if _cls.__doc__ is not None:  # None under python -OO
+        _cls.__doc__ = _cls.__doc__.format(
+            missing_label=_MISSING_LABEL_DOC, n_bins=_N_BINS_DOC
+        )
 
 
 def _quantile_bins(values: np.ndarray, n_bins: int) -> np.ndarray:

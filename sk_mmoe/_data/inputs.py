@@ -10,7 +10,8 @@ present) and checks that a ``Y`` has the fitted tasks.
 from __future__ import annotations
 
 import warnings
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -25,6 +26,9 @@ from .missing import check_numeric_missing
 from .sequences import SequenceColumns, resolve_sequences
 from .targets import default_task_names
 
+if TYPE_CHECKING:
+    from .._building import NetworkSpec
+
 __all__ = ["InputHandling"]
 
 # Values of a categorical column seen fewer times in fit share the code of
@@ -34,6 +38,21 @@ _MIN_CATEGORY_FREQUENCY = 2
 
 class InputHandling:
     """The estimators' handling of ``X`` (and of the task columns of ``Y``)."""
+
+    # What it reads of the estimator: parameters, then fitted state.
+    bias_features: Sequence[int | str] | Mapping[str, Any] | None
+    categorical_features: str | Sequence[Any] | None
+    max_categories: int
+    sequence_features: dict | None
+    sequence_pooling: str
+    max_sequence_length: int
+    numeric_missing: str
+    _spec: NetworkSpec
+    _encoder: CategoricalEncoder | None
+    bias_features_in_: np.ndarray
+    n_features_in_: int
+    n_outputs_: int
+    task_names_: list[str]
 
     def _split_bias_columns(
         self, X: Any, incremental: bool
@@ -110,6 +129,7 @@ class InputHandling:
             )
         if X.shape[0] == 0:
             raise ValueError("Found array with 0 sample(s) while fitting; X is empty.")
+        assert mask is not None  # None only without categorical or list columns
         encoder = CategoricalEncoder(
             mask, self.max_categories, _MIN_CATEGORY_FREQUENCY, sequences
         ).fit(X)

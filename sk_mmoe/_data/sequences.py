@@ -19,7 +19,7 @@ network embeds a past item and a candidate item with one table
 from __future__ import annotations
 
 import numbers
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -296,7 +296,8 @@ class SequenceColumns:
             zip(self.columns, self.targets, self.categories, strict=True)
         ):
             text, lengths = _flat_text(X, j, self.max_length)
-            categories = own if target is None else shared[target]
+            # A column without a target has its own vocabulary.
+            categories = cast(list[str], own) if target is None else shared[target]
             codes = category_codes(text, categories)
             rows, slots = _positions(lengths)
             block[rows, i * self.max_length + slots] = codes
@@ -306,7 +307,9 @@ class SequenceColumns:
     def cardinalities(self, categorical_cardinality: dict[int, int]) -> list[int]:
         """Codes of each list column's vocabulary."""
         return [
-            categorical_cardinality[k] if k is not None else N_RESERVED + len(c)
+            categorical_cardinality[k]
+            if k is not None
+            else N_RESERVED + len(cast(list[str], c))
             for k, c in zip(self.targets, self.categories, strict=True)
         ]
 

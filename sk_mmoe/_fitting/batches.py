@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Iterator
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import numpy as np
 import scipy.sparse as sp
@@ -131,7 +131,8 @@ class ArrayBatches(Dataset):
         elif self.sparse_batches:
             Xb = _csr_tensor(self.X[positions])
         else:
-            Xb = torch.from_numpy(self.X[positions].toarray())
+            # Without a dense tensor, X is sparse.
+            Xb = torch.from_numpy(cast(sp.csr_matrix, self.X)[positions].toarray())
         yb = None if self._y is None else take(self._y)
         if self._w is not None:
             yb = (yb, take(self._w))
@@ -139,6 +140,7 @@ class ArrayBatches(Dataset):
 
     def labelled_counts(self, positions: np.ndarray | slice) -> torch.Tensor:
         """Labelled rows (total sample weight) of each task at ``positions``."""
+        assert self._y is not None  # called on data with targets
         if self.rows is not None:
             positions = self.rows[positions]
         if isinstance(positions, slice):
@@ -200,6 +202,8 @@ class BatchIterator:
     def __iter__(self) -> Iterator[tuple[torch.Tensor, Any]]:
         n = len(self.dataset)
         order = self._rng.permutation(n) if self.shuffle else None
+        positions: slice | np.ndarray
+        whole: slice | np.ndarray
         for start in range(0, n, self.batch_size):
             stop = min(start + self.batch_size, n)
             if self.world_size == 1:

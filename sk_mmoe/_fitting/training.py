@@ -16,7 +16,7 @@ import sys
 import threading
 import warnings
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import torch
@@ -35,6 +35,9 @@ from ..nn._optim import LazyAdam
 from . import distributed as _distributed
 from .batches import ArrayBatches, BatchIterator, ShardTargets
 from .holdout import validation_split
+
+if TYPE_CHECKING:
+    from torch.nn.parallel import DistributedDataParallel
 
 __all__ = [
     "DIVERGENCE_FACTOR",
@@ -76,6 +79,7 @@ class HoldOut:
         self.seed = seed
 
     def __call__(self, dataset: ArrayBatches, y: Any = None, **fit_params: Any):
+        assert dataset.y is not None  # the training data has targets
         targets = dataset.y if dataset.rows is None else dataset.y[dataset.rows]
         train, valid = validation_split(targets, self.fraction, self.seed)
         return dataset.subset(train), dataset.subset(valid)
@@ -112,9 +116,9 @@ class MultiTaskNet(NeuralNet):
         # The architecture the module was built with, to refuse continuing
         # training (warm_start, partial_fit) with another one.
         self.module_params = dict(module_params or {})
-        self._task_loss_sums = {}
-        self._world = None
-        self._ddp_module = None
+        self._task_loss_sums: dict[bool, torch.Tensor] = {}
+        self._world: _distributed.World | None = None
+        self._ddp_module: list[DistributedDataParallel] | None = None
 
     @property
     def _default_callbacks(self) -> list[tuple[str, Callback]]:
@@ -198,7 +202,9 @@ class MultiTaskNet(NeuralNet):
         # The wrapper broadcasts rank 0's weights, so all ranks start equal.
         # The network's buffers are constants: no broadcast before each step
         # (the option is named forward_sync_buffers from torch 2.13 on).
-        options = {"device_ids": [device.index] if device.type == "cuda" else None}
+        options: dict[str, Any] = {
+            "device_ids": [device.index] if device.type == "cuda" else None
+        }
         if (
             "forward_sync_buffers"
             in inspect.signature(DistributedDataParallel).parameters
@@ -288,10 +294,11 @@ class MultiTaskNet(NeuralNet):
             torch.zeros_like(p) if p.grad is None else p.grad.detach() for p in params
         ]
         flat = torch.cat([g.reshape(-1) for g in grads])
-        device = self._world.collective_device
-        flat = flat.to(device)
+        world = self._world
+        assert world is not None  # called in data-parallel training only
+        flat = flat.to(world.collective_device)
         dist.all_reduce(flat)
-        flat = flat.to(params[0].device) / self._world.size
+        flat = flat.to(params[0].device) / world.size
         offset = 0
         for p in params:
             n = p.numel()
@@ -416,10 +423,12 @@ class MultiTaskNet(NeuralNet):
         ]
         flags = sorted(self._task_loss_sums, reverse=True)
         parts += [self._task_loss_sums[f].double().cpu().reshape(-1) for f in flags]
-        total = _distributed.sum_over_ranks(torch.cat(parts), self._world)
+        world = self._world
+        assert world is not None  # called in data-parallel training only
+        total = _distributed.sum_over_ranks(torch.cat(parts), world)
         records = total[: 2 * len(keys)].reshape(-1, 2).tolist()
         for (batch, prefix), (loss, size) in zip(keys, records, strict=True):
-            batch[f"{prefix}_loss"] = loss / self._world.size
+            batch[f"{prefix}_loss"] = loss / world.size
             batch[f"{prefix}_batch_size"] = int(round(size))
         offset = 2 * len(keys)
         for flag in flags:
@@ -513,6 +522,8 @@ class StopOnNonFinite(Callback):
     learning rate far too large makes it do without ever reaching infinity.
     """
 
+    first_loss_: float | None
+
     def on_train_begin(self, net: NeuralNet, **kwargs: Any) -> None:
         self.first_loss_ = None
 
@@ -534,7 +545,7 @@ class StopOnNonFinite(Callback):
             raise NonFiniteLoss("the weights became infinite or NaN")
         first = getattr(self, "first_loss_", None)
         growing = first is not None and np.isfinite(first)
-        if growing and loss > DIVERGENCE_FACTOR * max(first, 1.0):
+        if growing and loss > DIVERGENCE_FACTOR * max(cast(float, first), 1.0):
             raise NonFiniteLoss(
                 f"the training loss grew from {first:.3g} to {loss:.3g}"
             )

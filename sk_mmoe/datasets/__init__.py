@@ -21,7 +21,7 @@ import numbers
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import numpy as np
 from sklearn.utils import Bunch, check_random_state, check_scalar
@@ -362,7 +362,7 @@ def make_task_correlation(
     params = _make_task_correlation_params(
         int(n_features), correlation, scale, int(n_sin), noise, rng, binary
     )
-    splits = []
+    splits: list[tuple[np.ndarray, ...]] = []
     for size in sizes:
         X, Y, y = _sample_task_correlation(params, size, noise, rng)
         splits.append((X, Y, y) if return_regression else (X, Y))
@@ -936,7 +936,12 @@ def _rec_rows_and_scores(
             scores[task] += params.intercept
     # Slot k lowers the click logit by position_bias * log2(1 + k); the
     # scores returned stay those of the item itself (its true relevance).
-    click_offset = 0.0 if position is None else -position_bias * np.log2(1.0 + position)
+    # Positions come with position_bias only.
+    click_offset = (
+        0.0
+        if position is None
+        else -cast(float, position_bias) * np.log2(1.0 + position)
+    )
     scores["click"] += _calibrate_intercept(scores["click"] + click_offset, click_rate)
     user_activity = np.ceil(np.exp(3.0 + 1.5 * activity)).astype(np.int64)[users]
     rows = {

@@ -20,7 +20,7 @@ import numbers
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from sklearn.base import is_regressor
@@ -715,10 +715,13 @@ class _TaskScorer(_ScoreRequests):
         if isinstance(self.metric, str):
             value = self._named_metric(y_true, response, classes, name, weights, groups)
         else:
-            if method == "predict_proba" and len(classes) == 2:
-                # As scikit-learn's scorers: the positive class's column.
-                pos = self.metric_kwargs.get("pos_label", classes[1])
-                response = response[:, _encode(np.array([pos]), classes, name)[0]]
+            if method == "predict_proba":
+                assert classes is not None  # a classification task (checked)
+                if len(classes) == 2:
+                    # As scikit-learn's scorers: the positive class's column.
+                    pos = self.metric_kwargs.get("pos_label", classes[1])
+                    column = _encode(np.array([pos]), classes, name)[0]
+                    response = response[:, column]
             kwargs = dict(self.metric_kwargs)
             if weights is not None:
                 kwargs["sample_weight"] = weights
@@ -731,6 +734,7 @@ class _TaskScorer(_ScoreRequests):
     def _response_method(self, classification: bool) -> str:
         if isinstance(self.metric, str):
             return _METRICS[self.metric].response_method(classification)
+        assert self.response_method is not None  # set for a callable metric
         return self.response_method
 
     def _check_task_type(
@@ -764,7 +768,7 @@ class _TaskScorer(_ScoreRequests):
         weights: np.ndarray | None,
         groups: np.ndarray | None = None,
     ) -> float:
-        metric = _METRICS[self.metric]
+        metric = _METRICS[cast(str, self.metric)]  # a named metric
         kwargs = {**metric.kwargs, **self.metric_kwargs}
         if metric.grouped:
             kwargs["groups"] = self._check_groups(groups)
@@ -778,6 +782,7 @@ class _TaskScorer(_ScoreRequests):
             )
         if metric.kind == "label":
             if metric.binary_only:
+                assert classes is not None  # a classification task (checked)
                 if len(classes) != 2:
                     raise ValueError(
                         f"{self.metric!r} is for binary tasks, but task {name!r} "
@@ -792,6 +797,7 @@ class _TaskScorer(_ScoreRequests):
                 f"labels cannot be passed to {self.metric!r}: the scorer passes "
                 f"the classes of the task."
             )
+        assert classes is not None  # a classification task (checked)
         codes = _encode(y_true, classes, name)
         if metric.kind == "probability":
             return metric.sign * metric.function(
@@ -909,7 +915,7 @@ def _layout(
     metric and task, then (with ``mean``) one for the mean of each metric
     that scores at least two tasks, whose ``tasks`` lists them all.
     """
-    entries = []
+    entries: list[tuple[str, str, list[Any]]] = []
     for metric, tasks in plan.items():
         entries.extend((f"{metric}_{suffixes[task]}", metric, [task]) for task in tasks)
         if mean and len(tasks) > 1:
@@ -1299,6 +1305,7 @@ def multitask_scoring(
         tasks = range(n_tasks)
     if isinstance(tasks, str):
         tasks = [tasks]
+    assert tasks is not None  # given, or from n_tasks
     tasks = [_check_task(task) for task in tasks]
     if not tasks:
         raise ValueError("tasks must name at least one task.")

@@ -28,7 +28,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .._data.frames import is_polars
-from .network import BatchedLinear
+from .network import BatchedLinear, MMoENetwork
 
 __all__ = ["BiasColumns", "BiasTower", "BiasedNetwork", "main_network"]
 
@@ -215,6 +215,11 @@ class BiasTower(nn.Module):
         Probability that a bias value is dropped in training.
     """
 
+    center: torch.Tensor
+    scale: torch.Tensor
+    task_mask: torch.Tensor
+    task_on: torch.Tensor
+
     def __init__(self, task_mask: Any, width: int, dropout: float = 0.1) -> None:
         super().__init__()
         mask = torch.as_tensor(np.asarray(task_mask, dtype=bool))
@@ -260,7 +265,7 @@ class BiasedNetwork(nn.Module):
     the main columns only, it is the main network (as at prediction).
     """
 
-    def __init__(self, main: nn.Module, bias_tower: BiasTower):
+    def __init__(self, main: MMoENetwork, bias_tower: BiasTower):
         super().__init__()
         self.main = main
         self.bias_tower = bias_tower

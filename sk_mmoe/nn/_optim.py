@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import overload
 
 import torch
 
@@ -43,6 +44,12 @@ class LazyAdam(torch.optim.SparseAdam):
     maximize : bool, default=False
         Maximise the objective instead of minimising it.
     """
+
+    @overload
+    def step(self, closure: None = None) -> None: ...
+
+    @overload
+    def step(self, closure: Callable[[], float]) -> float: ...
 
     @torch.no_grad()
     def step(self, closure: Callable[[], float] | None = None) -> float | None:
@@ -83,6 +90,7 @@ class LazyAdam(torch.optim.SparseAdam):
 def _update_rows(param: torch.Tensor, state: dict, group: dict) -> None:
     """One ``SparseAdam`` update of the rows in ``param.grad``, in place."""
     grad = param.grad
+    assert grad is not None  # step skips parameters without one
     if not grad.is_sparse or grad.sparse_dim() != 1:
         raise RuntimeError(
             "LazyAdam takes gradients sparse along their first dimension "

@@ -36,6 +36,8 @@ class MissingFill(nn.Module):
         unused for the categorical columns).
     """
 
+    numeric: torch.Tensor
+
     def __init__(self, n_features: int, categorical_columns: Sequence[int] = ()):
         super().__init__()
         mask = torch.ones(n_features, dtype=torch.bool)

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, cast
 
 import torch
 from rtdl_num_embeddings import PeriodicEmbeddings
@@ -158,6 +158,9 @@ class _ExtractionLevel(nn.Module):
     ``with_shared_gate`` a further gate mixes every expert of the level to form
     the input of the next level's shared experts (PLE).
     """
+
+    expert_input: torch.Tensor
+    gate_index: torch.Tensor
 
     def __init__(
         self,
@@ -473,6 +476,9 @@ class DSelectKGate(_TopKGate):
 
     name = "dselect_k"
 
+    codes: torch.Tensor
+    fold: torch.Tensor
+
     @classmethod
     def input_width(cls, n_experts: int, gate_params: dict[str, Any]) -> int:
         k = gate_params.get("gate_k", 2)
@@ -584,7 +590,9 @@ def make_gate(
     their own hyperparameters taken from ``gate_params``."""
     cls = gate_class(kind)
     cls.check(n_experts, gate_params)
-    return cls(n_gates, in_features, n_experts, **cls.own_arguments(gate_params))
+    # A gate class is a Module built from these arguments (see Gate).
+    build = cast(Callable[..., nn.Module], cls)
+    return build(n_gates, in_features, n_experts, **cls.own_arguments(gate_params))
 
 
 def first_level_width(
@@ -719,6 +727,10 @@ class NumericScaling(nn.Module):
         Clip the scaled values smoothly.
     """
 
+    numeric: torch.Tensor
+    center: torch.Tensor
+    scale: torch.Tensor
+
     def __init__(
         self,
         n_features: int,
@@ -788,6 +800,13 @@ class FeatureEmbedding(nn.Module):
         Embed the numeric columns (vectors of :data:`NUMERIC_EMBEDDING_DIM`).
     """
 
+    numeric_columns: torch.Tensor
+    categorical_columns: torch.Tensor
+    offsets: torch.Tensor
+    position_column: torch.Tensor
+    position_base: torch.Tensor
+    position_stride: torch.Tensor
+
     def __init__(
         self,
         n_features: int,
@@ -816,7 +835,7 @@ class FeatureEmbedding(nn.Module):
             self.column_dims = tuple(int(d) for d in embedding_dim)
             self._build_column_table(list(cardinalities))
             categorical_width = sum(self.column_dims)
-        elif categorical:
+        elif categorical and not isinstance(embedding_dim, Sequence):
             offsets = [0, *list(itertools.accumulate(cardinalities))[:-1]]
             self.register_buffer("offsets", torch.tensor(offsets), False)
             embedding_dim = embedding_dim or embedding_size(cardinalities)
@@ -838,6 +857,7 @@ class FeatureEmbedding(nn.Module):
         rows ``base_j + c * d_j .. + d_j - 1`` (one value each), and output
         position ``p`` reads row ``code[column_p] * d_p + base_p``."""
         dims = self.column_dims
+        assert dims is not None  # set by the caller
         if len(dims) != len(cardinalities) or min(dims) < 1:
             raise ValueError(
                 "embedding_dim must give a positive size per categorical "
@@ -862,9 +882,11 @@ class FeatureEmbedding(nn.Module):
     def column_vectors(self, k: int, codes: torch.Tensor) -> torch.Tensor:
         """The vectors of ``codes`` of categorical column ``k`` (its index
         among the categorical columns): ``(*codes.shape, dim_k)``."""
-        weight = self.table.weight
+        table = self.table
+        assert table is not None  # called for categorical columns only
+        weight = table.weight
         if self.column_dims is None:
-            return self.table(codes + self.offsets[k])
+            return table(codes + self.offsets[k])
         d = self.column_dims[k]
         steps = torch.arange(d, device=codes.device)
         index = self._column_starts[k] + codes.unsqueeze(-1) * d + steps
@@ -1118,6 +1140,9 @@ class MMoENetwork(nn.Module):
     (5, 2, 4)
     """
 
+    regression_outputs: torch.Tensor
+    class_padding: torch.Tensor
+
     def __init__(
         self,
         n_features: int,
@@ -1304,7 +1329,7 @@ class MMoENetwork(nn.Module):
     @property
     def n_gate_experts(self) -> int:
         """Number of experts a gate of the last level distributes weight over."""
-        return self.levels[-1].n_total_experts
+        return cast(_ExtractionLevel, self.levels[-1]).n_total_experts
 
     def forward(
         self, x: torch.Tensor, return_gates: bool = False
@@ -1368,6 +1393,7 @@ class MMoENetwork(nn.Module):
         if self._has_class_padding:
             logits = logits.masked_fill(self.class_padding, float("-inf"))
         if return_gates:
+            assert weights is not None  # there is at least one level
             if k > 1:
                 weights = weights.unflatten(1, (-1, k)).mean(dim=2)
             return logits, weights.transpose(0, 1)
@@ -1375,13 +1401,15 @@ class MMoENetwork(nn.Module):
 
     def _pool_sequences(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The columns of ``X`` and the pooled vectors of its list columns."""
-        n_columns = self.n_features - self.sequences.width
+        sequences = self.sequences
+        assert sequences is not None  # called with list columns only
+        n_columns = self.n_features - sequences.width
         columns, codes = x[:, :n_columns], x[:, n_columns:]
         candidates, shared = None, None
         if self.embedding is not None and self.embedding.table is not None:
             candidates = columns.index_select(1, self.embedding.categorical_columns)
             shared = self.embedding.column_vectors
-        return columns, self.sequences(codes, candidates, shared)
+        return columns, sequences(codes, candidates, shared)
 
     def _member_outputs(self, hidden: torch.Tensor) -> torch.Tensor:
         """Every member's output layer on ``(n_tasks, batch * k, h)``.

@@ -90,7 +90,7 @@ class SequencePooling(nn.Module):
             if pooling == "attention" and target is None:
                 raise ValueError("attention pooling needs a target column.")
             table = nn.Embedding(n, d) if target is None else nn.Identity()
-            if target is None:
+            if isinstance(table, nn.Embedding):
                 nn.init.normal_(table.weight, std=1.0 / math.sqrt(d))
             self.tables.append(table)
             self.attention.append(
@@ -127,7 +127,11 @@ class SequencePooling(nn.Module):
                 kept = torch.rand(block.shape, device=block.device) >= HISTORY_DROPOUT
                 present = present & kept
             block = block.clamp(min=0)
-            past = self.tables[i](block) if target is None else shared(target, block)
+            if target is None:
+                past = self.tables[i](block)
+            else:
+                assert shared is not None  # given with a target column
+                past = shared(target, block)
             weight = present.to(past.dtype)
             total = (past * weight.unsqueeze(2)).sum(dim=1)
             count = weight.sum(dim=1, keepdim=True)
@@ -137,6 +141,8 @@ class SequencePooling(nn.Module):
             mean = total / count.clamp(min=1)
             parts.append(mean)
             if pooling == "attention":
+                assert target is not None and candidates is not None
+                assert shared is not None
                 candidate = shared(target, candidates[:, target].long())
                 scores = self.attention[i](past, candidate)
                 # Padded positions get a softmax weight of exactly 0 (and a
