@@ -92,6 +92,12 @@ The grid runs cell by cell (dataset, rate, seed: every method of a cell in
 one worker, the teacher shared), in worker processes of one torch thread
 each. Rows are appended to ``semi_supervised.csv`` as cells finish, a rerun
 skips cells already there, and ``--report`` writes ``semi_supervised.md``.
+
+The fits run with the ``sk_mmoe`` of this source tree. Those of
+``results/semi_supervised.csv`` ran with the package as of commit fbc1dc3,
+in which ``fit`` still trained on the rows labelled for no task (it skips
+them now); run the script from a checkout of that commit, with
+``--output-dir`` pointing here, to add fits paired with them.
 """
 
 from __future__ import annotations
@@ -776,12 +782,12 @@ def write_report(csv_path: Path, out: Path) -> str:
     if ratios:
         lines += [
             "",
-            "## What the unlabelled rows cost today",
+            "## The default fit on every row against the labelled rows alone",
             "",
             "Default fit on every row over the same fit on the labelled rows "
             "alone (same labels, same seed): median ratio of wall-clock fit "
-            "times, and of the time per epoch (the fits on every row stop "
-            "early, those on the labelled rows alone run every epoch):",
+            "times, and of the time per epoch (the epochs run differ when "
+            "early stopping is on):",
             "",
             "| dataset | rate | labelled rows | fit time ratio | per epoch |",
             "|---|---|---|---|---|",

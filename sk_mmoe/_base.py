@@ -1,187 +1,94 @@
 """The base of the MMoE estimators: parameters, the fit flow and prediction.
 
-:class:`BaseMultiTaskMMoE` holds everything the classifier, the regressor and
-the mixed-task estimator share: the parameters of the network and of
-training, the fit / ``partial_fit`` / warm-start flow (written once, in the
-steps prepare the data, build or continue the net, train, publish), the
-fitted state (set in one place, :meth:`BaseMultiTaskMMoE._set_fitted_state`,
-which :func:`sk_mmoe.load_model` uses too), and the forward pass behind
-``predict``, ``gate_weights`` and ``score``. The checks of the arguments
-against the data (:mod:`sk_mmoe._checks`), the handling of ``X``
-(:mod:`sk_mmoe._data.inputs`) and the building of the network and its loss
-(:mod:`sk_mmoe._building`) are its bases. The public estimators only say
-which task types they accept and how they present predictions; everything
-that depends on a task's type is in :mod:`sk_mmoe._tasks`.
+:class:`BaseMultiTaskMMoE` holds what the three estimators share: their
+parameters, the fit / ``partial_fit`` / warm-start flow (prepare the data,
+build or continue the net, train, publish), the fitted state (handed out by
+``_fitted_state``, set in one place, ``_set_fitted_state``, also behind
+``_restore`` and :func:`sk_mmoe.load_model`) and prediction. Plain functions
+do the work, handed the parameters they need: :mod:`sk_mmoe._checks`,
+:mod:`sk_mmoe._data.inputs`, :mod:`sk_mmoe._building`,
+:mod:`sk_mmoe._fitting.flow` and :mod:`sk_mmoe._prediction`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import numbers
 from abc import abstractmethod
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import scipy.sparse as sp
 import torch
 from sklearn.base import BaseEstimator
-from sklearn.utils import check_consistent_length, check_random_state
+from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
-from skorch.callbacks import Callback
 
-from ._building import NetworkBuilding, NetworkSpec, _robust_statistics
-from ._checks import (
-    ParameterChecks,
-    _check_sample_weight,
-    _per_task,
-    _with_known_labels,
-    resolve_conditional_on,
+from ._building import (
+    INPUT_LAYER_PARAMS,
+    make_criterion,
+    make_net,
+    module_params,
+    n_epochs,
+    new_network_spec,
+    step_params,
+    update_training_params,
 )
-from ._compat import Interval, StrOptions, fit_context
+from ._checks import (
+    PARAMETER_CONSTRAINTS,
+    _check_sample_weight,
+    check_class_weight,
+    check_device,
+    check_param_types,
+    check_partial_fit_class_weight,
+    check_task_weights,
+    optimizer_class,
+)
+from ._compat import fit_context
 from ._data.features import CategoricalEncoder, feature_names
 from ._data.frames import check_not_lazy
-from ._data.inputs import InputHandling
-from ._data.sequences import SEQUENCE_POOLINGS
+from ._data.inputs import (
+    ENCODING_PARAMS,
+    check_task_columns,
+    encode_new_X,
+    split_bias_columns,
+    validate_X,
+)
 from ._data.targets import (
     TargetColumns,
     check_not_dask_key,
     encode_targets,
     read_targets,
 )
-from ._fitting.batches import ArrayBatches
+from ._fitted import (
+    FittedData,
+    FittedState,
+    NetState,
+    check_shapes,
+    epochs_of,
+    load_net_state,
+)
 from ._fitting.distributed import agree_seed, local_device
-from ._fitting.holdout import labelled_rows, n_validation_rows
+from ._fitting.flow import (
+    TRAINING_PARAMS,
+    FitData,
+    check_same_architecture,
+    early_stopping,
+    fit_tasks,
+    holdout_size,
+    set_input_statistics,
+    train,
+)
+from ._fitting.holdout import labelled_rows
 from ._fitting.threads import resolve_threads, torch_threads
-from ._fitting.training import (
-    OPTIMIZERS,
-    HoldOut,
-    MultiTaskNet,
-    NonFiniteLoss,
-    seeded,
-)
+from ._fitting.training import MultiTaskNet, seeded
+from ._prediction import forward, heads, mean_score, stack_predictions
 from ._rank_score import rank_score_of, rank_values
-from ._tasks import Task, condition_tasks, make_task
-from .nn._bias import main_network
-from .nn.network import (
-    ACTIVATIONS,
-    GATES,
-    MAX_ENSEMBLE_SIZE,
-    BatchedLinear,
-    MMoENetwork,
-)
-from .nn.weighting import WEIGHTING_STRATEGIES
+from ._tasks import Task
 
 __all__ = ["BaseMultiTaskMMoE"]
 
-# Rows per forward pass at prediction time: large enough to amortise the
-# per-call overhead, small enough to bound the activations' memory.
-_PREDICT_CHUNK = 16384
 
-# BLAS kernels multiply rows in panels, and a row's float32 result can depend
-# on whether it falls in a full panel or in the remainder. Predicting on a
-# multiple of this many rows makes each row's output independent of how many
-# rows are predicted together (one row online gives the same as in a batch).
-_ROW_ALIGN = 16
-
-# torch's CPU batched product (baddbmm) sums with its own loop, in another
-# order than BLAS, while rows * in_features * out_features is under this
-# (aten/src/ATen/native/LinearAlgebra.cpp): prediction pads the rows so that
-# every layer takes the BLAS path, whatever the number of rows predicted.
-_BMM_BLAS_MIN_SIZE = 400
-
-#: The parameters that build the network; declared once, here.
-ARCHITECTURE_PARAMS = (
-    "n_experts",
-    "expert_hidden_layer_sizes",
-    "tower_hidden_layer_sizes",
-    "n_task_experts",
-    "n_levels",
-    "shared_gate",
-    "gate_dropout",
-    "dropout",
-    "gate",
-    "gate_k",
-    "gate_temperature",
-    "expert_activation",
-    "expert_normalization",
-    "ensemble_size",
-)
-
-# early_stopping="auto" holds out validation rows above this many rows
-# labelled for some task, as scikit-learn's HistGradientBoosting estimators
-# do above this many rows.
-_AUTO_EARLY_STOPPING_ROWS = 10_000
-
-# Parameters validated as Integral that must not be booleans (True == 1).
-_INTEGER_PARAMS = (
-    "n_experts",
-    "n_task_experts",
-    "n_levels",
-    "gate_k",
-    "ensemble_size",
-    "batch_size",
-    "max_epochs",
-    "n_iter_no_change",
-    "n_threads",
-    "max_categories",
-    "max_sequence_length",
-)
-
-
-@dataclass
-class _FitData:
-    """A fit call's data, validated, with what the call fits of the tasks.
-
-    ``spec`` is the network specification of a new fit, None when training
-    continues (the fitted network's stays). ``bias_values`` are the
-    ``bias_features`` columns (float32), None without a bias tower: ``X``
-    does not hold them, the net trains on ``training_X``. ``trained_rows``
-    are the rows training iterates over: those labelled for some task when
-    nothing reads the others (see :meth:`BaseMultiTaskMMoE._trained_rows`),
-    None for all.
-    """
-
-    X: Any
-    feature_names: np.ndarray | None
-    encoder: CategoricalEncoder | None
-    targets: TargetColumns
-    sample_weight: np.ndarray | None
-    tasks: list[Task]
-    encoded: np.ndarray
-    task_weights: np.ndarray | str
-    class_weights: list[np.ndarray | None]
-    early: bool
-    n_valid: int
-    spec: NetworkSpec | None
-    bias_values: np.ndarray | None = None
-    trained_rows: np.ndarray | None = None
-    scheduled: bool = False
-
-    @property
-    def n_train(self) -> int:
-        """Rows the net trains on (without the held-out validation rows)."""
-        n_rows = (
-            self.X.shape[0] if self.trained_rows is None else len(self.trained_rows)
-        )
-        return n_rows - self.n_valid
-
-    @property
-    def classifying(self) -> bool:
-        """Whether every task of the fit is a classification task."""
-        return all(task.declares_classes for task in self.tasks)
-
-    @property
-    def training_X(self) -> Any:
-        """What the net trains on: ``X``, the bias columns after its own."""
-        if self.bias_values is None:
-            return self.X
-        return np.hstack([self.X, self.bias_values])
-
-
-class BaseMultiTaskMMoE(ParameterChecks, InputHandling, NetworkBuilding, BaseEstimator):
+class BaseMultiTaskMMoE(BaseEstimator):
     """Base class of the MMoE estimators; not meant to be used directly.
 
     Subclasses define ``__init__`` (their parameters), the task types they
@@ -190,72 +97,7 @@ class BaseMultiTaskMMoE(ParameterChecks, InputHandling, NetworkBuilding, BaseEst
     tasks (:meth:`_set_task_attributes`).
     """
 
-    _parameter_constraints: dict = {
-        "n_experts": [Interval(numbers.Integral, 1, None, closed="left")],
-        "expert_hidden_layer_sizes": ["array-like"],
-        "tower_hidden_layer_sizes": ["array-like"],
-        "n_task_experts": [Interval(numbers.Integral, 0, None, closed="left")],
-        "n_levels": [Interval(numbers.Integral, 1, None, closed="left")],
-        "shared_gate": ["boolean"],
-        "gate_dropout": [Interval(numbers.Real, 0, 1, closed="left")],
-        "dropout": [Interval(numbers.Real, 0, 1, closed="left")],
-        "gate": [StrOptions(set(GATES))],
-        "gate_k": [Interval(numbers.Integral, 1, None, closed="left")],
-        "gate_temperature": [Interval(numbers.Real, 0, None, closed="neither")],
-        "gate_balance": [Interval(numbers.Real, 0, None, closed="left")],
-        "expert_activation": [StrOptions(set(ACTIVATIONS))],
-        "expert_normalization": [StrOptions({"layer"}), None],
-        "ensemble_size": [
-            Interval(numbers.Integral, 1, MAX_ENSEMBLE_SIZE, closed="both")
-        ],
-        "refit": ["boolean"],
-        "bias_features": ["array-like", dict, None],
-        "bias_dropout": [Interval(numbers.Real, 0, 1, closed="left")],
-        "task_weights": [
-            "array-like",
-            dict,
-            StrOptions(set(WEIGHTING_STRATEGIES)),
-            None,
-        ],
-        "optimizer": [StrOptions(set(OPTIMIZERS)), type],
-        "lr": [Interval(numbers.Real, 0, None, closed="neither"), StrOptions({"auto"})],
-        "weight_decay": [Interval(numbers.Real, 0, None, closed="left")],
-        "batch_size": [
-            Interval(numbers.Integral, 1, None, closed="left"),
-            StrOptions({"auto"}),
-        ],
-        "max_epochs": [
-            Interval(numbers.Integral, 1, None, closed="left"),
-            StrOptions({"auto"}),
-        ],
-        "lr_schedule": [StrOptions({"auto", "cosine"}), None],
-        "early_stopping": ["boolean", StrOptions({"auto"})],
-        "validation_fraction": [Interval(numbers.Real, 0, 1, closed="neither")],
-        "n_iter_no_change": [Interval(numbers.Integral, 1, None, closed="left")],
-        "tol": [Interval(numbers.Real, 0, None, closed="left")],
-        "warm_start": ["boolean"],
-        "callbacks": [list, None],
-        "categorical_features": [
-            StrOptions({"from_dtype"}),
-            "array-like",
-            None,
-        ],
-        "max_categories": [Interval(numbers.Integral, 3, None, closed="left")],
-        "sequence_features": [dict, None],
-        "sequence_pooling": [StrOptions(set(SEQUENCE_POOLINGS))],
-        "max_sequence_length": [Interval(numbers.Integral, 1, None, closed="left")],
-        "numeric_scaling": [StrOptions({"robust", "robust_unclipped"}), None],
-        "numeric_missing": [StrOptions({"learn", "error"})],
-        "numeric_embedding": [StrOptions({"auto", "periodic"}), None],
-        "device": [str, torch.device],
-        "n_threads": [Interval(numbers.Integral, 1, None, closed="left"), None],
-        "random_state": ["random_state"],
-        "verbose": ["verbose"],
-    }
-
-    # ------------------------------------------------------------------
-    # What subclasses say
-    # ------------------------------------------------------------------
+    _parameter_constraints: dict = PARAMETER_CONSTRAINTS
 
     @abstractmethod
     def _missing_marker(self) -> Any:
@@ -279,34 +121,9 @@ class BaseMultiTaskMMoE(ParameterChecks, InputHandling, NetworkBuilding, BaseEst
         """The loss asked for task ``name`` of type ``kind``; None: its own."""
         return None
 
-    # ------------------------------------------------------------------
-    # Fitting
-    # ------------------------------------------------------------------
-
     def _validate_params(self) -> None:
         super()._validate_params()
-        for name in _INTEGER_PARAMS:
-            value = getattr(self, name)
-            if isinstance(value, bool | np.bool_):
-                raise ValueError(
-                    f"The {name!r} parameter of {type(self).__name__} must be an "
-                    f"int, got the boolean {value!r}."
-                )
-        for entry in self.callbacks or []:
-            callback = (
-                entry[1] if isinstance(entry, tuple) and len(entry) == 2 else entry
-            )
-            is_callback = isinstance(callback, Callback) or (
-                isinstance(callback, type) and issubclass(callback, Callback)
-            )
-            if not is_callback or (
-                isinstance(entry, tuple) and not isinstance(entry[0], str)
-            ):
-                raise ValueError(
-                    f"callbacks must hold skorch callbacks (instances or classes "
-                    f"of skorch.callbacks.Callback, or (name, callback) pairs), "
-                    f"got {entry!r}."
-                )
+        check_param_types(self.get_params(deep=False), type(self).__name__)
 
     @fit_context(prefer_skip_nested_validation=True)
     def fit(self, X: Any, y: Any, sample_weight: Any = None) -> BaseMultiTaskMMoE:
@@ -364,15 +181,7 @@ class BaseMultiTaskMMoE(ParameterChecks, InputHandling, NetworkBuilding, BaseEst
         # scikit-learn's fit_context validates partial_fit's parameters only
         # on the first call; set_params may change them between calls.
         self._validate_params()
-        class_weight = self._class_weight_param()
-        if class_weight == "balanced" or (
-            isinstance(class_weight, list) and "balanced" in class_weight
-        ):
-            raise ValueError(
-                "class_weight='balanced' is not supported by partial_fit, since "
-                "the class frequencies of the whole data are unknown; pass "
-                "explicit class weights."
-            )
+        check_partial_fit_class_weight(self._class_weight_param())
         first_call = not hasattr(self, "net_")
         return self._fit(
             X,
@@ -411,9 +220,9 @@ class BaseMultiTaskMMoE(ParameterChecks, InputHandling, NetworkBuilding, BaseEst
         require_classes: bool = False,
         epochs: int | None = None,
         early: bool | None = None,
-    ) -> tuple[MultiTaskNet, _FitData]:
+    ) -> tuple[MultiTaskNet, FitData]:
         """A trained net and its data, the fitted state left untouched."""
-        device = local_device(self._check_device())
+        device = local_device(check_device(self.device))
         data = self._prepare_data(
             X, y, sample_weight, incremental, classes, require_classes, early
         )
@@ -430,48 +239,63 @@ class BaseMultiTaskMMoE(ParameterChecks, InputHandling, NetworkBuilding, BaseEst
             net, seed = self._continue_net(data, seed)
         else:
             net = self._new_net(data, seed, device)
-        self._train(net, data, seed, device, epochs)
+        params = {name: getattr(self, name) for name in TRAINING_PARAMS}
+        train(net, data, seed, device, epochs, **params)
         return net, data
 
     def _prepare_data(
         self, X, y, sample_weight, incremental, classes, require_classes, early
-    ) -> _FitData:
+    ) -> FitData:
         """The validated data of a fit call, and what it fits of the tasks."""
         check_not_lazy(X, "X")
-        bias_columns, X, bias_values = self._split_bias_columns(X, incremental)
-        if incremental:
-            X = self._validate_X(X, fitted=False)
-            names = getattr(self, "feature_names_in_", None)
-            encoder = self._encoder
-            self._check_task_columns(y)
+        fitted = self._fitted_state().data if incremental else None
+        bias_columns, X, bias_values = split_bias_columns(
+            X,
+            self.bias_features,
+            None if fitted is None else fitted.spec.bias_columns,
+            incremental,
+        )
+        if fitted is not None:
+            X = validate_X(self, X, fitted, self.numeric_missing)
+            names, encoder = fitted.feature_names_in, fitted.encoder
+            check_task_columns(y, self.task_names_)
         else:
             names = feature_names(X)
-            X, encoder = self._encode_new_X(X)
+            X, encoder = encode_new_X(
+                X,
+                estimator=type(self).__name__,
+                **{name: getattr(self, name) for name in ENCODING_PARAMS},
+            )
         targets = read_targets(y, self._missing_marker(), n_samples=X.shape[0])
         sample_weight = _check_sample_weight(sample_weight, X.shape[0])
-        tasks = self._fit_tasks(
-            targets, classes, incremental, require_classes, sample_weight
+        tasks = fit_tasks(
+            targets,
+            classes,
+            None if fitted is None else list(fitted.tasks),
+            require_classes,
+            sample_weight,
+            task_kinds=self._task_kinds,
+            task_loss=self._task_loss,
+            conditional_on=self._conditional_on_param(),
         )
         # A conditional task's targets are the joint's (negative where its
         # parent is), before its encoding and class weights read them.
         targets = targets.completed(tasks)
         encoded = encode_targets(targets, tasks)
-        task_weights = self._check_task_weights(targets.names)
-        class_weights = self._check_class_weight(tasks, encoded)
         labelled = labelled_rows(encoded)
         n_labelled = int(labelled.sum())
         if early is None:
-            early = self.early_stopping
-            if early == "auto":
-                early = n_labelled > _AUTO_EARLY_STOPPING_ROWS
-        n_valid = self._n_validation_rows(n_labelled, early)
-        self._check_architecture(incremental)
-        spec = (
-            None
-            if incremental
-            else self._new_network_spec(X, encoder, tasks, bias_columns)
-        )
-        return _FitData(
+            early = early_stopping(self.early_stopping, n_labelled)
+        architecture = self._module_params()
+        if fitted is not None:
+            check_same_architecture(self.net_.module_params, architecture)
+        spec = None
+        if fitted is None:
+            params = {name: getattr(self, name) for name in INPUT_LAYER_PARAMS}
+            spec = new_network_spec(
+                X, encoder, tasks, bias_columns, architecture, **params
+            )
+        return FitData(
             X=X,
             feature_names=names,
             encoder=encoder,
@@ -479,10 +303,12 @@ class BaseMultiTaskMMoE(ParameterChecks, InputHandling, NetworkBuilding, BaseEst
             sample_weight=sample_weight,
             tasks=tasks,
             encoded=encoded,
-            task_weights=task_weights,
-            class_weights=class_weights,
+            task_weights=check_task_weights(self.task_weights, targets.names),
+            class_weights=check_class_weight(
+                self._class_weight_param(), tasks, encoded
+            ),
             early=early,
-            n_valid=n_valid,
+            n_valid=holdout_size(n_labelled, early, self.validation_fraction),
             spec=spec,
             bias_values=bias_values,
             trained_rows=self._trained_rows(labelled),
@@ -499,336 +325,163 @@ class BaseMultiTaskMMoE(ParameterChecks, InputHandling, NetworkBuilding, BaseEst
             return None
         return None if labelled.all() else np.flatnonzero(labelled)
 
-    def _n_validation_rows(self, n_labelled: int, early: bool) -> int:
-        """Rows held out for early stopping (0 without), among the
-        ``n_labelled`` rows labelled for some task."""
-        if not early:
-            return 0
-        n_valid = n_validation_rows(n_labelled, self.validation_fraction)
-        if n_valid >= n_labelled:
-            raise ValueError(
-                f"early_stopping holds out validation_fraction="
-                f"{self.validation_fraction} of the {n_labelled} sample(s) "
-                f"labelled for some task, which leaves none to train on: lower "
-                f"validation_fraction, label more rows or pass "
-                f"early_stopping=False."
-            )
-        return n_valid
-
-    def _check_architecture(self, incremental: bool) -> None:
-        """Refuse to continue training a network of another architecture."""
-        module_params = self._module_params()
-        if incremental and module_params != self.net_.module_params:
-            raise ValueError(
-                "warm_start and partial_fit continue training the fitted "
-                "network, but its architecture parameters changed since the "
-                f"first fit (from {self.net_.module_params} to "
-                f"{module_params}); refit with warm_start=False."
-            )
-
-    def _new_net(self, data: _FitData, seed: int, device: torch.device) -> MultiTaskNet:
+    def _new_net(self, data: FitData, seed: int, device: torch.device) -> MultiTaskNet:
         """A new net for ``data``, its initial weights drawn from ``seed``."""
+        assert data.spec is not None
+        criterion = make_criterion(
+            data.tasks, data.task_weights, data.class_weights, self.gate_balance
+        )
+        options = self._net_options(data.n_train, data.encoder, data.scheduled)
         with seeded(seed, device):
-            criterion = self._make_criterion(
-                data.tasks, data.task_weights, data.class_weights
+            net = make_net(
+                data.spec, data.tasks, criterion, device, data.encoder, **options
             )
-            net = self._make_net(
-                data.spec,
-                data.tasks,
-                criterion,
-                device,
-                data.encoder,
-                data.n_train,
-                data.scheduled,
-            )
-            if net.module.scaling is not None:
-                # Rows of weight 0 are as good as absent.
-                # The columns of X (not the codes of its lists appended).
-                X, weight = data.X[:, : data.spec.n_features], data.sample_weight
-                rows = X if weight is None else X[weight > 0]
-                net.module.scaling.set_statistics(*_robust_statistics(rows, seed))
-            if data.bias_values is not None:
-                net.module.bias_tower.set_statistics(data.bias_values)
+            set_input_statistics(net, data, seed)
         return net
 
-    def _continue_net(self, data: _FitData, seed: int) -> tuple[MultiTaskNet, int]:
+    def _continue_net(self, data: FitData, seed: int) -> tuple[MultiTaskNet, int]:
         """A copy of the fitted net to train further, and its seed."""
         net = copy.deepcopy(self.net_)
         # A new seed per call, so successive calls see new batch orders.
         seed = (seed + len(net.history)) % np.iinfo(np.int32).max
-        self._update_training_params(net, data.n_train, data.encoder, data.scheduled)
-        net.criterion_ = self._make_criterion(
+        options = self._net_options(data.n_train, data.encoder, data.scheduled)
+        keys = ("optimizer", "batch_size", "lr", "weight_decay")
+        update_training_params(net, **{key: options[key] for key in keys})
+        net.criterion_ = make_criterion(
             data.tasks,
             data.task_weights,
             data.class_weights,
+            self.gate_balance,
             learned=net.criterion_.weighting,
         ).to(net.device)
         if data.bias_values is not None:
             net.module_.bias_tower.dropout = self.bias_dropout
         return net, seed
 
-    def _train(
-        self,
-        net: MultiTaskNet,
-        data: _FitData,
-        seed: int,
-        device: torch.device,
-        epochs: int | None,
-    ) -> None:
-        """Train ``net`` on ``data`` (``epochs``: None for ``max_epochs``)."""
-        dataset = ArrayBatches(
-            data.training_X,
-            data.encoded,
-            data.sample_weight,
-            sparse_batches=net.module.projection is not None,
-        )
-        if data.trained_rows is not None:
-            dataset = dataset.subset(data.trained_rows)
-        early = data.early
-        net.train_split = HoldOut(self.validation_fraction, seed) if early else None
-        if epochs is None:
-            epochs = self._n_epochs(
-                data.n_train, net.batch_size, data.scheduled, data.classifying
-            )
-        net.callbacks = self._training_callbacks(
-            early, data.n_train, net.batch_size, epochs if data.scheduled else 0
-        )
-        net.iterator_train__seed = seed
-        net.max_epochs = epochs
-        net.verbose = self.verbose
-        try:
-            with seeded(seed, device):
-                if net.initialized_:
-                    net.initialize_callbacks()
-                else:
-                    net.initialize()
-                net.partial_fit(dataset)
-        except NonFiniteLoss as exc:
-            raise ValueError(
-                f"Training diverged: {exc.args[0]}. Scale the features (e.g. "
-                f"StandardScaler) or lower lr (lr={net.lr:.3g})."
-            ) from None
-        # Prediction runs in eval mode; training switches back as it starts.
-        net.module_.eval()
+    def _net_options(
+        self, n_train: int, encoder: CategoricalEncoder | None, scheduled: bool
+    ) -> dict[str, Any]:
+        """The parameters of a net (:func:`sk_mmoe._building.make_net`) that
+        trains on ``n_train`` rows (``scheduled``: under the schedule)."""
+        batch_size, lr = self._step_params(n_train, encoder, scheduled)
+        return {
+            "architecture": self._module_params(),
+            "optimizer": optimizer_class(self.optimizer),
+            "batch_size": batch_size,
+            "lr": lr,
+            "weight_decay": self.weight_decay,
+            "bias_dropout": self.bias_dropout,
+        }
 
-    def _publish(self, net: MultiTaskNet, data: _FitData) -> None:
-        """Publish the trained net: a new fit with its data's description."""
-        if data.spec is None:  # continued training: the first fit's data
-            self._set_fitted_state(net, data.tasks)
-            return
-        self._set_fitted_state(
-            net,
-            data.tasks,
-            spec=data.spec,
-            feature_names=data.feature_names,
-            single_task=data.targets.is_single_task,
-            encoder=data.encoder,
-        )
-
-    def _set_fitted_state(
+    def _step_params(
         self,
-        net: MultiTaskNet,
-        tasks: list[Task],
-        *,
-        spec: NetworkSpec | None = None,
-        feature_names: np.ndarray | None = None,
-        single_task: bool | None = None,
+        n_train: int,
         encoder: CategoricalEncoder | None = None,
-    ) -> None:
+        scheduled: bool = False,
+    ) -> tuple[int, float]:
+        """``batch_size`` and ``lr`` (see :func:`sk_mmoe._building.step_params`)."""
+        return step_params(
+            n_train, encoder, scheduled, batch_size=self.batch_size, lr=self.lr
+        )
+
+    def _n_epochs(
+        self, n_train: int, batch_size: int, scheduled: bool, classifying: bool
+    ) -> int:
+        """The epochs of a fit (see :func:`sk_mmoe._building.n_epochs`)."""
+        return n_epochs(self.max_epochs, n_train, batch_size, scheduled, classifying)
+
+    def _module_params(self) -> dict[str, Any]:
+        """The architecture parameters, checked, as the network takes them."""
+        return module_params(self.get_params(deep=False))
+
+    def _publish(self, net: MultiTaskNet, data: FitData) -> None:
+        """Publish the trained net: a new fit with its data's description;
+        continued training keeps the first fit's, with the tasks of the call
+        (their encoding is the fitted one; their loss may have changed)."""
+        previous = None if data.spec is not None else self._fitted_state().data
+        self._set_fitted_state(FittedState(data.fitted(previous), net))
+
+    def _fitted_state(self) -> FittedState:
+        """The fitted state: what persistence, export and the metrics read.
+
+        Raises NotFittedError when the estimator is not fitted.
+        """
+        check_is_fitted(self)
+        data = FittedData(
+            tasks=tuple(self._tasks),
+            spec=self._spec,
+            encoder=self._encoder,
+            single_task=self._single_task,
+            feature_names_in=getattr(self, "feature_names_in_", None),
+        )
+        return FittedState(data, self.net_)
+
+    def _set_fitted_state(self, state: FittedState) -> None:
         """Publish a trained net: the one place that sets the fitted state.
 
-        ``fit``, ``partial_fit`` and :func:`sk_mmoe.load_model` all end here.
-        Continued training passes only ``net`` and ``tasks`` (the tasks keep
-        their encoding; their loss may have changed): the data description
-        (network spec, features, task columns) is that of the first fit.
+        ``fit``, ``partial_fit`` and :meth:`_restore` (behind
+        :func:`sk_mmoe.load_model`) all end here.
         """
+        net, data = state.net, state.data
         self.net_ = net
-        self.module_ = main_network(net.module_)
-        self.history_ = [
-            {key: value for key, value in epoch.items() if key != "batches"}
-            for epoch in net.history
-        ]
+        self.module_ = state.module
+        self.history_ = epochs_of(net)
         self.n_iter_ = len(self.history_)
         weights = net.criterion_.weighting.weights().detach().cpu().numpy()
         self.task_weights_ = weights.astype(np.float64)
-        self._tasks = list(tasks)
-        if spec is None:
-            return
-        self._spec = spec
-        self.n_features_in_ = spec.n_features
-        if feature_names is not None:
-            self.feature_names_in_ = feature_names
-        elif hasattr(self, "feature_names_in_"):
-            del self.feature_names_in_
-        self._single_task = bool(single_task)
-        self._encoder = encoder
-        if spec.bias_columns is not None:
-            self.bias_features_in_ = spec.bias_columns.described
-        elif hasattr(self, "bias_features_in_"):
-            del self.bias_features_in_
-        self.task_names_ = [task.name for task in tasks]
-        self.task_types_ = [task.kind for task in tasks]
-        self.n_outputs_ = len(tasks)
+        attributes, absent = data.attributes()
+        self.__dict__.update(attributes)
+        for name in absent:  # e.g. feature_names_in_ in a refit on an array
+            if hasattr(self, name):
+                delattr(self, name)
         self._set_task_attributes(self._tasks, self._single_task)
 
-    def _fit_tasks(
+    def _restore(
         self,
-        targets: TargetColumns,
-        classes: Sequence[Any] | None,
-        incremental: bool,
-        require_classes: bool,
-        sample_weight: np.ndarray | None = None,
-    ) -> list[Task]:
-        """The task objects of ``Y``: new ones, or the fitted ones checked.
+        saved: NetState,
+        data: FittedData,
+        device: torch.device,
+        source: str = "the saved model",
+    ) -> None:
+        """Fit from a saved state: the net of ``data`` with the tensors of
+        ``saved``, on ``device``; a ValueError (naming ``source``) if they
+        do not fit the network that the parameters build.
 
-        ``require_classes``: the first ``partial_fit`` call must name the
-        classes of every classification task, since a chunk may lack some.
+        Shapes are checked first, on the meta device (no memory), so that a
+        crafted state cannot make the network larger than the weights it
+        holds.
         """
-        known = _per_task(classes, targets, "classes")
-        # A chunk may lack some classes: infer binary / multiclass from the
-        # labels together with the declared (first partial_fit) or fitted
-        # classes, not from the chunk's labels alone.
-        kinds = self._task_kinds(
-            _with_known_labels(
-                targets,
-                [t.known_classes() for t in self._tasks] if incremental else known,
-            )
-        )
-        tasks = []
-        for k, (kind, name) in enumerate(zip(kinds, targets.names, strict=True)):
-            task = make_task(kind, name, self._task_loss(kind, name))
-            values = targets.labelled_values(k)
-            if incremental:
-                fitted = self._tasks[k]
-                # classes are fixed by the first call: ones given later must
-                # be the fitted ones, and the labels must be among them.
-                if known[k] is None:
-                    known[k] = fitted.known_classes()
-                fitted.check_compatible(task.fit(values, known[k]))
-                # The fitted encoding, trained with the loss asked for now.
-                loss, task = task.loss, copy.copy(fitted)
-                task.loss = loss
-            else:
-                if require_classes and known[k] is None and task.declares_classes:
-                    raise ValueError(
-                        f"classes must be passed on the first call to "
-                        f"partial_fit: the labels of every classification task "
-                        f"(task {name!r} has none)."
-                    )
-                task.fit(
-                    values,
-                    known[k],
-                    sample_weight=None
-                    if sample_weight is None
-                    else sample_weight[targets.labelled[k]],
-                )
-            tasks.append(task)
-        return self._condition_tasks(tasks, targets.names, incremental)
+        tasks = list(data.tasks)
+        with torch.device("meta"):
+            shapes = data.spec.build(self._module_params(), data.encoder).state_dict()
+        check_shapes(shapes, saved.module, f"weights in {source}")
+        weights = check_task_weights(self.task_weights, [task.name for task in tasks])
+        class_weights = [task.class_weights(None, None) for task in tasks]  # type: ignore[arg-type]
+        criterion = make_criterion(tasks, weights, class_weights, self.gate_balance)
+        check_shapes(criterion.state_dict(), saved.criterion, f"loss state in {source}")
+        # Batch size and lr come again from the rows of any later fit.
+        options = self._net_options(1, data.encoder, False)
+        with seeded(0, device):  # The initial weights are overwritten.
+            net = make_net(data.spec, tasks, criterion, device, data.encoder, **options)
+            net.initialize()
+        load_net_state(net, saved, source)
+        self._set_fitted_state(FittedState(data, net))
 
-    def _condition_tasks(
-        self, tasks: list[Task], names: list[str], incremental: bool
-    ) -> list[Task]:
-        """``tasks`` made conditional as ``conditional_on`` says; continued
-        training keeps the fitted tasks, whose conditions must not change."""
-        parents = resolve_conditional_on(self._conditional_on_param(), names)
-        if not incremental:
-            return condition_tasks(tasks, parents)
-        fitted = {
-            k: task.parent for k, task in enumerate(tasks) if task.parent is not None
-        }
-        if fitted != parents:
-            raise ValueError(
-                "warm_start and partial_fit continue training the fitted "
-                "network, but conditional_on changed since the first fit; "
-                "refit with warm_start=False."
-            )
-        return tasks
-
-    def _module_params(self) -> dict[str, Any]:
-        """The architecture parameters, validated, as the network takes them."""
-
-        def sizes(name: str, allow_empty: bool) -> tuple[int, ...]:
-            value = getattr(self, name)
-            value = tuple(np.atleast_1d(np.asarray(value)).tolist())
-            if (not value and not allow_empty) or not all(
-                isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= 1
-                for v in value
-            ):
-                raise ValueError(
-                    f"{name} must be a sequence of positive ints"
-                    f"{'' if allow_empty else ' (at least one)'}, got {value!r}."
-                )
-            return value
-
-        params = {name: getattr(self, name) for name in ARCHITECTURE_PARAMS}
-        params["expert_hidden_layer_sizes"] = sizes("expert_hidden_layer_sizes", False)
-        params["tower_hidden_layer_sizes"] = sizes("tower_hidden_layer_sizes", True)
-        if self.shared_gate and self.n_task_experts > 0:
-            raise ValueError(
-                "shared_gate=True (One-gate MoE) cannot be combined with "
-                f"n_task_experts={self.n_task_experts}: task experts need "
-                f"per-task gates."
-            )
-        return params
-
-    # ------------------------------------------------------------------
-    # Prediction
-    # ------------------------------------------------------------------
+    def _validate_X(self, X: Any) -> Any:
+        """``X`` for the fitted model, as the network reads it (float32)."""
+        fitted = self._fitted_state().data
+        # Models pickled before numeric_missing existed refuse missing values.
+        numeric_missing = getattr(self, "numeric_missing", "learn")
+        return validate_X(self, X, fitted, numeric_missing)
 
     def _forward(self, X: Any, gates: bool = False) -> torch.Tensor:
-        """The outputs (or gate weights) of ``X``, computed chunk by chunk."""
-        module = self.module_
-        device = next(module.parameters()).device
-        # Predict in eval mode. Fitting leaves the network in it, so this only
-        # switches (for good) after a user put the module in training mode:
-        # switching back and forth would race between concurrent predictions.
-        if module.training:
-            module.eval()
-        # A network with a sparse projection reads CSR batches as they are.
-        sparse_batches = module.projection is not None and sp.issparse(X)
-        dataset = ArrayBatches(X, sparse_batches=sparse_batches)
-        min_rows = _invariant_rows(module)
-        chunks = []
-        # Large predictions choose their threads as fit does; small ones keep
-        # the current count (sampling the load would cost more than them).
-        n_threads = self.n_threads
-        if n_threads is None and X.shape[0] >= _PREDICT_CHUNK:
-            n_threads = resolve_threads(None)
-        threads = (
-            contextlib.nullcontext() if n_threads is None else torch_threads(n_threads)
-        )
-        with threads, torch.inference_mode():
-            # Kernels split the rows between the threads: each thread's share
-            # is aligned too.
-            align = _ROW_ALIGN * torch.get_num_threads()
-            chunk = max(align, _PREDICT_CHUNK // align * align)
-            for start in range(0, X.shape[0], chunk):
-                Xb, _ = dataset.batch(slice(start, start + chunk))
-                n_rows = Xb.shape[0]
-                Xb = _pad_rows(Xb, min_rows, align)
-                out = module(Xb.to(device), return_gates=gates)
-                chunks.append((out[1] if gates else out)[:n_rows])
-        out = chunks[0] if len(chunks) == 1 else torch.cat(chunks)
-        _check_finite_outputs(out, None if gates else module.class_padding)
-        return out
+        """The outputs (or gate weights) of the validated ``X``."""
+        return forward(self.module_, X, self.n_threads, gates)
 
     def _task_outputs(self, X: Any, conditional: bool = False) -> list[np.ndarray]:
-        """Each task's prediction head: probabilities or values.
-
-        ``conditional``: a conditional task's head reads its own tower's
-        outputs (the probability given its parent), not the joint's.
-        """
+        """Each task's prediction head (see :func:`sk_mmoe._prediction.heads`)."""
         outputs = self._forward(self._validate_X(X))
-        return [
-            task.head(
-                task.own_outputs(outputs, k)
-                if conditional
-                else task.outputs(outputs, k)
-            )
-            .cpu()
-            .numpy()
-            for k, task in enumerate(self._tasks)
-        ]
+        return heads(self._tasks, outputs, conditional)
 
     def _predict_columns(self, X: Any) -> list[np.ndarray]:
         """Each task's predictions, in its own label type or units."""
@@ -837,30 +490,19 @@ class BaseMultiTaskMMoE(ParameterChecks, InputHandling, NetworkBuilding, BaseEst
             task.decode(out) for task, out in zip(self._tasks, outputs, strict=True)
         ]
 
-    def _stack_predictions(self, columns: list[np.ndarray]) -> np.ndarray:
-        """``(n_samples, n_tasks)`` predictions; 1-D if fitted on a 1-D ``y``."""
-        if self._single_task:
-            return columns[0]
-        dtypes = {c.dtype for c in columns}
-        dtype = dtypes.pop() if len(dtypes) == 1 else object
-        Y_pred = np.empty((len(columns[0]), len(columns)), dtype=dtype)
-        for k, column in enumerate(columns):
-            Y_pred[:, k] = column
-        return Y_pred
-
     def _predict(self, X: Any) -> np.ndarray:
-        return self._stack_predictions(self._predict_columns(X))
+        return stack_predictions(self._predict_columns(X), self._single_task)
 
     def _predict_proba(
         self, X: Any, conditional: bool = False
     ) -> list[np.ndarray | None] | np.ndarray:
         """Class probabilities of every classification task, None for others
-        (``conditional``: see :meth:`_task_outputs`)."""
+        (``conditional``: see :func:`sk_mmoe._prediction.heads`)."""
         outputs = self._task_outputs(X, conditional)
         out = [
             task.proba(head) for task, head in zip(self._tasks, outputs, strict=True)
         ]
-        return out[0] if self._single_task else out
+        return out[0] if self._single_task else out  # type: ignore[return-value]
 
     def gate_weights(self, X: Any) -> np.ndarray:
         """Softmax gate weights of every task for every sample.
@@ -879,8 +521,8 @@ class BaseMultiTaskMMoE(ParameterChecks, InputHandling, NetworkBuilding, BaseEst
             experts of the last level are ordered shared first, then each
             task's own ones in task order.
         """
-        X = self._validate_X(X)
-        return self._forward(X, gates=True).cpu().numpy().astype(np.float64)
+        weights = self._forward(self._validate_X(X), gates=True)
+        return weights.cpu().numpy().astype(np.float64)
 
     def rank_score(
         self, X: Any, weights: Sequence[Any] | Mapping[str, Any]
@@ -931,30 +573,12 @@ class BaseMultiTaskMMoE(ParameterChecks, InputHandling, NetworkBuilding, BaseEst
         return rank_score_of(self._tasks, self._task_outputs(X), values)
 
     def _score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
-        """Mean over tasks of each task's default score on its labelled rows.
-
-        Tasks without a labelled row in ``y`` are left out of the mean.
-        """
+        """Mean over tasks of each task's default score on its labelled rows
+        (see :func:`sk_mmoe._prediction.mean_score`)."""
         columns = self._predict_columns(X)
-        self._check_task_columns(y)
+        check_task_columns(y, self.task_names_)
         targets = read_targets(y, self._missing_marker(), require_labels=False)
-        targets = targets.completed(self._tasks)
-        check_consistent_length(columns[0], targets.columns[0], sample_weight)
-        weights = None if sample_weight is None else np.asarray(sample_weight)
-        scores = [
-            task.score(
-                targets.labelled_values(k),
-                columns[k][labelled],
-                sample_weight=None if weights is None else weights[labelled],
-            )
-            for k, (task, labelled) in enumerate(
-                zip(self._tasks, targets.labelled, strict=True)
-            )
-            if labelled.any()
-        ]
-        if not scores:
-            raise ValueError("y has no labelled entry to score.")
-        return float(np.mean(scores))
+        return mean_score(self._tasks, columns, targets, sample_weight)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -964,55 +588,6 @@ class BaseMultiTaskMMoE(ParameterChecks, InputHandling, NetworkBuilding, BaseEst
         tags.target_tags.single_output = True
         tags.target_tags.multi_output = True
         return tags
-
-
-def _check_finite_outputs(outputs: torch.Tensor, padding: torch.Tensor | None) -> None:
-    """Refuse non-finite network outputs or gate weights (e.g. features near
-    float32's limit); ``padding`` marks the outputs that are -inf by design."""
-    valid = (
-        outputs
-        if padding is None
-        else outputs.masked_fill(padding.to(outputs.device), 0.0)
-    )
-    if not bool(torch.isfinite(valid).all()):
-        raise ValueError(
-            "The network's outputs are not finite for some rows of X: their "
-            "features are too large for float32 arithmetic. Scale the features "
-            "(e.g. StandardScaler) and clip extreme values."
-        )
-
-
-def _invariant_rows(module: MMoENetwork) -> int:
-    """Fewest rows a forward pass of ``module`` needs for every row's outputs
-    not to depend on the other rows: enough for its narrowest layer to take
-    the BLAS path (see ``_BMM_BLAS_MIN_SIZE``)."""
-    narrowest = min(
-        (
-            layer.in_features * layer.out_features
-            for layer in module.modules()
-            if isinstance(layer, BatchedLinear)
-        ),
-        default=_BMM_BLAS_MIN_SIZE,
-    )
-    return -(-_BMM_BLAS_MIN_SIZE // narrowest)
-
-
-def _pad_rows(
-    X: torch.Tensor, min_rows: int = 1, align: int = _ROW_ALIGN
-) -> torch.Tensor:
-    """``X`` with zero rows appended up to at least ``min_rows`` rows, and a
-    multiple of ``align`` rows."""
-    n_rows = max(X.shape[0], min_rows)
-    missing = n_rows - X.shape[0] + (-n_rows % align)
-    if not missing:
-        return X
-    if X.layout == torch.sparse_csr:
-        rows = X.crow_indices()
-        rows = torch.cat([rows, rows[-1:].expand(missing)])
-        return torch.sparse_csr_tensor(
-            rows, X.col_indices(), X.values(), (X.shape[0] + missing, X.shape[1])
-        )
-    return torch.cat([X, X.new_zeros(missing, X.shape[1])])
 
 
 def store_params(estimator: BaseEstimator, values: dict[str, Any]) -> None:

@@ -5,15 +5,18 @@ architecture parameters: the data's width, each task's output width, the
 input layers that fit chose for the data and the bias columns that feed a
 bias tower beside the network. ``fit`` builds a network from it
 and :func:`sk_mmoe.save_model` stores it, so that :func:`sk_mmoe.load_model`
-builds the same network from the same specification. :class:`NetworkBuilding`
-is a base of the estimators that makes the spec, the loss and the skorch net.
+builds the same network from the same specification. The functions here
+make the spec, the loss, the skorch net and its training parameters from
+the values the estimator hands them.
 """
 
 from __future__ import annotations
 
 import copy
 import math
+import numbers
 import warnings
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,7 +41,40 @@ from .nn.network import (
 )
 from .nn.weighting import WEIGHTING_STRATEGIES, FixedWeights, LossWeighting
 
-__all__ = ["NetworkBuilding", "NetworkSpec"]
+__all__ = [
+    "ARCHITECTURE_PARAMS",
+    "INPUT_LAYER_PARAMS",
+    "NetworkSpec",
+    "make_criterion",
+    "make_net",
+    "module_params",
+    "n_epochs",
+    "new_network_spec",
+    "step_params",
+    "training_callbacks",
+    "update_training_params",
+]
+
+#: The parameters of the input layers that :func:`new_network_spec` takes.
+INPUT_LAYER_PARAMS = ("numeric_scaling", "numeric_embedding", "numeric_missing")
+
+#: The parameters that build the network; declared once, here.
+ARCHITECTURE_PARAMS = (
+    "n_experts",
+    "expert_hidden_layer_sizes",
+    "tower_hidden_layer_sizes",
+    "n_task_experts",
+    "n_levels",
+    "shared_gate",
+    "gate_dropout",
+    "dropout",
+    "gate",
+    "gate_k",
+    "gate_temperature",
+    "expert_activation",
+    "expert_normalization",
+    "ensemble_size",
+)
 
 # numeric_embedding="auto" embeds the numeric columns of inputs with at most
 # this many: each costs a few operations per batch, which dominate the step
@@ -152,7 +188,11 @@ class NetworkSpec:
 
     @classmethod
     def from_state(cls, state: Any) -> NetworkSpec:
-        """The spec that :meth:`state` described; a ValueError if malformed."""
+        """The spec that :meth:`state` described; a ValueError if malformed.
+
+        Older files' specifications are upgraded first
+        (:func:`sk_mmoe._persistence_upgrade.upgrade`).
+        """
 
         def positive_int(value: Any) -> bool:
             return isinstance(value, int) and not isinstance(value, bool) and value > 0
@@ -175,8 +215,8 @@ class NetworkSpec:
                     and all(positive_int(d) for d in state["embedding_dims"])
                 )
             )
-            and isinstance(state.get("numeric_clip", True), bool)
-            and isinstance(state.get("numeric_missing", False), bool)
+            and isinstance(state.get("numeric_clip"), bool)
+            and isinstance(state.get("numeric_missing"), bool)
         ):
             raise ValueError("its network specification is malformed")
         bias_columns, bias_task_mask = _bias_of(state)
@@ -191,8 +231,8 @@ class NetworkSpec:
             None
             if state.get("embedding_dims") is None
             else tuple(state["embedding_dims"]),
-            state.get("numeric_clip", True),
-            state.get("numeric_missing", False),
+            state["numeric_clip"],
+            state["numeric_missing"],
         )
 
 
@@ -200,7 +240,7 @@ def _bias_of(
     state: dict[str, Any],
 ) -> tuple[BiasColumns | None, tuple[tuple[bool, ...], ...] | None]:
     """The bias columns and task mask of a spec's state, checked against its
-    features and tasks (specs without a bias tower may lack both entries)."""
+    features and tasks (both None without a bias tower)."""
     columns_state = state.get("bias_columns")
     mask = state.get("bias_task_mask")
     if columns_state is None and mask is None:
@@ -222,274 +262,345 @@ def _bias_of(
     return columns, tuple(tuple(row) for row in mask)
 
 
-class NetworkBuilding:
-    """The estimators' construction of the network, loss and skorch net."""
+def module_params(params: Mapping[str, Any]) -> dict[str, Any]:
+    """The architecture parameters among ``params`` (an estimator's), checked,
+    as the network takes them."""
 
-    def _new_network_spec(
-        self,
-        X: Any,
-        encoder: CategoricalEncoder | None,
-        tasks: list[Task],
-        bias_columns: BiasColumns | None = None,
-    ) -> NetworkSpec:
-        """The spec of a new network for the encoded ``X`` of a fit (without
-        its ``bias_columns``)."""
-        projection = self._projection_width(X, len(tasks))
-        mask = None
-        if bias_columns is not None:
-            mask = bias_columns.task_mask([task.name for task in tasks])
-            mask = tuple(tuple(row) for row in mask.tolist())
-        return NetworkSpec(
-            X.shape[1] if encoder is None else encoder.n_features,
-            tuple(task.n_outputs for task in tasks),
-            # Scaling or embedding would densify what the projection reads
-            # sparse: not for those inputs.
-            numeric_scaling=self.numeric_scaling is not None and projection is None,
-            numeric_clip=self.numeric_scaling != "robust_unclipped",
-            numeric_embedding=projection is None and self._embeds_numbers(X, encoder),
-            sparse_projection=projection,
-            bias_columns=bias_columns,
-            bias_task_mask=mask,
-            embedding_dims=None
-            if encoder is None
-            else embedding_sizes(encoder.cardinalities),
-            # A sparse X (projected or densified per batch) has no missing
-            # values: they are refused.
-            numeric_missing=self.numeric_missing == "learn" and not sp.issparse(X),
-        )
-
-    def _embeds_numbers(self, X: Any, encoder: CategoricalEncoder | None) -> bool:
-        """Whether the network embeds the numeric columns of ``X``."""
-        if self.numeric_embedding is None:
-            return False
-        n_numeric = (
-            X.shape[1] if encoder is None else encoder.n_features - len(encoder.columns)
-        )
-        if self.numeric_embedding == "auto":
-            return 0 < n_numeric <= _AUTO_NUMERIC_EMBEDDING_COLUMNS
-        return n_numeric > 0
-
-    def _projection_width(self, X: Any, n_tasks: int) -> int | None:
-        """Width of the sparse projection for ``X``: only for wide sparse inputs.
-
-        As wide as everything the first level feeds (the first layer of its
-        experts and its gates), so the projection loses nothing; None when
-        ``X`` is dense or narrower than that.
-        """
-        if not sp.issparse(X) or X.shape[1] < _SPARSE_PROJECTION_MIN_FEATURES:
-            return None
-        width = first_level_width(
-            n_tasks,
-            self.n_experts,
-            self.n_task_experts,
-            np.atleast_1d(self.expert_hidden_layer_sizes),
-            self.shared_gate,
-            self.n_levels,
-            self.gate,
-            {"gate_k": self.gate_k, "gate_temperature": self.gate_temperature},
-        )
-        if width >= X.shape[1]:
-            return None
-        skipped = [
-            f"{name}={getattr(self, name)!r}"
-            for name, differs in (
-                ("numeric_scaling", self.numeric_scaling is not None),
-                ("numeric_embedding", self.numeric_embedding == "periodic"),
-            )
-            if differs
-        ]
-        if skipped:
-            warnings.warn(
-                f"X is a sparse matrix of {X.shape[1]} columns, read through a "
-                f"sparse projection that keeps it sparse: {' and '.join(skipped)} "
-                f"would densify it and {'are' if len(skipped) > 1 else 'is'} not "
-                "applied, so the model differs "
-                "from the one fitted on its dense copy. Scale the columns "
-                "upstream if needed (e.g. MaxAbsScaler, which keeps them "
-                "sparse), and set numeric_scaling=None (and numeric_embedding"
-                "=None or 'auto') to silence this warning.",
-                UserWarning,
-            )
-        return width
-
-    def _make_criterion(
-        self,
-        tasks: list[Task],
-        task_weights: Any,
-        class_weights: list[np.ndarray | None],
-        learned: LossWeighting | None = None,
-    ) -> MultiTaskLoss:
-        """The loss; ``learned`` is a fitted weighting to continue training."""
-        if isinstance(task_weights, str):
-            if isinstance(learned, WEIGHTING_STRATEGIES[task_weights]):
-                weighting = learned  # Keeps its learned state and optimizer slot.
-            else:
-                weighting = WEIGHTING_STRATEGIES[task_weights](
-                    [task.uncertainty_scale for task in tasks]
-                )
-        else:
-            weighting = FixedWeights(task_weights)
-        if learned is not None and type(weighting) is not type(learned):
+    def sizes(name: str, allow_empty: bool) -> tuple[int, ...]:
+        value = tuple(np.atleast_1d(np.asarray(params[name])).tolist())
+        if (not value and not allow_empty) or not all(
+            isinstance(v, numbers.Integral) and not isinstance(v, bool) and int(v) >= 1
+            for v in value
+        ):
             raise ValueError(
-                f"task_weights={self.task_weights!r} selects another weighting "
-                f"strategy than the fitted model's ({type(learned).__name__}); "
-                f"refit with warm_start=False to change it."
+                f"{name} must be a sequence of positive ints"
+                f"{'' if allow_empty else ' (at least one)'}, got {value!r}."
             )
-        return MultiTaskLoss(
-            [task.loss for task in tasks],
-            weighting=weighting,
-            class_weights=class_weights,
-            task_outputs=task_outputs(tasks),
-            gate_balance=self.gate_balance,
+        return value
+
+    module = {name: params[name] for name in ARCHITECTURE_PARAMS}
+    module["expert_hidden_layer_sizes"] = sizes("expert_hidden_layer_sizes", False)
+    module["tower_hidden_layer_sizes"] = sizes("tower_hidden_layer_sizes", True)
+    if module["shared_gate"] and module["n_task_experts"] > 0:
+        raise ValueError(
+            "shared_gate=True (One-gate MoE) cannot be combined with "
+            f"n_task_experts={module['n_task_experts']}: task experts need "
+            f"per-task gates."
         )
+    return module
 
-    def _make_net(
-        self,
-        spec: NetworkSpec,
-        tasks: list[Task],
-        criterion: MultiTaskLoss,
-        device: torch.device,
-        encoder: CategoricalEncoder | None,
-        n_train: int,
-        scheduled: bool = False,
-    ) -> MultiTaskNet:
-        """A new, uninitialised skorch net around a new network built from
-        ``spec``, to train on ``n_train`` rows (``scheduled``: under the
-        learning-rate schedule).
 
-        Call it under :func:`~sk_mmoe._fitting.training.seeded`: it draws the initial
-        weights.
-        """
-        module_params = self._module_params()
-        batch_size, lr = self._step_params(n_train, encoder, scheduled)
-        return MultiTaskNet(
-            module=spec.build(module_params, encoder, self.bias_dropout),
-            criterion=criterion,
-            optimizer=self._optimizer_class(),
-            lr=lr,
-            optimizer__weight_decay=self.weight_decay,
-            # Learned task weights are not shrunk towards zero.
-            optimizer__param_groups=[("weighting.*", {"weight_decay": 0.0})],
-            batch_size=batch_size,
-            iterator_train=BatchIterator,
-            iterator_valid=BatchIterator,
-            iterator_train__shuffle=True,
-            train_split=None,
-            device=str(device),
-            task_names=[task.name for task in tasks],
-            module_params=module_params,
+def new_network_spec(
+    X: Any,
+    encoder: CategoricalEncoder | None,
+    tasks: list[Task],
+    bias_columns: BiasColumns | None,
+    architecture: dict[str, Any],
+    *,
+    numeric_scaling: str | None,
+    numeric_embedding: str | None,
+    numeric_missing: str,
+) -> NetworkSpec:
+    """The spec of a new network for the encoded ``X`` of a fit (without its
+    ``bias_columns``); ``architecture``: :func:`module_params`, and the
+    parameters of the input layers as the estimator has them."""
+    projection = _projection_width(
+        X, len(tasks), architecture, numeric_scaling, numeric_embedding
+    )
+    mask = None
+    if bias_columns is not None:
+        rows = bias_columns.task_mask([task.name for task in tasks]).tolist()
+        mask = tuple(tuple(row) for row in rows)
+    return NetworkSpec(
+        X.shape[1] if encoder is None else encoder.n_features,
+        tuple(task.n_outputs for task in tasks),
+        # Scaling or embedding would densify what the projection reads
+        # sparse: not for those inputs.
+        numeric_scaling=numeric_scaling is not None and projection is None,
+        numeric_clip=numeric_scaling != "robust_unclipped",
+        numeric_embedding=projection is None
+        and _embeds_numbers(X, encoder, numeric_embedding),
+        sparse_projection=projection,
+        bias_columns=bias_columns,
+        bias_task_mask=mask,
+        embedding_dims=None
+        if encoder is None
+        else embedding_sizes(encoder.cardinalities),
+        # A sparse X (projected or densified per batch) has no missing
+        # values: they are refused.
+        numeric_missing=numeric_missing == "learn" and not sp.issparse(X),
+    )
+
+
+def _embeds_numbers(
+    X: Any, encoder: CategoricalEncoder | None, numeric_embedding: str | None
+) -> bool:
+    """Whether the network embeds the numeric columns of ``X``."""
+    if numeric_embedding is None:
+        return False
+    n_numeric = (
+        X.shape[1] if encoder is None else encoder.n_features - len(encoder.columns)
+    )
+    if numeric_embedding == "auto":
+        return 0 < n_numeric <= _AUTO_NUMERIC_EMBEDDING_COLUMNS
+    return n_numeric > 0
+
+
+def _projection_width(
+    X: Any,
+    n_tasks: int,
+    architecture: dict[str, Any],
+    numeric_scaling: str | None,
+    numeric_embedding: str | None,
+) -> int | None:
+    """Width of the sparse projection for ``X``: only for wide sparse inputs.
+
+    As wide as everything the first level feeds (the first layer of its
+    experts and its gates), so the projection loses nothing; None when
+    ``X`` is dense or narrower than that.
+    """
+    if not sp.issparse(X) or X.shape[1] < _SPARSE_PROJECTION_MIN_FEATURES:
+        return None
+    width = first_level_width(
+        n_tasks,
+        architecture["n_experts"],
+        architecture["n_task_experts"],
+        architecture["expert_hidden_layer_sizes"],
+        architecture["shared_gate"],
+        architecture["n_levels"],
+        architecture["gate"],
+        {
+            "gate_k": architecture["gate_k"],
+            "gate_temperature": architecture["gate_temperature"],
+        },
+    )
+    if width >= X.shape[1]:
+        return None
+    skipped = [
+        f"{name}={value!r}"
+        for name, value, differs in (
+            ("numeric_scaling", numeric_scaling, numeric_scaling is not None),
+            (
+                "numeric_embedding",
+                numeric_embedding,
+                numeric_embedding == "periodic",
+            ),
         )
+        if differs
+    ]
+    if skipped:
+        warnings.warn(
+            f"X is a sparse matrix of {X.shape[1]} columns, read through a "
+            f"sparse projection that keeps it sparse: {' and '.join(skipped)} "
+            f"would densify it and {'are' if len(skipped) > 1 else 'is'} not "
+            "applied, so the model differs "
+            "from the one fitted on its dense copy. Scale the columns "
+            "upstream if needed (e.g. MaxAbsScaler, which keeps them "
+            "sparse), and set numeric_scaling=None (and numeric_embedding"
+            "=None or 'auto') to silence this warning.",
+            UserWarning,
+        )
+    return width
 
-    def _step_params(
-        self,
-        n_train: int,
-        encoder: CategoricalEncoder | None = None,
-        scheduled: bool = False,
-    ) -> tuple[int, float]:
-        """``batch_size`` and ``lr`` of training on ``n_train`` rows whose
-        categorical columns ``encoder`` encodes (``scheduled``: ``lr`` is the
-        peak of the learning-rate schedule).
 
-        ``"auto"`` batches: the largest power of two from 256 to 1024 that
-        still makes 32 batches of the rows (fewer, larger steps on large
-        data, at about the same quality), but 256 when a categorical column
-        has fewer than 100 rows per value on average (IDs: each value's
-        vector moves only in the batches that hold it, and larger batches
-        leave it fewer steps); ``"auto"`` lr: 1e-3 at batch 256, scaled with
-        the square root of the batch size, as Adam's steps are (Malladi et
-        al., 2022), and 5 times that as the peak of a schedule. The batch it
-        scales from is the real one: no larger than the training rows.
-        """
-        batch_size = self.batch_size
-        if batch_size == "auto":
-            cardinalities = [] if encoder is None else encoder.cardinalities
-            ids = any(n_train < _AUTO_MIN_ROWS_PER_VALUE * n for n in cardinalities)
-            enough = [
-                size
-                for size in _AUTO_BATCH_SIZES
-                if n_train >= _AUTO_MIN_BATCHES * size
-            ]
-            batch_size = enough[-1] if enough and not ids else _AUTO_BATCH_SIZES[0]
-        lr = self.lr
-        if lr == "auto":
-            real_batch = max(1, min(batch_size, n_train))
-            lr = _AUTO_LR * math.sqrt(real_batch / _AUTO_BATCH_SIZES[0])
-            if scheduled:
-                lr *= _SCHEDULED_LR_FACTOR
-        return batch_size, lr
-
-    def _n_epochs(
-        self, n_train: int, batch_size: int, scheduled: bool, classifying: bool
-    ) -> int:
-        """``max_epochs`` of a fit on ``n_train`` rows in batches of
-        ``batch_size``: ``"auto"`` gives a ``scheduled`` fit of classification
-        tasks only (``classifying``) enough epochs for 300 steps (10 to 50
-        epochs), any other fit 50.
-        """
-        if self.max_epochs != "auto":
-            return self.max_epochs
-        if not (scheduled and classifying):
-            return _AUTO_EPOCHS[1]
-        n_batches = -(-n_train // batch_size)
-        epochs = -(-_AUTO_SCHEDULE_STEPS // n_batches)
-        return min(max(epochs, _AUTO_EPOCHS[0]), _AUTO_EPOCHS[1])
-
-    def _update_training_params(
-        self,
-        net: MultiTaskNet,
-        n_train: int,
-        encoder: CategoricalEncoder | None = None,
-        scheduled: bool = False,
-    ) -> None:
-        """Apply the current optimisation parameters to a fitted net."""
-        net.batch_size, lr = self._step_params(n_train, encoder, scheduled)
-        net.lr = lr
-        net.optimizer__weight_decay = self.weight_decay
-        if net.optimizer is not self._optimizer_class():
-            net.optimizer = self._optimizer_class()
-            net.initialize_optimizer()
-        weighting_params = set(net.criterion_.weighting.parameters())
-        sparse = getattr(net, "optimizer_sparse_", None)
-        for group in [] if sparse is None else sparse.param_groups:
-            group["lr"] = lr
-        for group in net.optimizer_.param_groups:
-            group["lr"] = lr
-            learned = any(p in weighting_params for p in group["params"])
-            group["weight_decay"] = 0.0 if learned else self.weight_decay
-
-    def _training_callbacks(
-        self, early: bool, n_train: int, batch_size: int, n_scheduled: int = 0
-    ) -> list:
-        """The callbacks of a fit; ``n_scheduled``: epochs under the
-        learning-rate schedule (0: none).
-        """
-        callbacks = [("stop_on_non_finite", StopOnNonFinite())]
-        if n_scheduled:
-            n_steps = n_scheduled * -(-n_train // batch_size)
-            callbacks.append(("lr_schedule", WarmupCosine(n_steps)))
-        if early:
-            callbacks.append(
-                (
-                    "early_stopping",
-                    EarlyStopping(
-                        monitor="valid_loss",
-                        patience=self.n_iter_no_change,
-                        threshold=self.tol,
-                        threshold_mode="abs",
-                        load_best=True,
-                        sink=silent,
-                    ),
-                )
+def make_criterion(
+    tasks: list[Task],
+    task_weights: Any,
+    class_weights: Sequence[Any],
+    gate_balance: float,
+    learned: LossWeighting | None = None,
+) -> MultiTaskLoss:
+    """The loss of ``tasks``; ``task_weights`` as :func:`check_task_weights`
+    returns them; ``learned`` is a fitted weighting to continue training."""
+    weighting: LossWeighting
+    if isinstance(task_weights, str):
+        if isinstance(learned, WEIGHTING_STRATEGIES[task_weights]):
+            weighting = learned  # Keeps its learned state and optimizer slot.
+        else:
+            weighting = WEIGHTING_STRATEGIES[task_weights](
+                [task.uncertainty_scale for task in tasks]
             )
-        # Deep copies: fitting must not change the objects in the parameters.
-        callbacks.extend(copy.deepcopy(list(self.callbacks or [])))
-        if self.verbose:
-            callbacks.extend(logging_callbacks(-(-n_train // batch_size)))
-        return callbacks
+    else:
+        weighting = FixedWeights(task_weights)
+    if learned is not None and type(weighting) is not type(learned):
+        asked = task_weights if isinstance(task_weights, str) else "fixed weights"
+        raise ValueError(
+            f"task_weights={asked!r} selects another weighting strategy than "
+            f"the fitted model's ({type(learned).__name__}); refit with "
+            f"warm_start=False to change it."
+        )
+    return MultiTaskLoss(
+        [task.loss for task in tasks],
+        weighting=weighting,
+        class_weights=class_weights,
+        task_outputs=task_outputs(tasks),
+        gate_balance=gate_balance,
+    )
+
+
+def make_net(
+    spec: NetworkSpec,
+    tasks: list[Task],
+    criterion: MultiTaskLoss,
+    device: torch.device,
+    encoder: CategoricalEncoder | None,
+    *,
+    architecture: dict[str, Any],
+    optimizer: type,
+    batch_size: int,
+    lr: float,
+    weight_decay: float,
+    bias_dropout: float,
+) -> MultiTaskNet:
+    """A new, uninitialised skorch net around a new network built from
+    ``spec`` and ``architecture`` (:func:`module_params`), to train with
+    these optimisation parameters (:func:`step_params` gives the batch size
+    and learning rate).
+
+    Call it under :func:`~sk_mmoe._fitting.training.seeded`: it draws the
+    initial weights.
+    """
+    return MultiTaskNet(
+        module=spec.build(architecture, encoder, bias_dropout),
+        criterion=criterion,
+        optimizer=optimizer,
+        lr=lr,
+        optimizer__weight_decay=weight_decay,
+        # Learned task weights are not shrunk towards zero.
+        optimizer__param_groups=[("weighting.*", {"weight_decay": 0.0})],
+        batch_size=batch_size,
+        iterator_train=BatchIterator,
+        iterator_valid=BatchIterator,
+        iterator_train__shuffle=True,
+        train_split=None,
+        device=str(device),
+        task_names=[task.name for task in tasks],
+        module_params=architecture,
+    )
+
+
+def step_params(
+    n_train: int,
+    encoder: CategoricalEncoder | None,
+    scheduled: bool,
+    *,
+    batch_size: int | str,
+    lr: float | str,
+) -> tuple[int, float]:
+    """``batch_size`` and ``lr`` of training on ``n_train`` rows whose
+    categorical columns ``encoder`` encodes (``scheduled``: ``lr`` is the
+    peak of the learning-rate schedule).
+
+    ``"auto"`` batches: the largest power of two from 256 to 1024 that
+    still makes 32 batches of the rows (fewer, larger steps on large
+    data, at about the same quality), but 256 when a categorical column
+    has fewer than 100 rows per value on average (IDs: each value's
+    vector moves only in the batches that hold it, and larger batches
+    leave it fewer steps); ``"auto"`` lr: 1e-3 at batch 256, scaled with
+    the square root of the batch size, as Adam's steps are (Malladi et
+    al., 2022), and 5 times that as the peak of a schedule. The batch it
+    scales from is the real one: no larger than the training rows.
+    """
+    if batch_size == "auto":
+        cardinalities = [] if encoder is None else encoder.cardinalities
+        ids = any(n_train < _AUTO_MIN_ROWS_PER_VALUE * n for n in cardinalities)
+        enough = [
+            size for size in _AUTO_BATCH_SIZES if n_train >= _AUTO_MIN_BATCHES * size
+        ]
+        batch_size = enough[-1] if enough and not ids else _AUTO_BATCH_SIZES[0]
+    assert isinstance(batch_size, int)
+    if lr == "auto":
+        real_batch = max(1, min(batch_size, n_train))
+        lr = _AUTO_LR * math.sqrt(real_batch / _AUTO_BATCH_SIZES[0])
+        if scheduled:
+            lr *= _SCHEDULED_LR_FACTOR
+    assert not isinstance(lr, str)
+    return batch_size, lr
+
+
+def n_epochs(
+    max_epochs: int | str,
+    n_train: int,
+    batch_size: int,
+    scheduled: bool,
+    classifying: bool,
+) -> int:
+    """``max_epochs`` of a fit on ``n_train`` rows in batches of
+    ``batch_size``: ``"auto"`` gives a ``scheduled`` fit of classification
+    tasks only (``classifying``) enough epochs for 300 steps (10 to 50
+    epochs), any other fit 50.
+    """
+    if not isinstance(max_epochs, str):
+        return max_epochs
+    if not (scheduled and classifying):
+        return _AUTO_EPOCHS[1]
+    n_batches = -(-n_train // batch_size)
+    epochs = -(-_AUTO_SCHEDULE_STEPS // n_batches)
+    return min(max(epochs, _AUTO_EPOCHS[0]), _AUTO_EPOCHS[1])
+
+
+def update_training_params(
+    net: MultiTaskNet,
+    *,
+    optimizer: type,
+    batch_size: int,
+    lr: float,
+    weight_decay: float,
+) -> None:
+    """Apply the current optimisation parameters to a fitted net."""
+    net.batch_size = batch_size
+    net.lr = lr
+    net.optimizer__weight_decay = weight_decay
+    if net.optimizer is not optimizer:
+        net.optimizer = optimizer
+        net.initialize_optimizer()
+    weighting_params = set(net.criterion_.weighting.parameters())
+    sparse = getattr(net, "optimizer_sparse_", None)
+    for group in [] if sparse is None else sparse.param_groups:
+        group["lr"] = lr
+    for group in net.optimizer_.param_groups:
+        group["lr"] = lr
+        learned = any(p in weighting_params for p in group["params"])
+        group["weight_decay"] = 0.0 if learned else weight_decay
+
+
+def training_callbacks(
+    early: bool,
+    n_train: int,
+    batch_size: int,
+    n_scheduled: int,
+    *,
+    n_iter_no_change: int,
+    tol: float,
+    callbacks: list | None,
+    verbose: int,
+) -> list:
+    """The callbacks of a fit; ``n_scheduled``: epochs under the
+    learning-rate schedule (0: none); ``callbacks``: the user's.
+    """
+    chosen: list = [("stop_on_non_finite", StopOnNonFinite())]
+    if n_scheduled:
+        n_steps = n_scheduled * -(-n_train // batch_size)
+        chosen.append(("lr_schedule", WarmupCosine(n_steps)))
+    if early:
+        stopper = EarlyStopping(
+            monitor="valid_loss",
+            patience=n_iter_no_change,
+            threshold=tol,
+            threshold_mode="abs",
+            load_best=True,
+            sink=silent,
+        )
+        chosen.append(("early_stopping", stopper))
+    # Deep copies: fitting must not change the objects in the parameters.
+    chosen.extend(copy.deepcopy(list(callbacks or [])))
+    if verbose:
+        chosen.extend(logging_callbacks(-(-n_train // batch_size)))
+    return chosen
 
 
 def _robust_statistics(
-    X: np.ndarray, seed: int, max_rows: int = 100_000
+    X: Any, seed: int, max_rows: int = 100_000
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Median and spread of every column of ``X`` (a row sample if large).
 

@@ -1,9 +1,9 @@
-"""Checks of the arguments that depend on the data: task, class and sample
-weights, the device, the optimizer, and per-task arguments such as
-``partial_fit``'s ``classes``.
+"""Checks of the arguments beyond their constraints: task, class and sample
+weights, the device, the optimizer, counts given as booleans, callbacks, and
+per-task arguments such as ``partial_fit``'s ``classes``.
 
-:class:`ParameterChecks` is a base of the estimators; each check raises a
-ValueError that names the argument, before anything is fitted.
+Plain functions of the values they check, called by the estimators; each
+raises a ValueError that names the argument, before anything is fitted.
 """
 
 from __future__ import annotations
@@ -14,12 +14,107 @@ from typing import Any
 
 import numpy as np
 import torch
+from skorch.callbacks import Callback
 
+from ._compat import Interval, StrOptions
+from ._data.sequences import SEQUENCE_POOLINGS
 from ._data.targets import TargetColumns
 from ._fitting.training import OPTIMIZERS
 from ._tasks import Task
+from .nn.network import ACTIVATIONS, GATES, MAX_ENSEMBLE_SIZE
+from .nn.weighting import WEIGHTING_STRATEGIES
 
-__all__ = ["ParameterChecks", "check_weights", "resolve_conditional_on"]
+__all__ = [
+    "INTEGER_PARAMS",
+    "PARAMETER_CONSTRAINTS",
+    "check_class_weight",
+    "check_device",
+    "check_param_types",
+    "check_partial_fit_class_weight",
+    "check_task_weights",
+    "check_weights",
+    "optimizer_class",
+    "resolve_conditional_on",
+]
+
+# Parameters validated as Integral that must not be booleans (True == 1).
+INTEGER_PARAMS = (
+    "n_experts",
+    "n_task_experts",
+    "n_levels",
+    "gate_k",
+    "ensemble_size",
+    "batch_size",
+    "max_epochs",
+    "n_iter_no_change",
+    "n_threads",
+    "max_categories",
+    "max_sequence_length",
+)
+
+
+#: The constraints of the estimators' shared parameters (scikit-learn's
+#: ``_parameter_constraints``).
+PARAMETER_CONSTRAINTS: dict = {
+    "n_experts": [Interval(numbers.Integral, 1, None, closed="left")],
+    "expert_hidden_layer_sizes": ["array-like"],
+    "tower_hidden_layer_sizes": ["array-like"],
+    "n_task_experts": [Interval(numbers.Integral, 0, None, closed="left")],
+    "n_levels": [Interval(numbers.Integral, 1, None, closed="left")],
+    "shared_gate": ["boolean"],
+    "gate_dropout": [Interval(numbers.Real, 0, 1, closed="left")],
+    "dropout": [Interval(numbers.Real, 0, 1, closed="left")],
+    "gate": [StrOptions(set(GATES))],
+    "gate_k": [Interval(numbers.Integral, 1, None, closed="left")],
+    "gate_temperature": [Interval(numbers.Real, 0, None, closed="neither")],
+    "gate_balance": [Interval(numbers.Real, 0, None, closed="left")],
+    "expert_activation": [StrOptions(set(ACTIVATIONS))],
+    "expert_normalization": [StrOptions({"layer"}), None],
+    "ensemble_size": [Interval(numbers.Integral, 1, MAX_ENSEMBLE_SIZE, closed="both")],
+    "refit": ["boolean"],
+    "bias_features": ["array-like", dict, None],
+    "bias_dropout": [Interval(numbers.Real, 0, 1, closed="left")],
+    "task_weights": [
+        "array-like",
+        dict,
+        StrOptions(set(WEIGHTING_STRATEGIES)),
+        None,
+    ],
+    "optimizer": [StrOptions(set(OPTIMIZERS)), type],
+    "lr": [Interval(numbers.Real, 0, None, closed="neither"), StrOptions({"auto"})],
+    "weight_decay": [Interval(numbers.Real, 0, None, closed="left")],
+    "batch_size": [
+        Interval(numbers.Integral, 1, None, closed="left"),
+        StrOptions({"auto"}),
+    ],
+    "max_epochs": [
+        Interval(numbers.Integral, 1, None, closed="left"),
+        StrOptions({"auto"}),
+    ],
+    "lr_schedule": [StrOptions({"auto", "cosine"}), None],
+    "early_stopping": ["boolean", StrOptions({"auto"})],
+    "validation_fraction": [Interval(numbers.Real, 0, 1, closed="neither")],
+    "n_iter_no_change": [Interval(numbers.Integral, 1, None, closed="left")],
+    "tol": [Interval(numbers.Real, 0, None, closed="left")],
+    "warm_start": ["boolean"],
+    "callbacks": [list, None],
+    "categorical_features": [
+        StrOptions({"from_dtype"}),
+        "array-like",
+        None,
+    ],
+    "max_categories": [Interval(numbers.Integral, 3, None, closed="left")],
+    "sequence_features": [dict, None],
+    "sequence_pooling": [StrOptions(set(SEQUENCE_POOLINGS))],
+    "max_sequence_length": [Interval(numbers.Integral, 1, None, closed="left")],
+    "numeric_scaling": [StrOptions({"robust", "robust_unclipped"}), None],
+    "numeric_missing": [StrOptions({"learn", "error"})],
+    "numeric_embedding": [StrOptions({"auto", "periodic"}), None],
+    "device": [str, torch.device],
+    "n_threads": [Interval(numbers.Integral, 1, None, closed="left"), None],
+    "random_state": ["random_state"],
+    "verbose": ["verbose"],
+}
 
 
 def check_weights(weights: np.ndarray, name: str) -> None:
@@ -32,102 +127,143 @@ def check_weights(weights: np.ndarray, name: str) -> None:
         raise ValueError(f"{name} must not all be zero.")
 
 
-class ParameterChecks:
-    """The estimators' checks of the parameters against the data."""
-
-    def _check_device(self) -> torch.device:
+def check_device(device: Any) -> torch.device:
+    """The ``device`` parameter as a usable torch device, or a ValueError."""
+    try:
+        torch_device = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(f"device={device!r} is not a torch device.") from exc
+    if torch_device.type == "meta":
+        raise ValueError(
+            "device='meta' holds no data and cannot train or predict; use "
+            "'cpu' or an accelerator."
+        )
+    if torch_device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(
+            f"device={device!r} was requested but CUDA is not available "
+            f"on this machine; use device='cpu'."
+        )
+    if torch_device.type != "cpu":
         try:
-            device = torch.device(self.device)
-        except (RuntimeError, TypeError) as exc:
-            raise ValueError(f"device={self.device!r} is not a torch device.") from exc
-        if device.type == "meta":
+            torch.empty(1, device=torch_device)
+        except Exception as exc:  # torch raises RuntimeError, AssertionError...
+            reason = (str(exc).splitlines() or [""])[0]
             raise ValueError(
-                "device='meta' holds no data and cannot train or predict; use "
-                "'cpu' or an accelerator."
-            )
-        if device.type == "cuda" and not torch.cuda.is_available():
-            raise ValueError(
-                f"device={self.device!r} was requested but CUDA is not available "
-                f"on this machine; use device='cpu'."
-            )
-        if device.type != "cpu":
-            try:
-                torch.empty(1, device=device)
-            except Exception as exc:  # torch raises RuntimeError, AssertionError...
-                reason = (str(exc).splitlines() or [""])[0]
-                raise ValueError(
-                    f"device={self.device!r} is not available on this machine "
-                    f"({type(exc).__name__}: {reason}); use device='cpu'."
-                ) from None
-        return device
+                f"device={device!r} is not available on this machine "
+                f"({type(exc).__name__}: {reason}); use device='cpu'."
+            ) from None
+    return torch_device
 
-    def _optimizer_class(self) -> type:
-        if isinstance(self.optimizer, str):
-            return OPTIMIZERS[self.optimizer]
-        if not issubclass(self.optimizer, torch.optim.Optimizer):
-            raise ValueError(
-                f"optimizer must be one of {sorted(OPTIMIZERS)} or a subclass of "
-                f"torch.optim.Optimizer, got {self.optimizer!r}."
-            )
-        return self.optimizer
 
-    def _check_task_weights(self, task_names: list[str]) -> np.ndarray | str:
-        n_tasks = len(task_names)
-        if isinstance(self.task_weights, str):
-            return self.task_weights
-        if self.task_weights is None:
-            return np.ones(n_tasks)
-        if isinstance(self.task_weights, Mapping):
-            unknown = set(map(str, self.task_weights)) - set(task_names)
-            if unknown:
-                raise ValueError(
-                    f"task_weights names unknown tasks {sorted(unknown)}; the "
-                    f"tasks are {task_names}."
-                )
-            named = {str(k): v for k, v in self.task_weights.items()}
-            weights = [named.get(name, 1.0) for name in task_names]
-        else:
-            weights = self.task_weights
-        try:
-            weights = np.asarray(weights, dtype=np.float64).reshape(-1)
-        except (TypeError, ValueError) as exc:
-            raise ValueError(
-                f"task_weights must be numbers, got {self.task_weights!r}."
-            ) from exc
-        if weights.shape[0] != n_tasks:
-            raise ValueError(
-                f"task_weights must have one weight per task: y has {n_tasks} "
-                f"task(s), task_weights has {weights.shape[0]}."
-            )
-        check_weights(weights, "task_weights")
-        return weights
+def optimizer_class(optimizer: str | type) -> type:
+    """The optimizer class that the ``optimizer`` parameter names."""
+    if isinstance(optimizer, str):
+        return OPTIMIZERS[optimizer]
+    if not issubclass(optimizer, torch.optim.Optimizer):
+        raise ValueError(
+            f"optimizer must be one of {sorted(OPTIMIZERS)} or a subclass of "
+            f"torch.optim.Optimizer, got {optimizer!r}."
+        )
+    return optimizer
 
-    def _check_class_weight(
-        self, tasks: list[Task], encoded: np.ndarray
-    ) -> list[np.ndarray | None]:
-        """One array of class weights per classification task, None for others."""
-        class_weight = self._class_weight_param()
-        n_tasks = len(tasks)
-        weighted = [task.declares_classes for task in tasks]
-        if isinstance(class_weight, str | dict):
-            if isinstance(class_weight, dict) and sum(weighted) > 1:
-                raise ValueError(
-                    "class_weight as a dict is for a single classification task; "
-                    f"with {sum(weighted)} pass a list of one dict (or "
-                    "'balanced' or None) per task."
-                )
-            class_weight = [class_weight if w else None for w in weighted]
-        elif class_weight is None:
-            class_weight = [None] * n_tasks
-        if len(class_weight) != n_tasks:
+
+def check_task_weights(task_weights: Any, task_names: list[str]) -> np.ndarray | str:
+    """The ``task_weights`` parameter for these tasks: a weighting strategy's
+    name, or one finite non-negative weight per task."""
+    n_tasks = len(task_names)
+    if isinstance(task_weights, str):
+        return task_weights
+    if task_weights is None:
+        return np.ones(n_tasks)
+    if isinstance(task_weights, Mapping):
+        unknown = set(map(str, task_weights)) - set(task_names)
+        if unknown:
             raise ValueError(
-                f"class_weight must have one entry per task: y has {n_tasks} "
-                f"task(s), class_weight has {len(class_weight)}."
+                f"task_weights names unknown tasks {sorted(unknown)}; the "
+                f"tasks are {task_names}."
             )
-        return [
-            task.class_weights(entry, encoded[:, k])
-            for k, (entry, task) in enumerate(zip(class_weight, tasks, strict=True))
-        ]
+        named = {str(k): v for k, v in task_weights.items()}
+        weights = [named.get(name, 1.0) for name in task_names]
+    else:
+        weights = task_weights
+    try:
+        checked = np.asarray(weights, dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(
+            f"task_weights must be numbers, got {task_weights!r}."
+        ) from exc
+    if checked.shape[0] != n_tasks:
+        raise ValueError(
+            f"task_weights must have one weight per task: y has {n_tasks} "
+            f"task(s), task_weights has {checked.shape[0]}."
+        )
+    check_weights(checked, "task_weights")
+    return checked
+
+
+def check_class_weight(
+    class_weight: Any, tasks: list[Task], encoded: np.ndarray
+) -> list[np.ndarray | None]:
+    """One array of class weights per classification task, None for others
+    (``class_weight``: the parameter; ``encoded``: the encoded targets)."""
+    n_tasks = len(tasks)
+    weighted = [task.declares_classes for task in tasks]
+    if isinstance(class_weight, str | dict):
+        if isinstance(class_weight, dict) and sum(weighted) > 1:
+            raise ValueError(
+                "class_weight as a dict is for a single classification task; "
+                f"with {sum(weighted)} pass a list of one dict (or "
+                "'balanced' or None) per task."
+            )
+        class_weight = [class_weight if w else None for w in weighted]
+    elif class_weight is None:
+        class_weight = [None] * n_tasks
+    if len(class_weight) != n_tasks:
+        raise ValueError(
+            f"class_weight must have one entry per task: y has {n_tasks} "
+            f"task(s), class_weight has {len(class_weight)}."
+        )
+    return [
+        task.class_weights(entry, encoded[:, k])
+        for k, (entry, task) in enumerate(zip(class_weight, tasks, strict=True))
+    ]
+
+
+def check_partial_fit_class_weight(class_weight: Any) -> None:
+    """Refuse ``class_weight="balanced"`` in ``partial_fit``."""
+    if class_weight == "balanced" or (
+        isinstance(class_weight, list) and "balanced" in class_weight
+    ):
+        raise ValueError(
+            "class_weight='balanced' is not supported by partial_fit, since "
+            "the class frequencies of the whole data are unknown; pass "
+            "explicit class weights."
+        )
+
+
+def check_param_types(params: Mapping[str, Any], estimator: str) -> None:
+    """The checks of the parameters that their constraints cannot express:
+    counts that are booleans, and ``callbacks`` that are not skorch's."""
+    for name in INTEGER_PARAMS:
+        value = params[name]
+        if isinstance(value, bool | np.bool_):
+            raise ValueError(
+                f"The {name!r} parameter of {estimator} must be an "
+                f"int, got the boolean {value!r}."
+            )
+    for entry in params["callbacks"] or []:
+        callback = entry[1] if isinstance(entry, tuple) and len(entry) == 2 else entry
+        is_callback = isinstance(callback, Callback) or (
+            isinstance(callback, type) and issubclass(callback, Callback)
+        )
+        if not is_callback or (
+            isinstance(entry, tuple) and not isinstance(entry[0], str)
+        ):
+            raise ValueError(
+                f"callbacks must hold skorch callbacks (instances or classes "
+                f"of skorch.callbacks.Callback, or (name, callback) pairs), "
+                f"got {entry!r}."
+            )
 
 
 def resolve_conditional_on(conditional_on: Any, names: list[str]) -> dict[int, int]:

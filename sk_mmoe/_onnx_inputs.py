@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from typing import Any, NamedTuple, cast
+from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
 import numpy as np
 
@@ -28,6 +28,9 @@ from ._data.features import MISSING_CODE, N_RESERVED, OTHER_CODE, _text_column
 from ._data.frames import check_not_lazy, is_polars, polars_values
 from ._data.sequences import PAD_CODE, padded_text
 from ._data.targets import missing_mask
+
+if TYPE_CHECKING:
+    from ._fitted import FittedData
 
 __all__ = [
     "INPUT_FORMS",
@@ -64,14 +67,15 @@ class ColumnInput(NamedTuple):
     length: int = 1
 
 
-def input_form(estimator: Any, inputs: str) -> str:
-    """``"columns"`` or ``"matrix"``: what ``inputs`` asks for this model."""
+def input_form(fitted: FittedData, inputs: str) -> str:
+    """``"columns"`` or ``"matrix"``: what ``inputs`` asks for a model fitted
+    as ``fitted`` says."""
     if not isinstance(inputs, str) or inputs not in INPUT_FORMS:
         raise ValueError(
             f"inputs must be one of {', '.join(map(repr, INPUT_FORMS))}, "
             f"got {inputs!r}."
         )
-    encoder = getattr(estimator, "_encoder", None)
+    encoder = fitted.encoder
     if inputs == "auto":
         return "matrix" if encoder is None else "columns"
     if inputs == "matrix" and getattr(encoder, "sequences", None) is not None:
@@ -83,17 +87,19 @@ def input_form(estimator: Any, inputs: str) -> str:
     return inputs
 
 
-def column_inputs(estimator: Any, outputs: list[str]) -> list[ColumnInput]:
+def column_inputs(fitted: FittedData, outputs: list[str]) -> list[ColumnInput]:
     """The graph's inputs, one per column of ``X`` in ``fit``, in order.
 
-    Named after ``feature_names_in_``, or ``x0``, ``x1``... for an array;
+    Named after the fitted feature names, or ``x0``, ``x1``... for an array;
     checked against the names of the graph's ``outputs`` (the tasks', and
     the ranking score's if any) before any export work.
     """
-    n_features = int(estimator.n_features_in_)
-    names = getattr(estimator, "feature_names_in_", None)
-    names = [f"x{j}" for j in range(n_features)] if names is None else names
-    names = [str(name) for name in names]
+    fitted_names = fitted.feature_names_in
+    names = (
+        [f"x{j}" for j in range(fitted.n_features_in)]
+        if fitted_names is None
+        else [str(name) for name in fitted_names]
+    )
     if "" in names or len(set(names)) != len(names):
         raise ValueError(
             "export_onnx(inputs='columns') names the graph's inputs after the "
@@ -109,7 +115,7 @@ def column_inputs(estimator: Any, outputs: list[str]) -> list[ColumnInput]:
             f"Y) or the column, or export with inputs='matrix'."
         )
     specs = [ColumnInput(name, _FLOAT, None) for name in names]
-    encoder = getattr(estimator, "_encoder", None)
+    encoder = fitted.encoder
     if encoder is None:
         return specs
     for j, categories, value_type in zip(

@@ -16,19 +16,20 @@ import io
 import os
 import pickle
 import warnings
-from typing import IO, Any
+from typing import IO, Any, cast
 
 import numpy as np
 import torch
-from sklearn.utils.validation import check_is_fitted
-from skorch.history import History
 
 from ._base import BaseMultiTaskMMoE
 from ._building import NetworkSpec
+from ._checks import check_device
 from ._classifier import MultiTaskMMoEClassifier
 from ._data.features import CategoricalEncoder
-from ._fitting.training import OPTIMIZERS, MultiTaskNet, seeded
+from ._fitted import FittedData, NetState
+from ._fitting.training import OPTIMIZERS
 from ._mixed import MultiTaskMMoE
+from ._persistence_upgrade import upgrade
 from ._regressor import MultiTaskMMoERegressor
 from ._tasks import Task, task_from_state
 
@@ -38,9 +39,8 @@ _FORMAT = "sk_mmoe.model"
 # 3: the file holds the network specification, each task's state names its
 # loss, and the loss state no longer lists the tasks of each kind (it
 # derives them from the tasks; a bias tower is in the specification and its
-# weights in the module state). Format 2 files are read too: their network
-# specification is read from the weights' names, and their tasks train with
-# their type's default loss.
+# weights in the module state). Files of format 2 are read too, upgraded to
+# the current content first (sk_mmoe._persistence_upgrade).
 _FORMAT_VERSION = 3
 # 4: the categorical encoder may hold list columns (its "sequences"), which
 # readers of format 3 would ignore; models without list columns are still
@@ -67,7 +67,7 @@ def _to_plain(value: Any, what: str) -> Any:
         return value
     for plain in (int, float, str, bytes):
         if isinstance(value, plain):
-            return plain(value)
+            return cast(Any, plain)(value)
     if isinstance(value, np.ndarray):
         return _to_plain(value.tolist(), what)
     if isinstance(value, torch.Tensor):
@@ -116,7 +116,8 @@ def _params_to_plain(estimator: BaseMultiTaskMMoE) -> dict[str, Any]:
 def _random_state_to_plain(random_state: Any) -> dict[str, Any] | None:
     if not isinstance(random_state, np.random.RandomState):
         return None
-    name, keys, pos, has_gauss, cached_gaussian = random_state.get_state()
+    state = cast("tuple[Any, ...]", random_state.get_state())
+    name, keys, pos, has_gauss, cached_gaussian = state
     return {
         "name": name,
         "keys": torch.from_numpy(keys.astype(np.int64)),
@@ -211,50 +212,44 @@ def save_model(estimator: BaseMultiTaskMMoE, path: _Path) -> None:
             f"{type(estimator).__name__}. Save pipelines and other estimators "
             f"with joblib.dump."
         )
-    check_is_fitted(estimator)
+    state = estimator._fitted_state()
+    data, saved = state.data, NetState.of(state.net)
     from . import __version__
 
-    feature_names = getattr(estimator, "feature_names_in_", None)
     content = {
         "estimator": type(estimator).__name__,
         "params": _params_to_plain(estimator),
         "random_state": _random_state_to_plain(estimator.random_state),
-        "tasks": [task.state() for task in estimator._tasks],
-        "network": estimator._spec.state(),
-        "single_task": bool(estimator._single_task),
-        "n_features_in": int(estimator.n_features_in_),
-        "feature_names_in": None if feature_names is None else feature_names.tolist(),
-        "categorical": None
-        if estimator._encoder is None
-        else estimator._encoder.state(),
-        "history": _history_to_plain(estimator.history_),
+        "tasks": [task.state() for task in data.tasks],
+        "network": data.spec.state(),
+        "single_task": bool(data.single_task),
+        "n_features_in": int(data.n_features_in),
+        "feature_names_in": None
+        if data.feature_names_in is None
+        else data.feature_names_in.tolist(),
+        "categorical": None if data.encoder is None else data.encoder.state(),
+        "history": _history_to_plain(saved.history),
         # The trained network: module_, and the bias tower beside it if any.
-        "module_state": _to_plain(estimator.net_.module_.state_dict(), "net_.module_"),
-        "criterion_state": _to_plain(
-            estimator.net_.criterion_.state_dict(), "the loss"
-        ),
-        "optimizer_state": _to_plain(
-            estimator.net_.optimizer_.state_dict(), "the optimizer's state"
-        ),
+        "module_state": _to_plain(saved.module, "net_.module_"),
+        "criterion_state": _to_plain(saved.criterion, "the loss"),
+        "optimizer_state": _to_plain(saved.optimizer, "the optimizer's state"),
         "sparse_optimizer_state": _to_plain(
-            getattr(estimator.net_, "optimizer_sparse_", None)
-            and estimator.net_.optimizer_sparse_.state_dict(),
-            "the sparse optimizer's state",
+            saved.sparse_optimizer, "the sparse optimizer's state"
         ),
     }
     buffer = io.BytesIO()
     torch.save(content, buffer)
-    data = buffer.getvalue()
+    inner = buffer.getvalue()
     torch.save(
         {
             "format": _FORMAT,
             "format_version": _SEQUENCES_VERSION
-            if getattr(estimator._encoder, "sequences", None) is not None
+            if getattr(data.encoder, "sequences", None) is not None
             else _FORMAT_VERSION,
             "sk_mmoe_version": __version__,
             "torch_version": str(torch.__version__),
-            "sha256": hashlib.sha256(data).hexdigest(),
-            "content": data,
+            "sha256": hashlib.sha256(inner).hexdigest(),
+            "content": inner,
         },
         path,
     )
@@ -375,26 +370,6 @@ def _check_fields(content: dict[str, Any], name: str) -> None:
         raise ValueError(f"{name} is malformed: its history is not a list of dicts.")
 
 
-def _check_shapes(
-    expected: dict[str, Any], stored: dict[str, Any], what: str, name: str
-):
-    """Refuse stored tensors whose names or shapes differ from ``expected``."""
-    if set(expected) != set(stored):
-        raise ValueError(
-            f"The {what} in {name} do not match the network built from its "
-            f"parameters: missing {sorted(set(expected) - set(stored))}, "
-            f"unexpected {sorted(set(stored) - set(expected))}."
-        )
-    for key, tensor in expected.items():
-        value = stored[key]
-        if not isinstance(value, torch.Tensor) or value.shape != tensor.shape:
-            shape = tuple(value.shape) if isinstance(value, torch.Tensor) else value
-            raise ValueError(
-                f"The {what} in {name} do not match the network built from its "
-                f"parameters: {key!r} is {shape}, expected {tuple(tensor.shape)}."
-            )
-
-
 def load_model(
     path: _Path, device: str | torch.device | None = None
 ) -> BaseMultiTaskMMoE:
@@ -457,30 +432,25 @@ def load_model(
     ['task0', 'task1']
     """
     name = _describe(path)
-    content = _read(path)
+    content = upgrade(_read(path))
     _check_fields(content, name)
-    estimator, tasks, encoder = _estimator_from(content, device, name)
+    estimator, data = _estimator_from(content, device, name)
     torch_device = _device_of(estimator, content, name)
-    spec = _network_spec_of(content, tasks, name)
-    net = _restored_net(estimator, spec, tasks, encoder, torch_device, content, name)
-    feature_names = content["feature_names_in"]
-    estimator._set_fitted_state(
-        net,
-        tasks,
-        spec=spec,
-        feature_names=None
-        if feature_names is None
-        else np.asarray(feature_names, dtype=object),
-        single_task=content["single_task"],
-        encoder=encoder,
+    saved = NetState(
+        module=content["module_state"],
+        criterion=content["criterion_state"],
+        optimizer=content["optimizer_state"],
+        sparse_optimizer=content["sparse_optimizer_state"],
+        history=content["history"],
     )
+    estimator._restore(saved, data, torch_device, source=name)
     return estimator
 
 
 def _estimator_from(
     content: dict[str, Any], device: Any, name: str
-) -> tuple[BaseMultiTaskMMoE, list[Task], CategoricalEncoder | None]:
-    """The unfitted estimator, its tasks and its encoder, all checked."""
+) -> tuple[BaseMultiTaskMMoE, FittedData]:
+    """The unfitted estimator and what its fit learnt of the data, checked."""
     params = dict(content["params"])
     if device is not None:
         params["device"] = str(device)
@@ -499,14 +469,24 @@ def _estimator_from(
             f"{name} is malformed or holds parameters that this version of "
             f"sk_mmoe does not know: {type(exc).__name__}: {exc}"
         ) from None
-    return estimator, tasks, encoder
+    feature_names = content["feature_names_in"]
+    data = FittedData(
+        tasks=tuple(tasks),
+        spec=_network_spec_of(content, tasks, name),
+        encoder=encoder,
+        single_task=content["single_task"],
+        feature_names_in=None
+        if feature_names is None
+        else np.asarray(feature_names, dtype=object),
+    )
+    return estimator, data
 
 
 def _device_of(
     estimator: BaseMultiTaskMMoE, content: dict[str, Any], name: str
 ) -> torch.device:
     try:
-        return estimator._check_device()
+        return check_device(estimator.device)
     except ValueError as exc:
         raise ValueError(
             f"{exc} The model was saved with "
@@ -521,13 +501,10 @@ def _network_spec_of(
     """The network specification of a file, checked against its tasks and
     against the number of stored weights (a crafted file cannot make the
     network larger than the weights it holds)."""
-    if content["format_version"] >= 3:
-        try:
-            spec = NetworkSpec.from_state(content.get("network"))
-        except ValueError as exc:
-            raise ValueError(f"{name} is malformed: {exc}.") from None
-    else:
-        spec = _format_2_network_spec(content, tasks)
+    try:
+        spec = NetworkSpec.from_state(content.get("network"))
+    except ValueError as exc:
+        raise ValueError(f"{name} is malformed: {exc}.") from None
     output_sizes = tuple(task.n_outputs for task in tasks)
     if spec.n_features != content["n_features_in"] or spec.output_sizes != output_sizes:
         raise ValueError(
@@ -545,78 +522,6 @@ def _network_spec_of(
             f"{sum(output_sizes)} outputs for {stored} stored weights."
         )
     return spec
-
-
-def _format_2_network_spec(content: dict[str, Any], tasks: list[Task]) -> NetworkSpec:
-    """The network specification of a format 2 file, which did not store it:
-    its input layers are read from the names of its weights."""
-    state = content["module_state"]
-    projection = state.get("projection.bias")
-    return NetworkSpec(
-        content["n_features_in"],
-        tuple(task.n_outputs for task in tasks),
-        numeric_scaling="scaling.center" in state,
-        numeric_embedding=any(
-            key.startswith("embedding.numeric_embedding.") for key in state
-        ),
-        sparse_projection=int(projection.shape[0])
-        if isinstance(projection, torch.Tensor)
-        else None,
-        numeric_missing="missing.fill" in state,
-    )
-
-
-def _restored_net(
-    estimator: BaseMultiTaskMMoE,
-    spec: NetworkSpec,
-    tasks: list[Task],
-    encoder: CategoricalEncoder | None,
-    device: torch.device,
-    content: dict[str, Any],
-    name: str,
-) -> MultiTaskNet:
-    """The skorch net of a file, with its weights, loss and optimizer state."""
-    module_params = estimator._module_params()
-    # Shapes first, on the meta device (no memory): a crafted file cannot make
-    # the real network larger than the weights it holds.
-    with torch.device("meta"):
-        shapes = spec.build(module_params, encoder).state_dict()
-    _check_shapes(shapes, content["module_state"], "weights", name)
-    criterion = estimator._make_criterion(
-        tasks,
-        estimator._check_task_weights([task.name for task in tasks]),
-        [task.class_weights(None, None) for task in tasks],
-    )
-    criterion_state = _current_criterion_state(content["criterion_state"])
-    _check_shapes(criterion.state_dict(), criterion_state, "loss state", name)
-    with seeded(0, device):  # The initial weights are overwritten.
-        # Batch size and lr come again from the rows of any later fit.
-        net = estimator._make_net(spec, tasks, criterion, device, encoder, n_train=1)
-        net.initialize()
-    try:
-        net.module_.load_state_dict(content["module_state"])
-        net.criterion_.load_state_dict(criterion_state)
-        net.optimizer_.load_state_dict(content["optimizer_state"])
-        sparse_state = content["sparse_optimizer_state"]
-        if (sparse_state is None) != (getattr(net, "optimizer_sparse_", None) is None):
-            raise ValueError("the sparse optimizer's state and the network differ")
-        if sparse_state is not None:
-            net.optimizer_sparse_.load_state_dict(sparse_state)
-    except (RuntimeError, ValueError, KeyError, TypeError, IndexError) as exc:
-        raise ValueError(
-            f"The state in {name} does not match the network built from its "
-            f"parameters: {exc}"
-        ) from None
-    net.history_ = History({**epoch, "batches": []} for epoch in content["history"])
-    net.module_.eval()  # As after fit: prediction never switches modes.
-    return net
-
-
-def _current_criterion_state(state: dict[str, Any]) -> dict[str, Any]:
-    """The loss state without the task lists that files of format 2 hold
-    (the loss now derives them from the tasks)."""
-    legacy = ("classification_tasks", "regression_tasks")
-    return {key: value for key, value in state.items() if key not in legacy}
 
 
 def _read_encoder(state: Any, n_features: int) -> CategoricalEncoder | None:

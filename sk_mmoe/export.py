@@ -26,7 +26,7 @@ import json
 import logging
 import os
 import warnings
-from typing import IO, Any
+from typing import IO, Any, cast
 
 import numpy as np
 import torch
@@ -34,6 +34,7 @@ from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
 from ._base import BaseMultiTaskMMoE
+from ._fitted import FittedData, FittedState
 from ._onnx_inputs import column_inputs, input_form, onnx_feed, prepend_column_inputs
 from ._rank_score import rank_values
 from ._tasks import Task
@@ -79,7 +80,7 @@ class _ServingModule(nn.Module):
         self.network = network
         self.tasks = list(tasks)
         self.ranked = rank_values is not None
-        if self.ranked:
+        if rank_values is not None:
             # One zero-padded row of values per task (buffers, not constants,
             # for the exporter).
             self.rank_widths = [len(values) for values in rank_values]
@@ -89,15 +90,16 @@ class _ServingModule(nn.Module):
             self.register_buffer("rank_table", table, persistent=False)
 
     def forward(self, X: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        outputs = self.network(X)
+        outputs: torch.Tensor = self.network(X)
         heads = [
             task.head(task.outputs(outputs, k)) for k, task in enumerate(self.tasks)
         ]
         if self.ranked:
             score = torch.zeros(X.shape[0], dtype=torch.float64)
+            table = cast(torch.Tensor, self.rank_table)
             for k, width in enumerate(self.rank_widths):
                 columns = heads[k].reshape(heads[k].shape[0], -1).to(torch.float64)
-                score = score + columns @ self.rank_table[k, :width]
+                score = score + columns @ table[k, :width]
             heads.append(score)
         return tuple(heads)
 
@@ -221,10 +223,11 @@ def export_onnx(
 
     With ``inputs="matrix"``, a model with categorical features reads their
     integer codes, as float32 in the same columns of ``X``: the metadata's
-    ``categorical`` object lists the ``columns`` and, for each, its
-    ``categories``; a value's code is ``first_code`` (2) plus its position in
-    the list (values compared as text), ``other_code`` (1) for a value not
-    in the list and ``missing_code`` (0) for a missing value.
+    ``categorical`` object (the encoder's state, as
+    :func:`~sk_mmoe.save_model` stores it) lists the ``columns`` and, for
+    each, its ``categories``; a value's code is ``first_code`` (2) plus its
+    position in the list (values compared as text), ``other_code`` (1) for a
+    value not in the list and ``missing_code`` (0) for a missing value.
 
     With ``inputs="columns"``, an empty string in a categorical column of
     text is a missing value (a warning says so if ``""`` was a category in
@@ -271,7 +274,8 @@ def export_onnx(
     >>> all(np.allclose(p, q, atol=1e-5) for p, q in zip(onnx_proba, proba))
     True
     """
-    estimator = _check_estimator(estimator)
+    state = _check_estimator(estimator)._fitted_state()
+    fitted = state.data
     if opset is not None and (
         isinstance(opset, bool) or not isinstance(opset, int) or opset < _MIN_OPSET
     ):
@@ -279,30 +283,27 @@ def export_onnx(
             f"opset must be an int >= {_MIN_OPSET} (the lowest opset PyTorch's "
             f"ONNX exporter implements) or None, got {opset!r}."
         )
-    form = input_form(estimator, inputs)
+    form = input_form(fitted, inputs)
     onnx = _import_onnx()
-    names = list(estimator.task_names_)
+    names = [task.name for task in fitted.tasks]
     values = None
     if rank_weights is not None:
-        values = rank_values(estimator._tasks, rank_weights)
+        values = rank_values(list(fitted.tasks), rank_weights)
         if _RANK_OUTPUT in names:
             raise ValueError(
                 f"A task is named {_RANK_OUTPUT!r}, the name of the ranking "
                 f"score's output; rename the task to export it with rank_weights."
             )
         names.append(_RANK_OUTPUT)
-    columns = column_inputs(estimator, names) if form == "columns" else None
+    columns = column_inputs(fitted, names) if form == "columns" else None
     if form == "matrix" and _INPUT_NAME in names:
         raise ValueError(
             f"A task is named {_INPUT_NAME!r}, the name of the graph's input; "
             f"rename the task (the column of Y) to export the model."
         )
 
-    module = _serving_module(estimator, values)
-    encoder = estimator._encoder
-    example = torch.zeros(
-        2, estimator.n_features_in_ if encoder is None else encoder.width
-    )
+    module = _serving_module(state, values)
+    example = torch.zeros(2, fitted.input_width)
     with _quiet_exporter():
         program = torch.onnx.export(
             module,
@@ -316,6 +317,7 @@ def export_onnx(
             external_data=False,
             verbose=False,
         )
+    assert program is not None  # returned when no file is given
     model = program.model_proto
     if columns is not None:
         model = prepend_column_inputs(model, columns)
@@ -324,7 +326,9 @@ def export_onnx(
     )
     entry = model.metadata_props.add()
     entry.key = METADATA_KEY
-    metadata = _metadata(estimator, [i.name for i in model.graph.input], form)
+    metadata = _metadata(
+        type(estimator).__name__, fitted, [i.name for i in model.graph.input], form
+    )
     if values is not None:
         metadata["rank_weights"] = [v.tolist() for v in values]
     entry.value = json.dumps(metadata)
@@ -367,14 +371,14 @@ def _import_onnx():
 
 
 def _serving_module(
-    estimator: BaseMultiTaskMMoE, rank_values: list[np.ndarray] | None = None
+    state: FittedState, rank_values: list[np.ndarray] | None = None
 ) -> _ServingModule:
     """A CPU copy of the fitted network, in eval mode, with the task heads.
 
     The copy gets its tensors straight on the CPU (never a second copy on the
     network's device), and the estimator's network is left untouched.
     """
-    network = estimator.module_
+    network = state.module
     memo: dict[int, Any] = {}
     for tensor in [*network.parameters(), *network.buffers()]:
         copied = tensor.detach().to("cpu", copy=True)
@@ -382,40 +386,41 @@ def _serving_module(
             copied = nn.Parameter(copied, requires_grad=False)
         memo[id(tensor)] = copied
     network = copy.deepcopy(network, memo).eval()
-    return _ServingModule(network, estimator._tasks, rank_values).eval()
+    return _ServingModule(network, list(state.tasks), rank_values).eval()
 
 
 def _metadata(
-    estimator: BaseMultiTaskMMoE, inputs: list[str], form: str
+    estimator: str, fitted: FittedData, inputs: list[str], form: str
 ) -> dict[str, Any]:
-    from . import __version__
+    """The JSON document of the model's metadata (see export_onnx's Notes).
 
-    tasks = [task.metadata() for task in estimator._tasks]
-    feature_names = getattr(estimator, "feature_names_in_", None)
-    encoder = getattr(estimator, "_encoder", None)
+    ``categorical`` is the encoder's own state (as :func:`sk_mmoe.save_model`
+    stores it), with the positions of its columns and the reserved codes.
+    """
+    from . import __version__
+    from ._data.features import MISSING_CODE, N_RESERVED, OTHER_CODE
+
+    encoder = fitted.encoder
     categorical = None
     if encoder is not None:
-        from ._data.features import MISSING_CODE, N_RESERVED, OTHER_CODE
-
         categorical = {
+            **encoder.state(),
             "columns": [int(j) for j in encoder.columns],
-            "categories": [[str(v) for v in c] for c in encoder.categories],
             "missing_code": MISSING_CODE,
             "other_code": OTHER_CODE,
             "first_code": N_RESERVED,
         }
+    names = fitted.feature_names_in
     return {
         "format": _METADATA_FORMAT,
         "sk_mmoe_version": __version__,
-        "estimator": type(estimator).__name__,
+        "estimator": estimator,
         "input": _INPUT_NAME if form == "matrix" else None,
         "inputs": inputs,
-        "n_features_in": int(estimator.n_features_in_),
-        "feature_names_in": None
-        if feature_names is None
-        else [str(f) for f in feature_names],
+        "n_features_in": fitted.n_features_in,
+        "feature_names_in": None if names is None else [str(f) for f in names],
         "categorical": categorical,
-        "tasks": tasks,
+        "tasks": [task.metadata() for task in fitted.tasks],
     }
 
 

@@ -19,6 +19,7 @@ from sk_mmoe import (
     save_model,
 )
 from sk_mmoe._data.features import CategoricalEncoder, categorical_mask
+from sk_mmoe._persistence_upgrade import upgrade
 from sk_mmoe.nn.network import (
     NUMERIC_EMBEDDING_DIM,
     FeatureEmbedding,
@@ -143,11 +144,15 @@ def test_encoder_records_what_each_categorical_column_holds():
     objects = np.array([[1, "a", np.float32(2)], [None, "b", np.float32(3)]], object)
     encoder = CategoricalEncoder(np.ones(3, dtype=bool), 10, 1).fit(objects)
     assert encoder.value_types == ["float64", "str", "float32"]
-    # Saved with the encoder; a state without them (older files) reads as text.
+    # Saved with the encoder; a state without them (older files) is upgraded
+    # to one that reads as text.
     state = encoder.state()
     assert CategoricalEncoder.from_state(state).value_types == encoder.value_types
     del state["value_types"]
-    assert CategoricalEncoder.from_state(state).value_types == ["str"] * 3
+    with pytest.raises(ValueError, match="value types"):
+        CategoricalEncoder.from_state(state)
+    older = upgrade({"format_version": 3, "categorical": state})["categorical"]
+    assert CategoricalEncoder.from_state(older).value_types == ["str"] * 3
     with pytest.raises(ValueError, match="value types"):
         CategoricalEncoder.from_state({**state, "value_types": ["int"] * 3})
 

@@ -21,6 +21,7 @@ from sk_mmoe import (
     load_model,
     save_model,
 )
+from sk_mmoe._persistence_upgrade import upgrade
 from sk_mmoe.datasets import make_task_correlation
 from sk_mmoe.nn.network import embedding_sizes
 
@@ -575,6 +576,47 @@ def test_files_of_format_2_still_load_and_train(tmp_path, kind):
     clf.fit(X, Y)
     loaded.fit(X, Y)
     _assert_same_model(clf, loaded, X)
+
+
+def _content(path):
+    outer = torch.load(path, weights_only=True)
+    content = torch.load(io.BytesIO(outer["content"]), weights_only=True)
+    return {**content, "format_version": outer["format_version"]}
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_upgrade_turns_format_2_into_the_current_content(tmp_path, kind):
+    model, X, Y = _estimator_and_data(kind)
+    model.set_params(numeric_scaling="robust").fit(X, Y)
+    path = tmp_path / "model.pt"
+    save_model(model, path)
+    current = _content(path)
+    older = _content(path)
+    _as_format_2(older)
+    older["format_version"] = 2
+    upgraded = upgrade(older)
+    assert "network" not in older  # the argument is left as it was
+    assert upgraded["network"] == current["network"]
+    assert set(upgraded["criterion_state"]) == set(current["criterion_state"])
+    # Format 2 named no loss: the type's default (the poisson task's is its
+    # own, the huber task's was asked for and is lost).
+    assert [task["loss"] for task in upgraded["tasks"]] == [None] * len(Y[0])
+    # The current content is left as it is.
+    assert upgrade(current)["network"] == current["network"]
+
+
+def test_upgrade_gives_older_specifications_their_options_values(tmp_path):
+    model, X, Y = _estimator_and_data("regressor")
+    model.fit(X, Y)
+    path = tmp_path / "model.pt"
+    save_model(model, path)
+    content = _content(path)
+    for option in ("numeric_clip", "numeric_missing", "embedding_dims"):
+        content["network"].pop(option)
+    network = upgrade(content)["network"]
+    assert network["numeric_clip"] is True
+    assert network["numeric_missing"] is False
+    assert network["embedding_dims"] is None
 
 
 def test_files_without_the_clip_option_clip_their_inputs(tmp_path):

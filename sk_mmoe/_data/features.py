@@ -389,9 +389,7 @@ class CategoricalEncoder:
         encoder.categories = [[str(v) for v in c] for c in state["categories"]]
         if len(encoder.categories) != int(encoder.mask.sum()):
             raise ValueError("the categorical columns and their categories differ")
-        # Absent from files written before it was recorded: text, which the
-        # exported graph then reads as the text of the values.
-        value_types = state.get("value_types", ["str"] * len(encoder.categories))
+        value_types = state.get("value_types")
         if (
             not isinstance(value_types, list)
             or len(value_types) != len(encoder.categories)

@@ -24,7 +24,7 @@ from typing import Any, cast
 
 import numpy as np
 from sklearn.base import is_regressor
-from sklearn.exceptions import UndefinedMetricWarning
+from sklearn.exceptions import NotFittedError, UndefinedMetricWarning
 from sklearn.metrics import (
     accuracy_score,
     average_precision_score,
@@ -366,13 +366,25 @@ def _metric_names() -> list[str]:
     return sorted([*_METRICS, *_ALIASES])
 
 
+def _fitted_tasks(model: Any) -> Sequence[Any] | None:
+    """The fitted tasks of an sk_mmoe estimator (from its fitted state);
+    None for another model or an unfitted one."""
+    fitted_state = getattr(model, "_fitted_state", None)
+    if fitted_state is None:
+        return None
+    try:
+        return fitted_state().tasks
+    except NotFittedError:
+        return None
+
+
 def _scored_by(model: Any, types: list[str]) -> list[tuple[str, ...]]:
     """The metric families that score each task: the task's own (sk_mmoe's
     estimators), else those of a task of its type."""
-    tasks = getattr(model, "_tasks", None)
-    if tasks is None or len(tasks) != len(types):
-        tasks = [make_task(kind, "") for kind in types]
-    return [task.scored_by for task in tasks]
+    fitted = _fitted_tasks(model)
+    if fitted is not None and len(fitted) == len(types):
+        return [task.scored_by for task in fitted]
+    return [make_task(kind, "").scored_by for kind in types]
 
 
 # The metrics that task types declare for their own family (Task.metrics).
@@ -485,7 +497,7 @@ class _Evaluation:
         """The column of ``Y`` with task ``k``'s targets; a conditional task's
         are the joint's, negative where its parent is (as fit trains them)."""
         y = self._column(k)
-        tasks = getattr(final_estimator(self.estimator), "_tasks", None)
+        tasks = _fitted_tasks(final_estimator(self.estimator))
         if tasks is None or tasks[k].parent is None:
             return y
         columns = [self._column(j) for j in range(len(tasks))]

@@ -1,0 +1,110 @@
+"""Older contents of :func:`sk_mmoe.save_model` files, as the current one.
+
+:func:`upgrade` is the only place that knows older file contents: it turns
+the content of any readable file into the content that the current
+:func:`~sk_mmoe.save_model` writes, and :func:`~sk_mmoe.load_model` then
+reads that alone. What it upgrades:
+
+* format 2 (no network specification: it is read from the names of the
+  stored weights; tasks that do not name their loss, which train with their
+  type's default; the loss state lists the tasks of each kind, which the
+  loss now derives from the tasks);
+* files of formats 3 and 4 written before an option existed, which lack its
+  entry: ``numeric_clip`` (they clipped), ``numeric_missing`` (they refused
+  missing values), ``embedding_dims`` (one embedding size for all columns),
+  the bias tower's entries (none), and the categorical columns'
+  ``value_types`` (text).
+
+A malformed content is left as it is, for the reader to refuse with its
+own message.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import torch
+
+from ._tasks import task_from_state
+
+__all__ = ["upgrade"]
+
+# The entries of a network specification that files written before their
+# option lack, and the value that reproduces those files' networks.
+_SPEC_DEFAULTS = {
+    "bias_columns": None,
+    "bias_task_mask": None,
+    "embedding_dims": None,
+    "numeric_clip": True,
+    "numeric_missing": False,
+}
+# Entries of the loss state of format 2 (the tasks of each kind).
+_FORMAT_2_LOSS_ENTRIES = ("classification_tasks", "regression_tasks")
+
+
+def upgrade(content: dict[str, Any]) -> dict[str, Any]:
+    """``content`` (with its ``format_version``) as the current format has it.
+
+    The argument is left unchanged; the result is a new dict.
+    """
+    content = copy.copy(content)
+    if content.get("format_version") == 2:
+        _upgrade_format_2(content)
+    network = content.get("network")
+    if isinstance(network, dict):
+        content["network"] = {**_SPEC_DEFAULTS, **network}
+    encoder = content.get("categorical")
+    if isinstance(encoder, dict) and "value_types" not in encoder:
+        categories = encoder.get("categories")
+        if isinstance(categories, list):
+            # Recorded since the exported graph reads numbers as numbers.
+            content["categorical"] = {
+                **encoder,
+                "value_types": ["str"] * len(categories),
+            }
+    return content
+
+
+def _upgrade_format_2(content: dict[str, Any]) -> None:
+    """Format 2 in place: its loss state, tasks and network specification."""
+    criterion = content.get("criterion_state")
+    if isinstance(criterion, dict):
+        content["criterion_state"] = {
+            key: value
+            for key, value in criterion.items()
+            if key not in _FORMAT_2_LOSS_ENTRIES
+        }
+    tasks = content.get("tasks")
+    if isinstance(tasks, list) and all(isinstance(task, dict) for task in tasks):
+        # The type's default loss.
+        content["tasks"] = [{"loss": None, **task} for task in tasks]
+    network = _format_2_network(content)
+    if network is not None:
+        content["network"] = network
+
+
+def _format_2_network(content: dict[str, Any]) -> dict[str, Any] | None:
+    """The network specification of a format 2 file, from the names of its
+    weights; None if the file is malformed (the reader refuses it)."""
+    state = content.get("module_state")
+    if not isinstance(state, dict) or not isinstance(content.get("tasks"), list):
+        return None
+    try:
+        output_sizes = [task_from_state(task).n_outputs for task in content["tasks"]]
+    except (ValueError, TypeError, KeyError, AttributeError):
+        return None
+    projection = state.get("projection.bias")
+    return {
+        **_SPEC_DEFAULTS,
+        "n_features": content.get("n_features_in"),
+        "output_sizes": output_sizes,
+        "numeric_scaling": "scaling.center" in state,
+        "numeric_embedding": any(
+            key.startswith("embedding.numeric_embedding.") for key in state
+        ),
+        "sparse_projection": int(projection.shape[0])
+        if isinstance(projection, torch.Tensor)
+        else None,
+        "numeric_missing": "missing.fill" in state,
+    }
