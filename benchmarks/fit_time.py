@@ -4,18 +4,22 @@ On the 40,000-row census sample of ``benchmarks/quality.py`` (the raw
 frame, three binary tasks, the test half of the census test file), every
 seed fits, side by side in one process and on one thread each:
 
-* ``sk_mmoe, lr_schedule='auto'``: :class:`~sk_mmoe.MultiTaskMMoEClassifier`
-  with the learning-rate schedule (10 epochs on this sample);
-* ``sk_mmoe defaults``: the same with its defaults, a constant rate for up
-  to 50 epochs with early stopping;
+* ``sk_mmoe defaults``: :class:`~sk_mmoe.MultiTaskMMoEClassifier` with its
+  defaults (on this sample a learning-rate schedule of 10 epochs, the best
+  epoch kept by early stopping);
+* ``sk_mmoe, max_epochs=15``: the same schedule over 15 epochs;
+* ``sk_mmoe, lr_schedule=None``: the defaults of earlier versions,
+  reproduced by that parameter: a constant rate for up to 50 epochs with
+  early stopping;
 * ``LightGBM``: three per-task ``LGBMClassifier`` fits (defaults);
 * ``XGBoost``: three per-task ``XGBClassifier`` fits (``hist``, native
   categorical splits).
 
-The order of the four rotates from seed to seed. Fit time is wall-clock
+The order of the five rotates from seed to seed. Fit time is wall-clock
 seconds of the whole fit (all three tasks); the ratios are those of the
-medians over seeds. Quality is the mean test ROC AUC over the three tasks,
-compared per seed (paired differences, mean and standard error).
+medians over seeds, and the medians over seeds of each seed's ratio.
+Quality is the mean test ROC AUC over the three tasks, compared per seed
+(paired differences, mean and standard error).
 
 Writes ``fit_time.csv`` and ``fit_time.md`` to ``benchmarks/results/``, the
 table in reStructuredText to ``docs/images/fit_time.inc`` and the figure
@@ -24,6 +28,8 @@ table in reStructuredText to ``docs/images/fit_time.inc`` and the figure
 Usage::
 
     OMP_NUM_THREADS=1 python benchmarks/fit_time.py            # 5 seeds
+    OMP_NUM_THREADS=1 python benchmarks/fit_time.py --rows 200000 --seeds 3 \
+        --name fit_time_full                                   # full census
     python benchmarks/fit_time.py --quick                      # smoke run
 """
 
@@ -49,11 +55,18 @@ import quality  # noqa: E402  (the census loader of the quality benchmark)
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS_DIR = ROOT / "benchmarks" / "results"
-FIGURE = ROOT / "docs" / "images" / "fit_time.png"  # and fit_time.inc
+IMAGES = ROOT / "docs" / "images"  # NAME.png and NAME.inc
 
-SCHEDULED = "sk_mmoe, lr_schedule='auto'"
 DEFAULT = "sk_mmoe defaults"
-METHODS = (SCHEDULED, DEFAULT, "LightGBM", "XGBoost")
+LONGER = "sk_mmoe, max_epochs=15"
+PREVIOUS = "sk_mmoe, lr_schedule=None"
+# The parameters of each sk_mmoe configuration beyond the defaults.
+SK_MMOE = {
+    DEFAULT: {},
+    LONGER: {"max_epochs": 15},
+    PREVIOUS: {"lr_schedule": None},
+}
+METHODS = (DEFAULT, LONGER, PREVIOUS, "LightGBM", "XGBoost")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -62,6 +75,31 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--rows", type=int, default=40_000)
     parser.add_argument("--output-dir", type=Path, default=None)
+    parser.add_argument(
+        "--name", default="fit_time", help="stem of the result and figure files"
+    )
+    parser.add_argument(
+        "--grid",
+        action="store_true",
+        help="time a 9-candidate, 3-fold GridSearchCV against LightGBM's instead",
+    )
+    parser.add_argument(
+        "--from-csv",
+        type=Path,
+        default=None,
+        help="write the tables and figure of an earlier run's CSV, fitting nothing",
+    )
+    parser.add_argument(
+        "--load", default="not recorded", help="with --from-csv: the load average"
+    )
+    parser.add_argument(
+        "--methods",
+        nargs="+",
+        choices=METHODS,
+        default=list(METHODS),
+        metavar="METHOD",
+        help=f"the methods to fit, of {METHODS}",
+    )
     return parser.parse_args(argv)
 
 
@@ -69,10 +107,12 @@ def fit_method(method: str, X, Y, X_test, Y_test, seed: int, quick: bool) -> dic
     """Fit seconds, mean test AUC and epochs of one method on one seed."""
     from sklearn.metrics import roc_auc_score
 
-    if method in (SCHEDULED, DEFAULT):
+    if method in SK_MMOE:
         model = quality.joint_model("sk_mmoe", seed, quick)
-        if method == SCHEDULED:
-            model.set_params(lr_schedule="auto")
+        params = SK_MMOE[method]
+        if quick:  # the quick run's two epochs
+            params = {k: v for k, v in params.items() if k != "max_epochs"}
+        model.set_params(**params)
         start = time.perf_counter()
         model.fit(X, Y)
         seconds = time.perf_counter() - start
@@ -100,7 +140,7 @@ def fit_method(method: str, X, Y, X_test, Y_test, seed: int, quick: bool) -> dic
     }
 
 
-def run(args) -> pd.DataFrame:
+def run(args, out: Path) -> pd.DataFrame:
     import torch
 
     torch.set_num_threads(1)
@@ -108,19 +148,21 @@ def run(args) -> pd.DataFrame:
     data = quality.census(args.quick)
     X_test, Y_test = data["X_test"], data["Y_test"][list(Y.columns)]
     rows = []
+    methods = [m for m in METHODS if m in args.methods]
     for seed in range(args.seeds):
-        shift = seed % len(METHODS)
-        for method in METHODS[shift:] + METHODS[:shift]:
+        shift = seed % len(methods)
+        for method in methods[shift:] + methods[:shift]:
             row = fit_method(method, X, Y, X_test, Y_test, seed, args.quick)
+            row["rows"] = len(X)
             rows.append(row)
+            # Written as it goes: an interrupted run keeps its fits.
+            pd.DataFrame(rows).to_csv(out / f"{args.name}.csv", index=False)
             print(
                 f"seed {seed} {method}: {row['fit_s']:.2f} s, AUC {row['auc']:.4f}, "
                 f"epochs {row['epochs']}",
                 flush=True,
             )
-    frame = pd.DataFrame(rows)
-    frame["rows"] = len(X)
-    return frame
+    return pd.DataFrame(rows)
 
 
 def paired(frame: pd.DataFrame, a: str, b: str) -> tuple[float, float]:
@@ -135,10 +177,11 @@ HEADER = (
     "method",
     "fit s (median)",
     "ratio to LightGBM",
+    "ratio per seed (median)",
     "epochs (median)",
     "mean test AUC",
     "AUC vs LightGBM (paired)",
-    "AUC vs defaults (paired)",
+    "AUC vs lr_schedule=None (paired)",
 )
 
 
@@ -147,25 +190,34 @@ def table(frame: pd.DataFrame) -> list[list[str]]:
     seconds = frame.groupby("method")["fit_s"].median()
     auc = frame.groupby("method")["auc"].mean()
     epochs = frame.groupby("method")["epochs"].median()
+    # Each seed's fits ran minutes apart: their ratio is less exposed to
+    # the machine's load drifting over the run than the medians' ratio.
+    by_seed = frame.pivot(index="seed", columns="method", values="fit_s")
+    ratios = by_seed.div(by_seed["LightGBM"], axis=0).median()
     rows = []
-    for method in METHODS:
+    present = [m for m in METHODS if m in seconds.index]
+    for method in present:
         cells = [
             method,
             f"{seconds[method]:.2f}",
             f"{seconds[method] / seconds['LightGBM']:.2f}x",
+            f"{ratios[method]:.2f}x",
             "" if np.isnan(epochs[method]) else f"{epochs[method]:.0f}",
             f"{auc[method]:.4f}",
         ]
-        for other in ("LightGBM", DEFAULT):
+        for other in ("LightGBM", PREVIOUS):
+            if method == other or other not in present:
+                cells.append("")
+                continue
             mean, se = paired(frame, method, other)
-            cells.append("" if method == other else f"{mean:+.4f} ± {se:.4f}")
+            cells.append(f"{mean:+.4f} ± {se:.4f}")
         rows.append(cells)
     return rows
 
 
 def caption(frame: pd.DataFrame, load: str) -> str:
     return (
-        f"Census sample, {frame['rows'].iloc[0]:,} rows, 3 tasks, one thread, "
+        f"Census, {frame['rows'].iloc[0]:,} training rows, 3 tasks, one thread, "
         f"{frame['seed'].nunique()} seeds side by side; load average {load}."
     )
 
@@ -192,18 +244,88 @@ def figure(frame: pd.DataFrame, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(5.5, 3.5))
-    for method, marker in zip(METHODS, "os^v", strict=True):
+    for method, marker in zip(METHODS, "oDs^v", strict=True):
         part = frame[frame.method == method]
+        if part.empty:
+            continue
         ax.scatter(part.fit_s, part.auc, marker=marker, label=method, alpha=0.8)
     ax.set_xscale("log")
     ax.set_xlabel("fit seconds, 3 tasks, one thread (log scale)")
     ax.set_ylabel("mean test ROC AUC")
-    ax.set_title(f"Census sample, {frame['rows'].iloc[0]:,} rows, one point per seed")
+    ax.set_title(f"Census, {frame['rows'].iloc[0]:,} rows, one point per seed")
     ax.legend(fontsize=8)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+# The search of --grid: 9 candidates each, 3 folds.
+MMOE_GRID = {"n_experts": [2, 4, 8], "dropout": [0.0, 0.1, 0.2]}
+LGBM_GRID = {"num_leaves": [15, 31, 63], "learning_rate": [0.05, 0.1, 0.2]}
+
+
+def grid_search(args) -> pd.DataFrame:
+    """Wall seconds, best cross-validated and test AUC of a 9-candidate,
+    3-fold ``GridSearchCV`` of sk_mmoe and of the same search of per-task
+    LightGBM (one search per task), on the same folds, one thread each."""
+    import torch
+    from lightgbm import LGBMClassifier
+    from sklearn.metrics import roc_auc_score
+    from sklearn.model_selection import GridSearchCV, KFold
+
+    from sk_mmoe import MultiTaskMMoEClassifier
+    from sk_mmoe.metrics import multitask_scoring
+
+    torch.set_num_threads(1)
+    X, Y = quality.census_sample(args.quick, args.rows)
+    data = quality.census(args.quick)
+    X_test, Y_test = data["X_test"], data["Y_test"][list(Y.columns)]
+    folds = KFold(3, shuffle=True, random_state=0)
+    rows = []
+    for method in ("sk_mmoe", "LightGBM"):
+        start = time.perf_counter()
+        if method == "sk_mmoe":
+            search = GridSearchCV(
+                MultiTaskMMoEClassifier(**quality.mmoe_params(args.quick)),
+                MMOE_GRID,
+                cv=folds,
+                scoring=multitask_scoring("roc_auc"),
+                refit="roc_auc_mean",
+            ).fit(X, Y)
+            seconds = time.perf_counter() - start
+            best = search.best_score_
+            proba = search.predict_proba(X_test)
+            test = np.mean(
+                [
+                    roc_auc_score(Y_test[t], p[:, 1])
+                    for t, p in zip(Y, proba, strict=True)
+                ]
+            )
+        else:
+            best, test, seconds = [], [], 0.0
+            for task in Y.columns:
+                start = time.perf_counter()
+                search = GridSearchCV(
+                    LGBMClassifier(n_jobs=1, verbose=-1, random_state=0),
+                    LGBM_GRID,
+                    cv=folds,
+                    scoring="roc_auc",
+                ).fit(X, Y[task])
+                seconds += time.perf_counter() - start
+                best.append(search.best_score_)
+                test.append(
+                    roc_auc_score(Y_test[task], search.predict_proba(X_test)[:, 1])
+                )
+            best, test = np.mean(best), np.mean(test)
+        rows.append(
+            {"method": method, "wall_s": seconds, "best_cv_auc": best, "test_auc": test}
+        )
+        print(rows[-1], flush=True)
+    frame = pd.DataFrame(rows)
+    frame["ratio_to_lightgbm"] = frame.wall_s / frame.wall_s.iloc[-1]
+    frame["rows"] = len(X)
+    return frame
 
 
 def main(argv=None) -> None:
@@ -215,14 +337,26 @@ def main(argv=None) -> None:
         out = Path(tempfile.mkdtemp()) if args.quick else RESULTS_DIR
     out.mkdir(parents=True, exist_ok=True)
     before = os.getloadavg()[0]
-    frame = run(args)
-    load = f"{before:.1f} before, {os.getloadavg()[0]:.1f} after"
-    frame.to_csv(out / "fit_time.csv", index=False)
+    if args.grid:
+        frame = grid_search(args)
+        frame["load"] = f"{before:.1f} before, {os.getloadavg()[0]:.1f} after"
+        frame.to_csv(out / f"{args.name}_grid.csv", index=False)
+        print(frame.to_markdown(index=False, floatfmt=".4f"))
+        return
+    if args.from_csv is None:
+        frame = run(args, out)
+        load = f"{before:.1f} before, {os.getloadavg()[0]:.1f} after"
+    else:
+        frame = pd.read_csv(args.from_csv)
+        frame = frame[
+            frame.seed.map(frame.seed.value_counts()) == frame.method.nunique()
+        ]
+        load = args.load
     text = markdown(frame, load)
-    (out / "fit_time.md").write_text(text)
-    images = out if args.quick else FIGURE.parent
-    (images / "fit_time.inc").write_text(restructuredtext(frame, load))
-    figure(frame, images / "fit_time.png")
+    (out / f"{args.name}.md").write_text(text)
+    images = out if args.quick else IMAGES
+    (images / f"{args.name}.inc").write_text(restructuredtext(frame, load))
+    figure(frame, images / f"{args.name}.png")
     print(text)
 
 

@@ -155,7 +155,7 @@ class MultiTaskMMoE(BaseMultiTaskMMoE):
         bias_dropout: float = 0.1,
         optimizer: str | type = "adam",
         lr: float | str = "auto",
-        lr_schedule: str | None = None,
+        lr_schedule: str | None = "auto",
         weight_decay: float = 1e-4,
         batch_size: int | str = "auto",
         max_epochs: int | str = "auto",

@@ -98,6 +98,30 @@ def test_encoder_codes_missing_rare_and_unseen():
     np.testing.assert_array_equal(restored.transform(X), encoder.transform(X))
 
 
+@pytest.mark.parametrize("min_frequency", [1, 2])
+def test_category_columns_code_as_their_text(min_frequency):
+    # A pandas category column is read through its categories, each
+    # converted once: the codes are those of the same values as objects,
+    # categories of the same text count as one and unused ones are not kept.
+    values = [1, "1", None, "b", "b", 2, "b"]
+    X = pd.DataFrame({"c": pd.Categorical(values, categories=[1, "1", "b", 2, "z"])})
+    mask = np.array([True])
+    by_category = CategoricalEncoder(mask, 10, min_frequency).fit(X)
+    by_object = CategoricalEncoder(mask, 10, min_frequency).fit(X.astype(object))
+    assert by_category.categories == by_object.categories
+    assert "z" not in by_category.categories[0]
+    np.testing.assert_array_equal(
+        by_category.transform(X), by_object.transform(X.astype(object))
+    )
+    unseen = pd.DataFrame({"c": pd.Categorical(["z", None, "b"])})
+    np.testing.assert_array_equal(
+        by_category.transform(unseen), by_object.transform(unseen.astype(object))
+    )
+    empty = pd.DataFrame({"c": pd.Categorical([None, None])})
+    codes = CategoricalEncoder(mask, 10, 1).fit(empty).transform(empty)
+    np.testing.assert_array_equal(codes, [[0], [0]])
+
+
 def test_encoder_records_what_each_categorical_column_holds():
     X = pd.DataFrame(
         {

@@ -73,16 +73,28 @@ def test_fit_follows_the_schedule_and_restores_the_rate():
     assert rates == pytest.approx([0.01] * 15)
 
 
-def test_no_schedule_by_default():
+def test_schedule_by_default_and_none_keeps_the_rate():
+    # The default, "auto": a classification fit with early stopping follows
+    # the schedule; lr_schedule=None trains at lr throughout.
     X, Y = data()
-    clf = MultiTaskMMoEClassifier(
-        **{**SMALL, "early_stopping": True, "n_iter_no_change": 100},
-        lr=0.01,
-        max_epochs=2,
-        callbacks=[RecordRates()],
-    ).fit(X, Y)
-    assert clf.n_iter_ == 2
-    assert clf.net_.callbacks_[-1][1].rates_ == pytest.approx([0.01] * 28)
+    rates = {}
+    for schedule in ("default", None):
+        params = {} if schedule == "default" else {"lr_schedule": schedule}
+        clf = MultiTaskMMoEClassifier(
+            **{**SMALL, "early_stopping": True, "n_iter_no_change": 100},
+            lr=0.01,
+            max_epochs=2,
+            callbacks=[RecordRates()],
+            **params,
+        ).fit(X, Y)
+        assert clf.n_iter_ == 2
+        rates[schedule] = clf.net_.callbacks_[-1][1].rates_
+    assert MultiTaskMMoEClassifier().get_params()["lr_schedule"] == "auto"
+    # 1,350 training rows in batches of 100: 14 steps per epoch.
+    np.testing.assert_allclose(
+        rates["default"], [0.01 * warmup_cosine_factor(s, 28) for s in range(28)]
+    )
+    assert rates[None] == pytest.approx([0.01] * 28)
 
 
 def test_auto_schedule_runs_with_early_stopping_only():

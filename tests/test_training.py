@@ -36,9 +36,29 @@ def _fit_one_epoch(**params):
 
 @pytest.mark.parametrize("name", sorted(OPTIMIZERS))
 def test_optimizers_step_all_parameters_at_once(name):
-    # torch's multi-tensor step unless the optimizer was told otherwise.
+    # Adam's and AdamW's fused kernel, the others' multi-tensor step, unless
+    # the optimizer was told otherwise.
     clf = _fit_one_epoch(optimizer=name)
-    assert all(g["foreach"] is True for g in clf.net_.optimizer_.param_groups)
+    groups = clf.net_.optimizer_.param_groups
+    if name in ("adam", "adamw"):
+        assert all(g["fused"] is True and not g["foreach"] for g in groups)
+    else:
+        assert all(g["foreach"] is True for g in groups)
+
+
+def test_fused_adam_steps_like_the_multi_tensor_one():
+    # The same training, up to float rounding, whichever kernel steps.
+    class ForeachAdam(torch.optim.Adam):
+        def __init__(self, params, **kwargs):
+            super().__init__(params, foreach=True, **kwargs)
+
+    fused = _fit_one_epoch(optimizer="adam")
+    foreach = _fit_one_epoch(optimizer=ForeachAdam)
+    assert not any(g["fused"] for g in foreach.net_.optimizer_.param_groups)
+    for a, b in zip(
+        fused.net_.module_.parameters(), foreach.net_.module_.parameters(), strict=True
+    ):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
 
 
 def test_an_optimizer_choice_of_step_is_kept():

@@ -179,6 +179,57 @@ def _objects_type(values: np.ndarray) -> str:
     return "float32" if all(isinstance(v, np.float32) for v in present) else "float64"
 
 
+def _pandas_categories(X: Any, j: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """Column ``j`` of a pandas ``X`` of ``category`` dtype as the text of
+    its categories and each row's category (-1: missing); None for any
+    other column.
+
+    The same text as :func:`_text_column`'s, each category converted once
+    rather than each row.
+    """
+    if not hasattr(X, "iloc"):
+        return None
+    column = X.iloc[:, j]
+    if getattr(column.dtype, "name", None) != "category":
+        return None
+    labels = column.cat.categories.to_numpy(dtype=object).astype(str)
+    return labels, column.cat.codes.to_numpy()
+
+
+def _kept_column_categories(
+    X: Any, j: int, max_categories: int, min_frequency: int
+) -> list[str]:
+    """:func:`kept_categories` of column ``j`` of ``X``'s present values."""
+    factorized = _pandas_categories(X, j)
+    if factorized is None:
+        text, missing = _text_column(X, j)
+        return kept_categories(text[~missing], max_categories, min_frequency)
+    labels, rows = factorized
+    counts = np.bincount(rows[rows >= 0], minlength=len(labels))
+    # Categories of the same text (1 and "1") count as one value.
+    labels, merged = np.unique(labels, return_inverse=True)
+    counts = np.bincount(merged, weights=counts, minlength=len(labels))
+    return _most_frequent(labels, counts, max_categories, min_frequency)
+
+
+def _column_codes(X: Any, j: int, categories: list[str]) -> np.ndarray:
+    """The float32 codes of column ``j`` of ``X`` (``MISSING_CODE`` where a
+    value is missing) for its kept ``categories``."""
+    factorized = _pandas_categories(X, j)
+    if factorized is None:
+        text, missing = _text_column(X, j)
+        codes = category_codes(text, categories)
+        codes[missing] = MISSING_CODE
+        return codes
+    labels, rows = factorized
+    missing = rows < 0
+    if not len(labels):
+        return np.full(len(rows), MISSING_CODE, dtype=np.float32)
+    codes = category_codes(labels, categories)[np.where(missing, 0, rows)]
+    codes[missing] = MISSING_CODE
+    return codes
+
+
 def kept_categories(
     text: np.ndarray, max_categories: int, min_frequency: int
 ) -> list[str]:
@@ -186,6 +237,15 @@ def kept_categories(
     most frequent first (ties by text), seen at least ``min_frequency``
     times, at most ``max_categories - N_RESERVED`` of them."""
     labels, counts = np.unique(text, return_counts=True)
+    return _most_frequent(labels, counts, max_categories, min_frequency)
+
+
+def _most_frequent(
+    labels: np.ndarray, counts: np.ndarray, max_categories: int, min_frequency: int
+) -> list[str]:
+    """:func:`kept_categories` of distinct ``labels`` seen ``counts`` times."""
+    present = counts > 0
+    labels, counts = labels[present], counts[present]
     order = np.lexsort((labels, -counts))
     order = order[counts[order] >= min_frequency]
     return [str(v) for v in labels[order[: max_categories - N_RESERVED]]]
@@ -269,9 +329,8 @@ class CategoricalEncoder:
         self.categories = []
         self.value_types = [_value_type(X, j) for j in self.columns]
         for j in self.columns:
-            text, missing = _text_column(X, j)
             self.categories.append(
-                kept_categories(text[~missing], self.max_categories, self.min_frequency)
+                _kept_column_categories(X, j, self.max_categories, self.min_frequency)
             )
         if self.sequences is not None:
             self.sequences.fit(X, self.max_categories, self.min_frequency)
@@ -301,10 +360,7 @@ class CategoricalEncoder:
                     f"categorical ({exc}); declare it in categorical_features."
                 ) from None
         for j, categories in zip(self.columns, self.categories, strict=True):
-            text, missing = _text_column(X, j)
-            codes = category_codes(text, categories)
-            codes[missing] = MISSING_CODE
-            out[:, j] = codes
+            out[:, j] = _column_codes(X, j, categories)
         if self.sequences is None:
             return out
         shared = dict(zip(self.columns, self.categories, strict=True))

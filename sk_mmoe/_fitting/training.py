@@ -234,9 +234,15 @@ class MultiTaskNet(NeuralNet):
     def initialize_optimizer(self, *args: Any, **kwargs: Any) -> MultiTaskNet:
         super().initialize_optimizer(*args, **kwargs)
         for group in self.optimizer_.param_groups:
-            # torch picks its per-parameter loop on CPU; the multi-tensor
-            # one computes the same values in about half the time.
-            if group.get("foreach", False) is None and not group.get("fused"):
+            # torch picks its per-parameter loop on CPU. Where the optimizer
+            # was not told otherwise, its fused kernel (one pass over each
+            # parameter, in about a third of the multi-tensor step's time)
+            # or else its multi-tensor step.
+            if group.get("foreach", False) is not None or group.get("fused"):
+                continue
+            if isinstance(self.optimizer_, _FUSED_OPTIMIZERS) and _fusable(group):
+                group["fused"] = True
+            else:
                 group["foreach"] = True
         sparse = self._sparse_params()
         if sparse:
@@ -477,6 +483,26 @@ def _watch_interrupts() -> Iterator[Any]:
     finally:
         if callable(previous):
             signal.signal(signal.SIGINT, previous)
+
+
+# Optimizers whose fused kernel runs on CPU too (torch 2.4 and later).
+_FUSED_OPTIMIZERS = (torch.optim.Adam, torch.optim.AdamW)
+_FUSED_DEVICES = ("cpu", "cuda")
+
+
+def _fusable(group: dict) -> bool:
+    """Whether a param group of an Adam or AdamW optimizer can step fused:
+    the optimizer offers it, nothing rules it out and every parameter is
+    floating point on a device with the kernel."""
+    return (
+        group.get("fused", False) is None
+        and not group.get("differentiable", False)
+        and not group.get("capturable", False)
+        and all(
+            torch.is_floating_point(p) and p.device.type in _FUSED_DEVICES
+            for p in group["params"]
+        )
+    )
 
 
 class NonFiniteLoss(Exception):
