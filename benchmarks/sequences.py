@@ -24,10 +24,14 @@ Reported: the test AUC of the click, mean and paired standard error of each
 difference, and the fit time of the network with the history against
 without it (median ratio over seeds; other work shared the CPU).
 
+Results of each size go to ``results/sequences_<rows>.csv``;
+``results/sequences.md`` holds the tables of every size run so far.
+
 Usage::
 
-    python benchmarks/sequences.py           # 5 seeds, about 15 min
-    python benchmarks/sequences.py --quick   # smoke run
+    python benchmarks/sequences.py               # 20,000 rows, 5 seeds, about 15 min
+    python benchmarks/sequences.py --rows 60000  # 60,000 rows
+    python benchmarks/sequences.py --quick       # smoke run
 """
 
 from __future__ import annotations
@@ -149,11 +153,11 @@ def run(n_samples, seeds, max_epochs, partial=None):
     return pd.DataFrame(rows)
 
 
-def report(frame):
+def report(frame, n_rows):
     models = [*NETWORKS, "lgbm", "lgbm_mean_sim", "lgbm_max_sim"]
     n = len(frame)
     lines = [
-        f"Test click AUC, users unseen at test, {n} seed(s)",
+        f"Test click AUC, {n_rows:,} rows, users unseen at test, {n} seed(s)",
         "",
         "| model | AUC mean | sd over seeds |",
         "|---|---|---|",
@@ -195,18 +199,26 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smoke run")
     parser.add_argument("--seeds", type=int, default=5)
-    parser.add_argument("--samples", type=int, default=20000)
+    parser.add_argument("--rows", "--samples", type=int, default=20000)
     parser.add_argument("--epochs", type=int, default=30)
     args = parser.parse_args()
     if args.quick:
         frame = run(3000, [0], 2)
-        print(report(frame))
+        print(report(frame, 3000))
         return
     RESULTS.mkdir(exist_ok=True)
-    csv = RESULTS / "sequences.csv"
-    frame = run(args.samples, list(range(args.seeds)), args.epochs, partial=csv)
-    text = report(frame)
-    print(text)
+    csv = RESULTS / f"sequences_{args.rows}.csv"
+    frame = run(args.rows, list(range(args.seeds)), args.epochs, partial=csv)
+    print(report(frame, args.rows))
+    summarise()
+
+
+def summarise():
+    """Write ``results/sequences.md``: the tables of every size run so far."""
+    runs = sorted(
+        (int(path.stem.split("_")[1]), path) for path in RESULTS.glob("sequences_*.csv")
+    )
+    text = "\n\n".join(report(pd.read_csv(path), rows) for rows, path in runs)
     (RESULTS / "sequences.md").write_text(text + "\n")
 
 
