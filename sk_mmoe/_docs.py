@@ -291,9 +291,9 @@ sequence_pooling : {"auto", "mean", "sum", "attention"}, default="auto"
     sharpness: a soft maximum), read beside the mean, for lists that share
     the table of a categorical column (the candidate); lists of their own
     table are pooled by the mean. A mean over a list with a candidate also
-    gives its product with the candidate's vector. ``"auto"``: the mean, as
-    attention has not beaten it on users unseen in training in the
-    benchmark of the user guide's list-column page;
+    gives its product with the candidate's vector. ``"auto"``: the mean, as in
+    earlier versions; attention beats it on users unseen in training in
+    the benchmark of the user guide's list-column page;
     ``attention_weights(X)`` reads what the attention learned.
 
 max_sequence_length : int, default=50

@@ -257,8 +257,9 @@ class SequenceColumns:
     def poolings(self) -> list[str]:
         """Each column's pooling: attention needs a target (a candidate).
 
-        ``"auto"`` is the mean: on users unseen in training, target attention
-        has not yet beaten it (``benchmarks/sequences.py``).
+        ``"auto"`` is the mean, as in earlier versions: saved models record
+        ``"auto"``, and their networks were built for the mean (target
+        attention beats it in ``benchmarks/sequences.py``).
         """
         out = []
         for target in self.targets:
