@@ -33,7 +33,7 @@ def attention_weights_of(estimator: Any, X: Any) -> dict[Any, np.ndarray]:
     if pooling is None or "attention" not in pooling.poolings:
         raise ValueError(
             "attention_weights needs a list column pooled by target attention: "
-            "fit with sequence_pooling='attention' and sequence_features "
+            "fit with sequence_pooling='auto' or 'attention' and sequence_features "
             "mapping the list column to its candidate's categorical column "
             "(e.g. {'history': 'item_id'}); this model has none."
         )

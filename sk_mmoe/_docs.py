@@ -291,10 +291,11 @@ sequence_pooling : {"auto", "mean", "sum", "attention"}, default="auto"
     sharpness: a soft maximum), read beside the mean, for lists that share
     the table of a categorical column (the candidate); lists of their own
     table are pooled by the mean. A mean over a list with a candidate also
-    gives its product with the candidate's vector. ``"auto"``: the mean, as in
-    earlier versions; attention beats it on users unseen in training in
-    the benchmark of the user guide's list-column page;
-    ``attention_weights(X)`` reads what the attention learned.
+    gives its product with the candidate's vector. ``"auto"``: attention
+    for a list that shares a table, the mean for the others (attention
+    beats the mean on users unseen in training in the benchmark of the user
+    guide's list-column page); ``attention_weights(X)`` reads what the
+    attention learned.
 
 max_sequence_length : int, default=50
     Values kept per row of a list column: the last ones (the most recent),

@@ -88,7 +88,8 @@ def test_shared_and_own_tables_and_pooling(log, fitted):
     by_default = MultiTaskMMoEClassifier(
         **{**SMALL, "max_epochs": 1}, sequence_features={"history": "item_id"}
     ).fit(X, Y)
-    assert by_default.module_.sequences.poolings == ["mean"]
+    # "auto": attention for a list with a candidate, the mean for the others.
+    assert by_default.module_.sequences.poolings == ["attention"]
     assert by_default.module_.sequences.targets == [0]
     own = MultiTaskMMoEClassifier(**{**SMALL, "max_epochs": 1}).fit(X, Y)
     assert own.module_.sequences.poolings == ["mean"]
@@ -161,10 +162,16 @@ def test_attention_weights_of_a_row_stand_alone(log, fitted):
 def test_attention_weights_need_attention(log):
     X, Y = log
     mean = MultiTaskMMoEClassifier(
-        **{**SMALL, "max_epochs": 1}, sequence_features={"history": "item_id"}
+        **{**SMALL, "max_epochs": 1},
+        sequence_features={"history": "item_id"},
+        sequence_pooling="mean",
     ).fit(X, Y)
-    with pytest.raises(ValueError, match="sequence_pooling='attention'"):
+    with pytest.raises(ValueError, match="sequence_pooling='auto' or 'attention'"):
         mean.attention_weights(X)
+    # A list of its own table has no candidate to attend from.
+    own = MultiTaskMMoEClassifier(**{**SMALL, "max_epochs": 1}).fit(X, Y)
+    with pytest.raises(ValueError, match="target attention"):
+        own.attention_weights(X)
     plain = MultiTaskMMoEClassifier(**{**SMALL, "max_epochs": 1})
     with pytest.raises(NotFittedError):
         plain.attention_weights(X)

@@ -257,14 +257,15 @@ class SequenceColumns:
     def poolings(self) -> list[str]:
         """Each column's pooling: attention needs a target (a candidate).
 
-        ``"auto"`` is the mean, as in earlier versions: saved models record
-        ``"auto"``, and their networks were built for the mean (target
-        attention beats it in ``benchmarks/sequences.py``).
+        ``"auto"`` is attention for a list with a target (it beats the mean
+        in ``benchmarks/sequences.py``), the mean otherwise.
         """
         out = []
         for target in self.targets:
             pooling = self.pooling
-            if pooling == "auto" or (pooling == "attention" and target is None):
+            if pooling == "auto":
+                pooling = "attention"
+            if pooling == "attention" and target is None:
                 pooling = "mean"
             out.append(pooling)
         return out
