@@ -30,6 +30,7 @@ counts over their mean for count tasks.
 from __future__ import annotations
 
 import numbers
+import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, cast
@@ -956,7 +957,14 @@ def _homogeneous_labels(values: np.ndarray, name: str) -> np.ndarray:
 
 
 def _check_classification(values: np.ndarray, name: str) -> None:
-    target_type = type_of_target(values, input_name="Y")
+    """Refuse values that are not class labels (``values``: the distinct
+    labels, on which some scikit-learn versions warn that the classes are
+    over half the samples: true of distinct labels, so not said)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore", message="The number of unique classes is greater than 50%"
+        )
+        target_type = type_of_target(values, input_name="Y")
     if target_type not in ("binary", "multiclass"):
         raise ValueError(
             f"Unknown label type: task {name!r} has {target_type} values; a "
