@@ -606,7 +606,11 @@ def import_revision(revision: str):
 def bench_revision(config: dict, quick: bool, revision: str) -> tuple[list, dict]:
     """The fit and predict figures of this tree against those of ``revision``."""
     old = import_revision(revision)
-    old_network = importlib.import_module(old.__name__ + ".network").MMoENetwork
+    try:
+        network_module = importlib.import_module(old.__name__ + ".nn.network")
+    except ModuleNotFoundError:  # revisions before the nn subpackage
+        network_module = importlib.import_module(old.__name__ + ".network")
+    old_network = network_module.MMoENetwork
     X, Y = make_data(config["fit_rows"], N_FEATURES)
     epochs, small = config["fit_epochs"], config["small_batch_size"]
     packages = {"this tree": sk_mmoe, revision: old}
