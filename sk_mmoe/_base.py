@@ -152,19 +152,24 @@ class BaseMultiTaskMMoE(BaseEstimator):
         self : object
             The fitted estimator.
         """
-        return self._fit_entry(X, y, sample_weight, partial=False)
+        return self._fit_call(X, y, sample_weight, partial=False)
 
-    def _fit_entry(self, X, y, sample_weight, *, partial: bool, classes=None):
-        """The fit flow of ``fit`` and ``partial_fit`` (parameters validated)."""
+    def _fit_call(self, X, y, sample_weight, *, partial: bool, classes=None):
+        """``fit`` or ``partial_fit`` (parameters validated), under its threads."""
         check_not_dask_key(y)
         with torch_threads(resolve_threads(self.n_threads)):
-            return self._fit_flow(X, y, sample_weight, partial=partial, classes=classes)
+            return self._fit_or_refit(
+                X, y, sample_weight, partial=partial, classes=classes
+            )
 
-    def _fit_flow(self, X, y, sample_weight, *, partial: bool, classes=None):
+    def _fit_or_refit(self, X, y, sample_weight, *, partial: bool, classes=None):
+        """One fit, a fit then its refit (``refit``), or a partial fit."""
         if not partial:
             incremental = self.warm_start and hasattr(self, "net_")
             if not (self.refit and not incremental):
-                return self._fit(X, y, sample_weight, incremental=incremental)
+                return self._fit_and_publish(
+                    X, y, sample_weight, incremental=incremental
+                )
             net, data = self._trained(X, y, sample_weight, incremental=False)
             stopper = dict(net.callbacks_).get("early_stopping")
             if stopper is not None:
@@ -182,7 +187,7 @@ class BaseMultiTaskMMoE(BaseEstimator):
         self._validate_params()
         check_partial_fit_class_weight(self._class_weight_param())
         first_call = not hasattr(self, "net_")
-        return self._fit(
+        return self._fit_and_publish(
             X,
             y,
             sample_weight,
@@ -193,12 +198,10 @@ class BaseMultiTaskMMoE(BaseEstimator):
             early=False,
         )
 
-    def _fit(
+    def _fit_and_publish(
         self, X: Any, y: Any, sample_weight: Any, **options: Any
     ) -> BaseMultiTaskMMoE:
-        """The fit flow, in steps as skorch's ``initialize``: prepare the
-        data, build a new network or continue the fitted one, train, publish
-        (``options``: those of :meth:`_trained`).
+        """Train (:meth:`_trained`, with ``options``), then publish the net.
 
         Everything is validated before the fitted state is touched, and the
         net trained is a new one or a copy of the fitted one: a failed or
@@ -320,12 +323,8 @@ class BaseMultiTaskMMoE(BaseEstimator):
         )
 
     def _trained_rows(self, labelled: np.ndarray) -> np.ndarray | None:
-        """The rows worth training on: those ``labelled`` for some task (a
-        mask of the rows), unless every row is (None: all rows).
-
-        A row without any label adds nothing to the tasks' losses; only the
-        gates' balance loss (``gate_balance``) reads it, so it is kept then.
-        """
+        """The rows ``labelled`` for some task (None: all rows): a row
+        without labels adds nothing unless ``gate_balance`` reads it."""
         if self.gate_balance > 0:
             return None
         return None if labelled.all() else np.flatnonzero(labelled)

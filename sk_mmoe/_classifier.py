@@ -228,7 +228,7 @@ class MultiTaskMMoEClassifier(ClassifierMixin, BaseMultiTaskMMoE):
         self : object
             The updated estimator.
         """
-        return self._fit_entry(X, y, sample_weight, partial=True, classes=classes)
+        return self._fit_call(X, y, sample_weight, partial=True, classes=classes)
 
     def predict_proba(self, X: Any) -> list[np.ndarray] | np.ndarray:
         """Class probabilities of every task.

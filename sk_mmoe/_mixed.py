@@ -290,7 +290,7 @@ class MultiTaskMMoE(BaseMultiTaskMMoE):
         self : object
             The updated estimator.
         """
-        return self._fit_entry(X, y, sample_weight, partial=True, classes=classes)
+        return self._fit_call(X, y, sample_weight, partial=True, classes=classes)
 
     def predict(self, X: Any) -> np.ndarray:
         """Prediction of every task: its most probable label, or its value.

@@ -200,7 +200,7 @@ class MultiTaskMMoERegressor(RegressorMixin, BaseMultiTaskMMoE):
         self : object
             The updated estimator.
         """
-        return self._fit_entry(X, y, sample_weight, partial=True)
+        return self._fit_call(X, y, sample_weight, partial=True)
 
     def predict(self, X: Any) -> np.ndarray:
         """Predicted target of every task, in the targets' original units.

@@ -66,7 +66,7 @@ _REGRESSION = "regression"
 # other kind is itself the family of tasks with numeric targets.
 _FAMILIES = {
     "label": "classification",
-    "ranking": "classification",
+    "threshold": "classification",
     "probability": "classification",
     "grouped_auc": "binary",
     "relevance": "ranking",
@@ -291,7 +291,7 @@ class _Metric:
     """How to compute a named metric from one task's targets and predictions.
 
     ``kind`` is ``"label"`` (compares ``predict`` with the labels),
-    ``"ranking"`` (one-vs-rest on ``predict_proba``; undefined with fewer
+    ``"threshold"`` (one-vs-rest on ``predict_proba``; undefined with fewer
     than two classes among the labelled rows), ``"probability"`` (the whole
     ``predict_proba`` row, with every class of the task as labels),
     ``"regression"`` (compares ``predict`` with the targets of a regression
@@ -313,7 +313,7 @@ class _Metric:
 
     def response_method(self, classification: bool) -> str:
         """The response a task reads; ``classification``: the task has classes."""
-        if self.kind in ("ranking", "probability", "grouped_auc") or (
+        if self.kind in ("threshold", "probability", "grouped_auc") or (
             self.kind == "relevance" and classification
         ):
             return "predict_proba"
@@ -332,11 +332,11 @@ _METRICS: dict[str, _Metric] = {
     "f1": _Metric(f1_score, "label", binary_only=True),
     "precision": _Metric(precision_score, "label", binary_only=True),
     "recall": _Metric(recall_score, "label", binary_only=True),
-    "roc_auc": _Metric(roc_auc_score, "ranking"),
+    "roc_auc": _Metric(roc_auc_score, "threshold"),
     "roc_auc_ovr_weighted": _Metric(
-        roc_auc_score, "ranking", kwargs={"average": "weighted"}
+        roc_auc_score, "threshold", kwargs={"average": "weighted"}
     ),
-    "average_precision": _Metric(average_precision_score, "ranking"),
+    "average_precision": _Metric(average_precision_score, "threshold"),
     "gauc": _Metric(gauc_score, "grouped_auc", grouped=True),
     "ndcg": _Metric(ndcg_at_k_score, "relevance", grouped=True),
     "neg_log_loss": _Metric(log_loss, "probability", sign=-1.0),
@@ -785,7 +785,7 @@ class _TaskScorer(_ScoreRequests):
         if metric.grouped:
             kwargs["groups"] = self._check_groups(groups)
         if metric.kind in ("grouped_auc", "relevance"):
-            return self._ranking_metric(
+            return self._per_group_metric(
                 metric, y_true, response, classes, name, weights, kwargs
             )
         if metric.family != "classification":  # numeric targets
@@ -837,8 +837,8 @@ class _TaskScorer(_ScoreRequests):
         return groups
 
     @staticmethod
-    def _ranking_metric(metric, y_true, response, classes, name, weights, kwargs):
-        """A per-group ranking metric (group AUC, NDCG)."""
+    def _per_group_metric(metric, y_true, response, classes, name, weights, kwargs):
+        """A metric computed per group and averaged (group AUC, NDCG)."""
         if classes is not None:
             # A binary task: its labels are the gains (1 for the positive
             # class), its positive class's probability the score.
@@ -1151,11 +1151,11 @@ def task_scorer(
         ``task_types_`` where it has them; otherwise a model with ``classes_``
         has classification tasks and a regressor regression tasks. The score
         is NaN, with an :class:`~sklearn.exceptions.UndefinedMetricWarning`,
-        if the task has no labelled row in ``Y`` or if a ranking metric
-        (``"roc_auc"``, ``"average_precision"``) sees a single class among
+        if the task has no labelled row in ``Y`` or if a metric of predicted
+        scores (``"roc_auc"``, ``"average_precision"``) sees a single class among
         them; in a cross-validation this fold's score is then NaN, as with
         scikit-learn's ``error_score=np.nan``. For a multiclass task, the
-        one-vs-rest ranking metrics average over the classes present among
+        one-vs-rest metrics of scores average over the classes present among
         the labelled rows (with a warning if some are absent).
 
     See Also
