@@ -248,16 +248,18 @@ def fit_torch_loop(
     batch_size: int = BATCH_SIZE,
     network: type = MMoENetwork,
     device: str = "cpu",
+    fused: bool | None = None,
 ) -> torch.nn.Module:
     """The training loop one would write by hand for the same network (with
     the estimator's input layers, where ``network`` has them), with the data
-    already on ``device``."""
+    already on ``device``; ``fused`` is passed to Adam (None: its default
+    step)."""
     torch.manual_seed(0)
     X_t, Y_t = torch.from_numpy(X).to(device), torch.from_numpy(Y).to(device)
     accepted = inspect.signature(network).parameters
     layers = {k: v for k, v in INPUT_LAYERS.items() if k in accepted}
     module = network(X.shape[1], [2] * Y.shape[1], **NETWORK, **layers).to(device)
-    optimizer = torch.optim.Adam(module.parameters(), lr=LR)
+    optimizer = torch.optim.Adam(module.parameters(), lr=LR, fused=fused)
     module.train()
     for _ in range(epochs):
         order = torch.randperm(X_t.shape[0], device=device)
