@@ -13,11 +13,9 @@ every repeat), and prints the medians and the fit's ratio to each loop::
 from __future__ import annotations
 
 import argparse
-import gc
 import os
 import statistics
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -38,18 +36,8 @@ def main(argv=None) -> None:
         "loop, Adam's default step": lambda: performance.fit_torch_loop(X, Y, 2),
         "loop, fused Adam": lambda: performance.fit_torch_loop(X, Y, 2, fused=True),
     }
-    for run in runs.values():  # warm-up
-        run()
-    wall = {name: [] for name in runs}
-    names = list(runs)
-    for repeat in range(args.repeats):
-        shift = repeat % len(names)
-        for name in names[shift:] + names[:shift]:
-            gc.collect()
-            start = time.perf_counter()
-            runs[name]()
-            wall[name].append(time.perf_counter() - start)
-    medians = {name: statistics.median(times) for name, times in wall.items()}
+    times = performance.interleaved(runs, args.repeats, warmup=True)
+    medians = {name: statistics.median(t["wall"]) for name, t in times.items()}
     print(
         f"{args.threads} thread(s), {args.repeats} repeats, load average "
         f"{os.getloadavg()[0]:.1f}"
