@@ -4,7 +4,9 @@ Compares, on the same data and network sizes:
 
 * ``fit`` against a hand-written PyTorch training loop of the same network
   (:class:`sk_mmoe.nn.network.MMoENetwork`, Adam, shuffled index batches, one
-  ``loss.item()`` per batch) and against DeepCTR-Torch's ``MMOE`` (if
+  ``loss.item()`` per batch), built as the estimator builds it for these
+  data (the learned fill of missing values included, see
+  ``numeric_missing``), and against DeepCTR-Torch's ``MMOE`` (if
   ``deepctr-torch`` is installed, see below), and the time from the call
   of ``fit`` to its first training batch (input checks, encoding, building
   the network and the skorch net) against a fit of one second;
@@ -89,6 +91,10 @@ LR = 1e-3
 # The gates of the hand-written loop's network (MMoENetwork's defaults): no
 # gate dropout, no temperature; the estimators' defaults soften both.
 PLAIN_GATES = {"gate_dropout": 0.0, "gate_temperature": 1.0}
+# What the estimator's network also does by default, which the hand-written
+# loop's network does too (the same work): the learned fill of missing
+# numeric values (``numeric_missing="learn"``; the data have none).
+INPUT_LAYERS = {"numeric_missing": True}
 
 FULL = dict(
     fit_rows=100_000,
@@ -242,13 +248,18 @@ def fit_torch_loop(
     batch_size: int = BATCH_SIZE,
     network: type = MMoENetwork,
     device: str = "cpu",
+    fused: bool | None = None,
 ) -> torch.nn.Module:
-    """The training loop one would write by hand for the same network, with
-    the data already on ``device``."""
+    """The training loop one would write by hand for the same network (with
+    the estimator's input layers, where ``network`` has them), with the data
+    already on ``device``; ``fused`` is passed to Adam (None: its default
+    step)."""
     torch.manual_seed(0)
     X_t, Y_t = torch.from_numpy(X).to(device), torch.from_numpy(Y).to(device)
-    module = network(X.shape[1], [2] * Y.shape[1], **NETWORK).to(device)
-    optimizer = torch.optim.Adam(module.parameters(), lr=LR)
+    accepted = inspect.signature(network).parameters
+    layers = {k: v for k, v in INPUT_LAYERS.items() if k in accepted}
+    module = network(X.shape[1], [2] * Y.shape[1], **NETWORK, **layers).to(device)
+    optimizer = torch.optim.Adam(module.parameters(), lr=LR, fused=fused)
     module.train()
     for _ in range(epochs):
         order = torch.randperm(X_t.shape[0], device=device)
@@ -485,7 +496,9 @@ def bench_fit(config: dict, quick: bool) -> tuple[list[dict], dict]:
         "to_first_batch": to_first_batch,
         "step_times": {str(b): t for b, t in step_times.items()},
         "n_parameters": {
-            "sk_mmoe": n_parameters(MMoENetwork(N_FEATURES, [2] * N_TASKS, **NETWORK)),
+            "sk_mmoe": n_parameters(
+                MMoENetwork(N_FEATURES, [2] * N_TASKS, **NETWORK, **INPUT_LAYERS)
+            ),
         },
     }
     if deepctr is not None:
@@ -595,7 +608,11 @@ def import_revision(revision: str):
 def bench_revision(config: dict, quick: bool, revision: str) -> tuple[list, dict]:
     """The fit and predict figures of this tree against those of ``revision``."""
     old = import_revision(revision)
-    old_network = importlib.import_module(old.__name__ + ".network").MMoENetwork
+    try:
+        network_module = importlib.import_module(old.__name__ + ".nn.network")
+    except ModuleNotFoundError:  # revisions before the nn subpackage
+        network_module = importlib.import_module(old.__name__ + ".network")
+    old_network = network_module.MMoENetwork
     X, Y = make_data(config["fit_rows"], N_FEATURES)
     epochs, small = config["fit_epochs"], config["small_batch_size"]
     packages = {"this tree": sk_mmoe, revision: old}

@@ -103,3 +103,52 @@ def test_a_network_without_fill_refuses_missing_values():
     model._spec = type(model._spec)(**{**vars(model._spec), "numeric_missing": False})
     with pytest.raises(ValueError, match="saved before numeric_missing"):
         model.predict(X)
+
+
+@pytest.mark.parametrize("embedding", [False, True])
+def test_batches_without_missing_values_train_as_with_the_fill(embedding, monkeypatch):
+    # A batch without missing values leaves the input untouched and gives the
+    # fill a zero gradient directly: Adam with weight decay then steps every
+    # parameter (the fill's moments included) as through the fill itself.
+    import torch
+
+    from sk_mmoe.nn.missing import MissingFill
+    from sk_mmoe.nn.network import MMoENetwork
+
+    rng = np.random.default_rng(0)
+    X = torch.from_numpy(rng.standard_normal((4, 32, 5)).astype(np.float32))
+    X[0, 3, 1] = float("nan")  # only the first batch has a missing value
+    y = torch.from_numpy(rng.integers(0, 2, (4, 32, 2)))
+
+    def train(skip):
+        monkeypatch.setattr(MissingFill, "skips", lambda self, x: skip)
+        torch.manual_seed(0)
+        net = MMoENetwork(
+            5, [2, 2], n_experts=2, numeric_missing=True, numeric_embedding=embedding
+        )
+        optimizer = torch.optim.AdamW(net.parameters(), lr=0.05)
+        for xb, yb in zip(X, y, strict=True):
+            logits = net(xb)
+            loss = sum(
+                torch.nn.functional.cross_entropy(logits[:, k], yb[:, k])
+                for k in range(2)
+            )
+            optimizer.zero_grad()
+            loss.backward()
+            assert net.missing.fill.grad is not None
+            optimizer.step()
+        return net
+
+    skipped, filled = train(True), train(False)
+    # The fill moved on the first batch and kept moving with its momentum.
+    assert skipped.missing.fill[1] != 0
+    for a, b in zip(skipped.parameters(), filled.parameters(), strict=True):
+        torch.testing.assert_close(a, b)
+    # The skip happens in training steps only.
+    monkeypatch.undo()
+    x = X[1]
+    fill = skipped.missing
+    assert fill(x, torch.isnan(x)) is x
+    with torch.no_grad():
+        assert fill(x, torch.isnan(x)) is not x
+    assert fill.eval()(x, torch.isnan(x)) is not x

@@ -1365,8 +1365,10 @@ class MMoENetwork(nn.Module):
             x = self.projection(x)
         if self.scaling is not None:
             x = self.scaling(x)
+        untouched = False
         if fill is not None:
-            x = fill(x, missing)
+            filled = fill(x, missing)
+            untouched, x = filled is x, filled
         if self.embedding is not None:
             x = self.embedding(x)
         if pooled is not None:
@@ -1392,6 +1394,9 @@ class MMoENetwork(nn.Module):
             logits = self._member_outputs(hidden)
         if self._has_class_padding:
             logits = logits.masked_fill(self.class_padding, float("-inf"))
+        if untouched:
+            # No missing value in this training batch (see MissingFill).
+            logits = fill.zero_gradient(logits)
         if return_gates:
             assert weights is not None  # there is at least one level
             if k > 1:
