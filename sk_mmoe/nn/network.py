@@ -1396,6 +1396,7 @@ class MMoENetwork(nn.Module):
             logits = logits.masked_fill(self.class_padding, float("-inf"))
         if untouched:
             # No missing value in this training batch (see MissingFill).
+            assert fill is not None
             logits = fill.zero_gradient(logits)
         if return_gates:
             assert weights is not None  # there is at least one level
