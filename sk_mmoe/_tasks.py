@@ -893,7 +893,7 @@ def infer_task_type(values: np.ndarray, name: str, loss: str | None = None) -> s
     try:
         # The type of the distinct values is that of the values, and cheaper.
         labels = _distinct(_homogeneous_labels(values, name))
-        target_type = type_of_target(labels, input_name="Y")
+        target_type = _type_of_labels(labels)
     except ValueError as exc:  # e.g. infinite values
         raise ValueError(f"Task {name!r}: {exc}") from None
     if target_type in ("binary", "multiclass"):
@@ -956,15 +956,20 @@ def _homogeneous_labels(values: np.ndarray, name: str) -> np.ndarray:
     )
 
 
-def _check_classification(values: np.ndarray, name: str) -> None:
-    """Refuse values that are not class labels (``values``: the distinct
-    labels, on which some scikit-learn versions warn that the classes are
-    over half the samples: true of distinct labels, so not said)."""
+def _type_of_labels(labels: np.ndarray) -> str:
+    """scikit-learn's type of target of the distinct ``labels``, on which
+    some of its versions warn that the classes are over half the samples:
+    true of distinct labels, so not said."""
     with warnings.catch_warnings():
         warnings.filterwarnings(
             "ignore", message="The number of unique classes is greater than 50%"
         )
-        target_type = type_of_target(values, input_name="Y")
+        return type_of_target(labels, input_name="Y")
+
+
+def _check_classification(values: np.ndarray, name: str) -> None:
+    """Refuse ``values`` (distinct labels) that are not class labels."""
+    target_type = _type_of_labels(values)
     if target_type not in ("binary", "multiclass"):
         raise ValueError(
             f"Unknown label type: task {name!r} has {target_type} values; a "
