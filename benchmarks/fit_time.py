@@ -168,9 +168,8 @@ def run(args, out: Path) -> pd.DataFrame:
 def paired(frame: pd.DataFrame, a: str, b: str) -> tuple[float, float]:
     """Mean and standard error over seeds of AUC(a) - AUC(b)."""
     auc = frame.pivot(index="seed", columns="method", values="auc")
-    diff = auc[a] - auc[b]
-    se = diff.std(ddof=1) / np.sqrt(len(diff)) if len(diff) > 1 else np.nan
-    return float(diff.mean()), float(se)
+    mean, _, se, _ = quality.paired(auc[a], auc[b])
+    return mean, se
 
 
 HEADER = (

@@ -49,6 +49,7 @@ sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
 import gates_study  # noqa: E402
+import quality  # noqa: E402
 from synthetic import MODELS, TOWERS  # noqa: E402
 
 DATASETS = ("synthetic", "solar_flare", "diabetes")
@@ -130,9 +131,8 @@ def paired(frame: pd.DataFrame, dataset: str, config: str, base: str, column: st
     )
     if config not in rows or base not in rows:
         return np.nan, np.nan, 0
-    diff = (rows[config] - rows[base]).dropna()
-    se = diff.std(ddof=1) / np.sqrt(len(diff)) if len(diff) > 1 else np.nan
-    return diff.mean(), se, len(diff)
+    mean, _, se, n = quality.paired(rows[config], rows[base])
+    return mean, se, n
 
 
 def report(frame: pd.DataFrame) -> str:

@@ -42,6 +42,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import quality  # the paired differences of the quality benchmark
 from sklearn.metrics import roc_auc_score
 
 from sk_mmoe import MultiTaskMMoEClassifier
@@ -174,12 +175,11 @@ def report(frame, n_rows):
         "|---|---|---|---|",
     ]
     for a, b, threshold, text in GOALS:
-        diff = frame[a] - frame[b]
-        se = diff.std(ddof=1) / np.sqrt(n) if n > 1 else float("nan")
+        mean, _, se, _ = quality.paired(frame[a], frame[b])
         bar = 2 * se if threshold is None else threshold
-        margin = diff.mean() - bar
+        margin = mean - bar
         lines.append(
-            f"| {text} | {diff.mean():+.4f} ({se:.4f}) | {margin:+.4f} | "
+            f"| {text} | {mean:+.4f} ({se:.4f}) | {margin:+.4f} | "
             f"{'yes' if margin >= 0 else 'no'} |"
         )
     ratios = frame["attention_seconds"] / frame["no_history_seconds"]
