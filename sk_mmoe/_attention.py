@@ -14,14 +14,11 @@ import numpy as np
 import torch
 from sklearn.utils.validation import check_is_fitted
 
-from ._fitting.batches import ArrayBatches
+from ._prediction import map_chunks
 from .nn._bias import main_network
 from .nn.network import MMoENetwork
 
 __all__ = ["attention_weights_of"]
-
-# Rows per forward pass.
-_CHUNK = 8192
 
 
 def attention_weights_of(estimator: Any, X: Any) -> dict[Any, np.ndarray]:
@@ -38,15 +35,12 @@ def attention_weights_of(estimator: Any, X: Any) -> dict[Any, np.ndarray]:
             "(e.g. {'history': 'item_id'}); this model has none."
         )
     X = estimator._validate_X(X)
-    if module.training:
-        module.eval()
-    dataset = ArrayBatches(X)
-    device = next(module.parameters()).device
-    chunks: list[dict[int, torch.Tensor]] = []
-    with torch.inference_mode():
-        for start in range(0, X.shape[0], _CHUNK):
-            Xb, _ = dataset.batch(slice(start, start + _CHUNK))
-            chunks.append(module.attention_weights(Xb.to(device)))
+
+    def run(Xb: torch.Tensor, n_rows: int) -> dict[int, torch.Tensor]:
+        weights = module.attention_weights(Xb)
+        return {i: w[:n_rows] for i, w in weights.items()}
+
+    chunks = map_chunks(module, X, estimator.n_threads, run)
     positions = estimator._encoder.sequences.columns
     names = getattr(estimator, "feature_names_in_", None)
     out = {}

@@ -1,8 +1,9 @@
 """Prediction: the fitted network's outputs for an ``X``, chunk by chunk.
 
-:func:`forward` runs the network (or returns its gates' weights) on rows
+:func:`map_chunks` runs a function of the network on the rows of an ``X``,
 padded so that each row's result does not depend on the rows predicted
-with it, and refuses outputs that are not finite; :func:`heads` are the
+with it; :func:`forward` runs the network (or returns its gates' weights)
+so and refuses outputs that are not finite; :func:`heads` are the
 tasks' prediction heads on those outputs, :func:`stack_predictions` puts
 the tasks' predictions side by side and :func:`mean_score` scores them.
 """
@@ -10,7 +11,8 @@ the tasks' predictions side by side and :func:`mean_score` scores them.
 from __future__ import annotations
 
 import contextlib
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 import scipy.sparse as sp
@@ -26,7 +28,9 @@ if TYPE_CHECKING:
     from ._data.targets import TargetColumns
     from ._tasks import Task
 
-__all__ = ["forward", "heads", "mean_score", "stack_predictions"]
+__all__ = ["forward", "heads", "map_chunks", "mean_score", "stack_predictions"]
+
+_Result = TypeVar("_Result")
 
 # Rows per forward pass at prediction time: large enough to amortise the
 # per-call overhead, small enough to bound the activations' memory.
@@ -45,12 +49,17 @@ _ROW_ALIGN = 16
 _BMM_BLAS_MIN_SIZE = 400
 
 
-def forward(
-    module: nn.Module, X: Any, n_threads: int | None, gates: bool = False
-) -> torch.Tensor:
-    """The outputs (or gate weights) of ``module`` for ``X`` (as the network
-    reads it), computed chunk by chunk; ``n_threads``: the estimator's
-    parameter."""
+def map_chunks(
+    module: nn.Module,
+    X: Any,
+    n_threads: int | None,
+    run: Callable[[torch.Tensor, int], _Result],
+) -> list[_Result]:
+    """``run(chunk, n_rows)`` on each chunk of ``X`` (as the network reads
+    it), in eval and inference mode: the chunk on ``module``'s device, its
+    rows padded so that each row's result does not depend on the rows
+    computed with it (``n_rows``: the real ones, first); ``n_threads``: the
+    estimator's parameter."""
     device = next(module.parameters()).device
     # Predict in eval mode. Fitting leaves the network in it, so this only
     # switches (for good) after a user put the module in training mode:
@@ -61,7 +70,7 @@ def forward(
     sparse_batches = module.projection is not None and sp.issparse(X)
     dataset = ArrayBatches(X, sparse_batches=sparse_batches)
     min_rows = _invariant_rows(module)
-    chunks = []
+    results = []
     # Large predictions choose their threads as fit does; small ones keep
     # the current count (sampling the load would cost more than them).
     if n_threads is None and X.shape[0] >= _PREDICT_CHUNK:
@@ -78,8 +87,22 @@ def forward(
             Xb, _ = dataset.batch(slice(start, start + chunk))
             n_rows = Xb.shape[0]
             Xb = _pad_rows(Xb, min_rows, align)
-            out = module(Xb.to(device), return_gates=gates)
-            chunks.append((out[1] if gates else out)[:n_rows])
+            results.append(run(Xb.to(device), n_rows))
+    return results
+
+
+def forward(
+    module: nn.Module, X: Any, n_threads: int | None, gates: bool = False
+) -> torch.Tensor:
+    """The outputs (or gate weights) of ``module`` for ``X`` (as the network
+    reads it), computed chunk by chunk; ``n_threads``: the estimator's
+    parameter."""
+
+    def run(Xb: torch.Tensor, n_rows: int) -> torch.Tensor:
+        out = module(Xb, return_gates=gates)
+        return (out[1] if gates else out)[:n_rows]
+
+    chunks = map_chunks(module, X, n_threads, run)
     out = chunks[0] if len(chunks) == 1 else torch.cat(chunks)
     padding = None if gates else module.class_padding
     _check_finite_outputs(out, padding)
