@@ -103,13 +103,16 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def fit_method(method: str, X, Y, X_test, Y_test, seed: int, quick: bool) -> dict:
-    """Fit seconds, mean test AUC and epochs of one method on one seed."""
+def fit_method(
+    method: str, X, Y, X_test, Y_test, seed: int, quick: bool, params=None
+) -> dict:
+    """Fit seconds, mean test AUC and epochs of one method on one seed
+    (``params``: those of an sk_mmoe configuration not in ``SK_MMOE``)."""
     from sklearn.metrics import roc_auc_score
 
-    if method in SK_MMOE:
+    if method in SK_MMOE or params is not None:
         model = quality.joint_model("sk_mmoe", seed, quick)
-        params = SK_MMOE[method]
+        params = SK_MMOE[method] if params is None else params
         if quick:  # the quick run's two epochs
             params = {k: v for k, v in params.items() if k != "max_epochs"}
         model.set_params(**params)

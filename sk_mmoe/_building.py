@@ -34,6 +34,8 @@ from ._tasks import Task, task_outputs
 from .nn._bias import BiasColumns, BiasedNetwork, BiasTower
 from .nn.losses import MultiTaskLoss
 from .nn.network import (
+    NUMERIC_FREQUENCIES,
+    NUMERIC_LITE,
     MMoENetwork,
     embedding_params,
     embedding_sizes,
@@ -80,6 +82,10 @@ ARCHITECTURE_PARAMS = (
 # this many: each costs a few operations per batch, which dominate the step
 # of a small network when there are many.
 _AUTO_NUMERIC_EMBEDDING_COLUMNS = 16
+# The periodic embedding of a new network: this many frequencies per
+# column, and a linear layer per column (False) or one shared (True).
+_PERIODIC_FREQUENCIES = 48
+_PERIODIC_LITE = False
 
 # batch_size="auto": these sizes, the largest that makes at least this many
 # batches of the training rows; lr="auto": this rate at the smallest,
@@ -118,7 +124,10 @@ class NetworkSpec:
     cardinality. ``numeric_clip``: the scaled numeric columns are clipped
     smoothly (True in networks saved before the option). ``numeric_missing``:
     missing numeric values are replaced by a learned fill (False in networks
-    saved before the option, which refuse them).
+    saved before the option, which refuse them). ``numeric_frequencies`` and
+    ``numeric_lite``: the periodic embedding's number of frequencies per
+    column and whether its linear layer is shared by all columns (48 and
+    False in networks saved before the options).
     """
 
     n_features: int
@@ -131,6 +140,8 @@ class NetworkSpec:
     embedding_dims: tuple[int, ...] | None = None
     numeric_clip: bool = True
     numeric_missing: bool = False
+    numeric_frequencies: int = NUMERIC_FREQUENCIES
+    numeric_lite: bool = NUMERIC_LITE
 
     def build(
         self,
@@ -155,6 +166,8 @@ class NetworkSpec:
             sparse_projection=self.sparse_projection,
             numeric_clip=self.numeric_clip,
             numeric_missing=self.numeric_missing,
+            numeric_frequencies=self.numeric_frequencies,
+            numeric_lite=self.numeric_lite,
         )
         if self.bias_columns is None:
             return network
@@ -184,6 +197,8 @@ class NetworkSpec:
             else list(self.embedding_dims),
             "numeric_clip": self.numeric_clip,
             "numeric_missing": self.numeric_missing,
+            "numeric_frequencies": self.numeric_frequencies,
+            "numeric_lite": self.numeric_lite,
         }
 
     @classmethod
@@ -217,6 +232,8 @@ class NetworkSpec:
             )
             and isinstance(state.get("numeric_clip"), bool)
             and isinstance(state.get("numeric_missing"), bool)
+            and positive_int(state.get("numeric_frequencies"))
+            and isinstance(state.get("numeric_lite"), bool)
         ):
             raise ValueError("its network specification is malformed")
         bias_columns, bias_task_mask = _bias_of(state)
@@ -233,6 +250,8 @@ class NetworkSpec:
             else tuple(state["embedding_dims"]),
             state["numeric_clip"],
             state["numeric_missing"],
+            state["numeric_frequencies"],
+            state["numeric_lite"],
         )
 
 
@@ -329,6 +348,8 @@ def new_network_spec(
         # A sparse X (projected or densified per batch) has no missing
         # values: they are refused.
         numeric_missing=numeric_missing == "learn" and not sp.issparse(X),
+        numeric_frequencies=_PERIODIC_FREQUENCIES,
+        numeric_lite=_PERIODIC_LITE,
     )
 
 

@@ -9,11 +9,13 @@ reads that alone. What it upgrades:
   stored weights; tasks that do not name their loss, which train with their
   type's default; the loss state lists the tasks of each kind, which the
   loss now derives from the tasks);
-* files of formats 3 and 4 written before an option existed, which lack its
+* files of formats 3 to 5 written before an option existed, which lack its
   entry: ``numeric_clip`` (they clipped), ``numeric_missing`` (they refused
-  missing values), ``embedding_dims`` (one embedding size for all columns),
-  the bias tower's entries (none), and the categorical columns'
-  ``value_types`` (text);
+  missing values), ``numeric_frequencies`` and ``numeric_lite`` (periodic
+  embeddings of 48 frequencies, a linear layer per column),
+  ``embedding_dims`` (one embedding size for all columns), the bias
+  tower's entries (none), and the categorical columns' ``value_types``
+  (text);
 * format 4 (list columns), except a list column that shares the table of a
   categorical column and pools by ``"mean"`` or ``"attention"`` (or
   ``"auto"``, the mean): format 5
@@ -43,6 +45,8 @@ _SPEC_DEFAULTS = {
     "embedding_dims": None,
     "numeric_clip": True,
     "numeric_missing": False,
+    "numeric_frequencies": 48,
+    "numeric_lite": False,
 }
 # Entries of the loss state of format 2 (the tasks of each kind).
 _FORMAT_2_LOSS_ENTRIES = ("classification_tasks", "regression_tasks")

@@ -35,6 +35,8 @@ __all__ = [
     "FeatureEmbedding",
     "MMoENetwork",
     "NUMERIC_EMBEDDING_DIM",
+    "NUMERIC_FREQUENCIES",
+    "NUMERIC_LITE",
     "NoisyTopKGate",
     "NumericScaling",
     "SoftmaxGate",
@@ -761,6 +763,11 @@ class NumericScaling(nn.Module):
 
 #: Size of each numeric column's periodic embedding.
 NUMERIC_EMBEDDING_DIM = 8
+#: Number of frequencies of each numeric column's periodic embedding, and
+#: whether its linear layer is shared by all columns (``lite``), in networks
+#: that do not say (those saved before the options: 48, per column).
+NUMERIC_FREQUENCIES = 48
+NUMERIC_LITE = False
 # Initial scale of the periodic embeddings' frequencies (``sigma`` of
 # Gorishniy et al., 2022), for inputs scaled to about (-3, 3).
 _FREQUENCY_INIT_SCALE = 0.1
@@ -798,6 +805,11 @@ class FeatureEmbedding(nn.Module):
         :func:`embedding_size` of the cardinalities for all.
     numeric_embedding : bool, default=False
         Embed the numeric columns (vectors of :data:`NUMERIC_EMBEDDING_DIM`).
+    n_frequencies : int, default=48
+        Number of learned frequencies of each numeric column's embedding.
+    lite : bool, default=False
+        One linear layer after the periodic features, shared by all numeric
+        columns, instead of one per column.
     """
 
     numeric_columns: torch.Tensor
@@ -814,6 +826,8 @@ class FeatureEmbedding(nn.Module):
         cardinalities: Sequence[int] = (),
         embedding_dim: int | Sequence[int] | None = None,
         numeric_embedding: bool = False,
+        n_frequencies: int = NUMERIC_FREQUENCIES,
+        lite: bool = NUMERIC_LITE,
     ) -> None:
         super().__init__()
         categorical = [int(j) for j in categorical_columns]
@@ -846,8 +860,9 @@ class FeatureEmbedding(nn.Module):
             self.numeric_embedding = PeriodicEmbeddings(
                 len(numeric),
                 NUMERIC_EMBEDDING_DIM,
+                n_frequencies=n_frequencies,
                 frequency_init_scale=_FREQUENCY_INIT_SCALE,
-                lite=False,
+                lite=lite,
             )
         numeric_width = 1 if self.numeric_embedding is None else NUMERIC_EMBEDDING_DIM
         self.out_features = len(numeric) * numeric_width + categorical_width
@@ -1123,6 +1138,12 @@ class MMoENetwork(nn.Module):
     numeric_embedding : bool, default=False
         Turn each numeric column into a vector of periodic features
         (:class:`FeatureEmbedding`) before the experts and gates.
+    numeric_frequencies : int, default=48
+        With ``numeric_embedding``: the number of frequencies of each
+        column's periodic features.
+    numeric_lite : bool, default=False
+        With ``numeric_embedding``: one linear layer after the periodic
+        features, shared by all columns, instead of one per column.
     sparse_projection : int, default=None
         Read the input through a :class:`SparseProjection` of this width
         first, which takes sparse CSR batches without densifying them.
@@ -1170,6 +1191,8 @@ class MMoENetwork(nn.Module):
         numeric_clip: bool = True,
         sequences: dict | None = None,
         numeric_missing: bool = False,
+        numeric_frequencies: int = NUMERIC_FREQUENCIES,
+        numeric_lite: bool = NUMERIC_LITE,
     ) -> None:
         super().__init__()
         output_sizes = [int(c) for c in output_sizes]
@@ -1203,6 +1226,10 @@ class MMoENetwork(nn.Module):
             sparse_projection,
             numeric_clip,
             sequences,
+            numeric_periodic={
+                "n_frequencies": numeric_frequencies,
+                "lite": numeric_lite,
+            },
         )
         # After the scaling, before the embedding (see MissingFill); the
         # columns of X, without the list columns' codes.
@@ -1251,10 +1278,12 @@ class MMoENetwork(nn.Module):
         sparse_projection: int | None,
         numeric_clip: bool = True,
         sequences: dict | None = None,
+        numeric_periodic: dict | None = None,
     ) -> int:
         """The layers before the experts (scaling, sparse projection,
         embeddings, pooling of list columns); returns the width the first
-        level reads."""
+        level reads. ``numeric_periodic``: the keyword arguments of the
+        numeric columns' periodic embedding (:class:`FeatureEmbedding`)."""
         self.sequences = None
         n_features = self.n_features
         if sequences:
@@ -1292,6 +1321,7 @@ class MMoENetwork(nn.Module):
                 cardinalities,
                 embedding_dim,
                 numeric_embedding,
+                **(numeric_periodic or {}),
             )
             in_features = self.embedding.out_features
         if self.sequences is not None:

@@ -1,0 +1,196 @@
+"""Cheaper numeric embeddings and step budgets of the default classifier.
+
+On the 40,000-row census sample of ``benchmarks/fit_time.py`` (three binary
+tasks, the test half of the census test file), every seed fits, side by
+side in one process and on one thread each, the default
+:class:`~sk_mmoe.MultiTaskMMoEClassifier` under variants of the defaults
+that fit chooses (module constants of ``sk_mmoe._building``, set for the
+fit and restored after it), and three per-task LightGBM fits:
+
+* the periodic numeric embeddings' number of frequencies
+  (``_PERIODIC_FREQUENCIES``) and a linear layer shared by all columns
+  (``_PERIODIC_LITE``);
+* the step budget of ``max_epochs="auto"`` (``_AUTO_SCHEDULE_STEPS`` and
+  the floor of ``_AUTO_EPOCHS``; the warm-up and cosine schedule spans
+  the epochs it gives) and the peak learning rate of the schedule
+  (``_SCHEDULED_LR_FACTOR``).
+
+The order of the configurations rotates from seed to seed. Fit time is
+wall-clock seconds of the whole fit; the ratio to LightGBM is the median
+over seeds of each seed's ratio. Quality is the mean test ROC AUC over
+the three tasks, compared per seed with the reference configuration and
+with LightGBM (paired differences, mean and standard error).
+
+Writes ``NAME.csv`` (as it goes) and ``NAME.md`` to
+``benchmarks/results/fit_budget/``.
+
+Usage::
+
+    OMP_NUM_THREADS=1 python benchmarks/fit_budget.py             # 5 seeds
+    OMP_NUM_THREADS=1 python benchmarks/fit_budget.py --configs \\
+        "48 freq, 300 steps/10 epochs" "16 freq, 200 steps/6 epochs"
+    python benchmarks/fit_budget.py --quick                       # smoke run
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import fit_time  # noqa: E402  (the fits and timing of the fit-time benchmark)
+import quality  # noqa: E402  (the census sample and paired differences)
+
+from sk_mmoe import _building  # noqa: E402
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results" / "fit_budget"
+
+LIGHTGBM = "LightGBM"
+# The constants of sk_mmoe._building that each configuration sets; the
+# first configuration is the reference of the paired differences.
+CONFIGS = {
+    "48 freq, 300 steps/10 epochs": {},
+    "24 freq": {"_PERIODIC_FREQUENCIES": 24},
+    "16 freq": {"_PERIODIC_FREQUENCIES": 16},
+    "16 freq lite": {"_PERIODIC_FREQUENCIES": 16, "_PERIODIC_LITE": True},
+    "250 steps/7 epochs": {"_AUTO_SCHEDULE_STEPS": 250, "_AUTO_EPOCHS": (7, 50)},
+    "200 steps/6 epochs": {"_AUTO_SCHEDULE_STEPS": 200, "_AUTO_EPOCHS": (6, 50)},
+    "200 steps/6 epochs, peak lr x1.5": {
+        "_AUTO_SCHEDULE_STEPS": 200,
+        "_AUTO_EPOCHS": (6, 50),
+        "_SCHEDULED_LR_FACTOR": 7.5,
+    },
+    "16 freq, 200 steps/6 epochs": {
+        "_PERIODIC_FREQUENCIES": 16,
+        "_AUTO_SCHEDULE_STEPS": 200,
+        "_AUTO_EPOCHS": (6, 50),
+    },
+}
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="smoke run, seconds")
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--rows", type=int, default=40_000)
+    parser.add_argument("--output-dir", type=Path, default=None)
+    parser.add_argument("--name", default="fit_budget", help="stem of the results")
+    parser.add_argument(
+        "--configs",
+        nargs="+",
+        choices=list(CONFIGS),
+        default=list(CONFIGS),
+        metavar="CONFIG",
+        help=f"the configurations to fit, of {list(CONFIGS)}",
+    )
+    return parser.parse_args(argv)
+
+
+@contextlib.contextmanager
+def constants(values: dict):
+    """``sk_mmoe._building``'s constants set to ``values``, then restored."""
+    before = {name: getattr(_building, name) for name in values}
+    for name, value in values.items():
+        setattr(_building, name, value)
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            setattr(_building, name, value)
+
+
+def run(args, out: Path) -> pd.DataFrame:
+    import torch
+
+    torch.set_num_threads(1)
+    X, Y = quality.census_sample(args.quick, args.rows)
+    data = quality.census(args.quick)
+    X_test, Y_test = data["X_test"], data["Y_test"][list(Y.columns)]
+    methods = [*args.configs, LIGHTGBM]
+    rows = []
+    for seed in range(args.seeds):
+        shift = seed % len(methods)
+        for method in methods[shift:] + methods[:shift]:
+            fit = (X, Y, X_test, Y_test, seed, args.quick)
+            if method == LIGHTGBM:
+                row = fit_time.fit_method(method, *fit)
+            else:
+                with constants(CONFIGS[method]):
+                    row = fit_time.fit_method(method, *fit, params={})
+            row["rows"] = len(X)
+            rows.append(row)
+            pd.DataFrame(rows).to_csv(out / f"{args.name}.csv", index=False)
+            print(
+                f"seed {seed} {method}: {row['fit_s']:.2f} s, AUC {row['auc']:.4f}, "
+                f"epochs {row['epochs']}",
+                flush=True,
+            )
+    return pd.DataFrame(rows)
+
+
+def table(frame: pd.DataFrame, reference: str) -> str:
+    """The markdown table: one row per configuration, then LightGBM."""
+    seconds = frame.pivot(index="seed", columns="method", values="fit_s")
+    auc = frame.pivot(index="seed", columns="method", values="auc")
+    epochs = frame.groupby("method")["epochs"].median()
+    ratios = seconds.div(seconds[LIGHTGBM], axis=0).median()
+    header = (
+        "configuration",
+        "fit s (median)",
+        "ratio to LightGBM (median per seed)",
+        "epochs (median)",
+        "mean test AUC",
+        f"AUC vs {reference} (paired)",
+        "AUC vs LightGBM (paired)",
+    )
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for method in [m for m in [*CONFIGS, LIGHTGBM] if m in seconds.columns]:
+        cells = [
+            method,
+            f"{seconds[method].median():.2f}",
+            f"{ratios[method]:.2f}x",
+            "" if pd.isna(epochs[method]) else f"{epochs[method]:.0f}",
+            f"{auc[method].mean():.4f}",
+        ]
+        for other in (reference, LIGHTGBM):
+            if method == other or other not in auc.columns:
+                cells.append("")
+                continue
+            mean, _, se, _ = quality.paired(auc[method], auc[other])
+            cells.append(f"{mean:+.4f} ± {se:.4f}")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    if args.quick:
+        args.seeds, args.rows = min(args.seeds, 2), 3000
+    out = args.output_dir
+    if out is None:
+        out = Path(tempfile.mkdtemp()) if args.quick else RESULTS_DIR
+    out.mkdir(parents=True, exist_ok=True)
+    before = os.getloadavg()[0]
+    frame = run(args, out)
+    text = (
+        f"Census, {frame['rows'].iloc[0]:,} training rows, 3 tasks, one thread, "
+        f"{frame['seed'].nunique()} seeds side by side; load average "
+        f"{before:.1f} before, {os.getloadavg()[0]:.1f} after.\n\n"
+        + table(frame, args.configs[0])
+    )
+    (out / f"{args.name}.md").write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
