@@ -14,6 +14,7 @@ from sklearn.exceptions import NotFittedError
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from skorch.callbacks import GradientNormClipping
+from torch import nn
 
 from sk_mmoe import (
     MultiTaskMMoE,
@@ -437,6 +438,14 @@ def _set_task(k, **entries):
             lambda c: c["network"].update(numeric_scaling="yes"),
             "network specification is malformed",
         ),
+        (
+            lambda c: c["network"].update(numeric_frequencies=0),
+            "network specification is malformed",
+        ),
+        (
+            lambda c: c["network"].update(numeric_lite="no"),
+            "network specification is malformed",
+        ),
         (lambda c: c["network"].update(n_features=4), "features and its tasks"),
         (lambda c: c["network"].update(output_sizes=[2, 3]), "do not match"),
         (_set_task(1, kind="regression", mean=0.0, scale=1.0), "do not match"),
@@ -612,12 +621,21 @@ def test_upgrade_gives_older_specifications_their_options_values(tmp_path):
     path = tmp_path / "model.pt"
     save_model(model, path)
     content = _content(path)
-    for option in ("numeric_clip", "numeric_missing", "embedding_dims"):
+    options = (
+        "numeric_clip",
+        "numeric_missing",
+        "embedding_dims",
+        "numeric_frequencies",
+        "numeric_lite",
+    )
+    for option in options:
         content["network"].pop(option)
     network = upgrade(content)["network"]
     assert network["numeric_clip"] is True
     assert network["numeric_missing"] is False
     assert network["embedding_dims"] is None
+    assert network["numeric_frequencies"] == 48
+    assert network["numeric_lite"] is False
 
 
 def _history_model(target, pooling):
@@ -670,6 +688,63 @@ def test_files_without_the_clip_option_clip_their_inputs(tmp_path):
     _assert_same_model(reg, loaded, X)
     unclipped = clone(reg).set_params(numeric_scaling="robust_unclipped").fit(X, Y)
     assert not _round_trip(unclipped).module_.scaling.clip
+
+
+def _periodic_layer(model):
+    """The numbers of frequencies and whether the linear layer is shared."""
+    periodic = model.module_.embedding.numeric_embedding
+    return periodic.periodic.weight.shape[1], isinstance(periodic.linear, nn.Linear)
+
+
+def test_files_without_the_periodic_options_embed_with_48_frequencies(
+    tmp_path, monkeypatch
+):
+    # Files saved before the options: 48 frequencies and a linear layer
+    # per column, whatever a new fit now chooses.
+    import sk_mmoe._building
+
+    clf, X, Y = _estimator_and_data(
+        "classifier", numeric_embedding="periodic", warm_start=True
+    )
+    with monkeypatch.context() as patch:
+        patch.setattr(sk_mmoe._building, "_PERIODIC_FREQUENCIES", 48)
+        patch.setattr(sk_mmoe._building, "_PERIODIC_LITE", False)
+        clf.fit(X, Y)
+    path = tmp_path / "model.pt"
+    save_model(clf, path)
+
+    def older(content):
+        content["network"].pop("numeric_frequencies")
+        content["network"].pop("numeric_lite")
+
+    _rewrite(path, older)
+    loaded = load_model(path)
+    assert _periodic_layer(loaded) == (48, False)
+    _assert_same_model(clf, loaded, X)
+    clf.fit(X, Y)
+    loaded.fit(X, Y)
+    _assert_same_model(clf, loaded, X)
+    # A new fit embeds with the current choice.
+    refit = clone(loaded).fit(X, Y)
+    assert _periodic_layer(refit) == (
+        sk_mmoe._building._PERIODIC_FREQUENCIES,
+        sk_mmoe._building._PERIODIC_LITE,
+    )
+
+
+@pytest.mark.parametrize("frequencies, lite", [(16, True), (24, False)])
+def test_periodic_options_round_trip(monkeypatch, frequencies, lite):
+    import sk_mmoe._building
+
+    monkeypatch.setattr(sk_mmoe._building, "_PERIODIC_FREQUENCIES", frequencies)
+    monkeypatch.setattr(sk_mmoe._building, "_PERIODIC_LITE", lite)
+    clf, X, Y = _estimator_and_data("classifier", numeric_embedding="periodic")
+    clf.fit(X, Y)
+    assert _periodic_layer(clf) == (frequencies, lite)
+    monkeypatch.undo()
+    loaded = _round_trip(clf)
+    assert _periodic_layer(loaded) == (frequencies, lite)
+    _assert_same_model(clf, loaded, X)
 
 
 def test_files_with_one_embedding_size_for_all_columns_still_load(
