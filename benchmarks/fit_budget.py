@@ -83,6 +83,16 @@ CONFIGS = {
         "_AUTO_EPOCHS": (6, 50),
     },
 }
+# The second round: 16 frequencies, shorter budgets at higher peak rates.
+for steps, floor in ((300, 10), (280, 8), (250, 7), (200, 6)):
+    for factor in (1.5, 2):
+        budget = "" if floor == 10 else f", {steps} steps/{floor} epochs"
+        CONFIGS[f"16 freq{budget}, peak lr x{factor}"] = {
+            "_PERIODIC_FREQUENCIES": 16,
+            "_AUTO_SCHEDULE_STEPS": steps,
+            "_AUTO_EPOCHS": (floor, 50),
+            "_SCHEDULED_LR_FACTOR": 5.0 * factor,
+        }
 
 
 def parse_args(argv=None) -> argparse.Namespace:
