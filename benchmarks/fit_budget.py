@@ -24,10 +24,13 @@ with LightGBM (paired differences, mean and standard error).
 With ``--scarcity`` it fits instead the label-scarcity settings of
 ``benchmarks/quality.py`` (one census task labelled on 1% or 5% of the
 40,000 rows, the other two on all) under each configuration, and compares
-the test AUC of the scarce task, averaged over the settings, per seed.
+the test AUC of the scarce task, averaged over the settings, per seed;
+with ``--yeast``, its Yeast folds with the numeric embeddings forced on
+(the 14 tasks' mean test AUC).
 
 Writes ``NAME.csv`` (as it goes) and ``NAME.md`` to
-``benchmarks/results/fit_budget/``.
+``benchmarks/results/fit_budget/``, and the table in reStructuredText to
+``docs/images/NAME.inc``.
 
 Usage::
 
@@ -63,9 +66,18 @@ from sk_mmoe import _building  # noqa: E402
 RESULTS_DIR = Path(__file__).resolve().parent / "results" / "fit_budget"
 
 LIGHTGBM = "LightGBM"
-# The constants of sk_mmoe._building that each configuration sets; the
-# first configuration is the reference of the paired differences.
-CONFIGS = {
+# The constants of sk_mmoe._building that each configuration sets, on top
+# of the defaults of earlier versions (48 frequencies, a linear layer per
+# column, 300 steps or at least 10 epochs, a peak of 5 times the constant
+# rate); the first configuration is the reference of the paired differences.
+PREVIOUS_DEFAULTS = {
+    "_PERIODIC_FREQUENCIES": 48,
+    "_PERIODIC_LITE": False,
+    "_AUTO_SCHEDULE_STEPS": 300,
+    "_AUTO_EPOCHS": (10, 50),
+    "_SCHEDULED_LR_FACTOR": 5.0,
+}
+CHANGES = {
     "48 freq, 300 steps/10 epochs": {},
     "24 freq": {"_PERIODIC_FREQUENCIES": 24},
     "16 freq": {"_PERIODIC_FREQUENCIES": 16},
@@ -77,22 +89,28 @@ CONFIGS = {
         "_AUTO_EPOCHS": (6, 50),
         "_SCHEDULED_LR_FACTOR": 7.5,
     },
+    "16 freq, 300 steps/9 epochs": {
+        "_PERIODIC_FREQUENCIES": 16,
+        "_AUTO_EPOCHS": (9, 50),
+    },
     "16 freq, 200 steps/6 epochs": {
         "_PERIODIC_FREQUENCIES": 16,
         "_AUTO_SCHEDULE_STEPS": 200,
         "_AUTO_EPOCHS": (6, 50),
     },
 }
-# The second round: 16 frequencies, shorter budgets at higher peak rates.
-for steps, floor in ((300, 10), (280, 8), (250, 7), (200, 6)):
+# The second and third rounds: 16 frequencies, shorter budgets at higher
+# peak rates.
+for steps, floor in ((300, 10), (300, 9), (280, 8), (250, 7), (200, 6)):
     for factor in (1.5, 2):
         budget = "" if floor == 10 else f", {steps} steps/{floor} epochs"
-        CONFIGS[f"16 freq{budget}, peak lr x{factor}"] = {
+        CHANGES[f"16 freq{budget}, peak lr x{factor}"] = {
             "_PERIODIC_FREQUENCIES": 16,
             "_AUTO_SCHEDULE_STEPS": steps,
             "_AUTO_EPOCHS": (floor, 50),
             "_SCHEDULED_LR_FACTOR": 5.0 * factor,
         }
+CONFIGS = {name: {**PREVIOUS_DEFAULTS, **c} for name, c in CHANGES.items()}
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -106,6 +124,20 @@ def parse_args(argv=None) -> argparse.Namespace:
         "--scarcity",
         action="store_true",
         help="fit the label-scarcity settings of quality.py (no LightGBM)",
+    )
+    parser.add_argument(
+        "--yeast",
+        action="store_true",
+        help="fit quality.py's Yeast folds with the embeddings on (no LightGBM)",
+    )
+    parser.add_argument(
+        "--from-csv",
+        type=Path,
+        default=None,
+        help="write the tables of an earlier run's CSV (and --name), fitting nothing",
+    )
+    parser.add_argument(
+        "--load", default="not recorded", help="with --from-csv: the load average"
     )
     parser.add_argument(
         "--configs",
@@ -160,31 +192,37 @@ def run(args, out: Path) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def run_scarcity(args, out: Path) -> pd.DataFrame:
-    """The scarce task's test AUC and the fit seconds of each configuration
-    on each label-scarcity setting, the settings' mean per seed."""
-    rows = []
-    settings = [
-        f"{task}@{fraction:.0%}"
+def quality_jobs(args) -> list[tuple[str, str, str]]:
+    """The (section, setting, method) jobs of ``quality.py`` that
+    ``--scarcity`` or ``--yeast`` fits under each configuration."""
+    if args.yeast:
+        return [("yeast", f"{quality.YEAST_FOLDS}-fold", quality.EMBEDDED)]
+    return [
+        ("scarcity", f"{task}@{fraction:.0%}", "sk_mmoe")
         for task in quality.SCARCE_TASKS
         for fraction in quality.FRACTIONS
     ]
+
+
+def run_quality(args, out: Path) -> pd.DataFrame:
+    """The test AUC (mean over the jobs' tasks) and the fit seconds (sum
+    over the jobs) of each configuration on the jobs of ``quality_jobs``."""
+    rows = []
     for seed in range(args.seeds):
         shift = seed % len(args.configs)
         for method in args.configs[shift:] + args.configs[:shift]:
             with constants(CONFIGS[method]):
                 fits = [
-                    quality.run_job(
-                        "scarcity", setting, "sk_mmoe", seed, args.quick, args.rows
-                    )[0]
-                    for setting in settings
+                    quality.run_job(*job, seed, args.quick, args.rows)
+                    for job in quality_jobs(args)
                 ]
+            scores = [row for fit in fits for row in fit]
             row = {
                 "method": method,
                 "seed": seed,
-                "fit_s": sum(fit["fit_time"] for fit in fits),
-                "auc": sum(fit["value"] for fit in fits) / len(fits),
-                "epochs": sum(fit["n_epochs"] for fit in fits) / len(fits),
+                "fit_s": sum(fit[0]["fit_time"] for fit in fits),
+                "auc": sum(r["value"] for r in scores) / len(scores),
+                "epochs": sum(r["n_epochs"] for r in scores) / len(scores),
                 "rows": args.rows,
             }
             rows.append(row)
@@ -197,8 +235,9 @@ def run_scarcity(args, out: Path) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def table(frame: pd.DataFrame, reference: str) -> str:
-    """The markdown table: one row per configuration, then LightGBM."""
+def table(frame: pd.DataFrame, reference: str) -> tuple[tuple, list[list[str]]]:
+    """The header and the rows of the table: one per configuration, then
+    LightGBM."""
     seconds = frame.pivot(index="seed", columns="method", values="fit_s")
     auc = frame.pivot(index="seed", columns="method", values="auc")
     epochs = frame.groupby("method")["epochs"].median()
@@ -216,7 +255,7 @@ def table(frame: pd.DataFrame, reference: str) -> str:
         f"AUC vs {reference} (paired)",
         "AUC vs LightGBM (paired)",
     )
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    rows = []
     for method in [m for m in [*CONFIGS, LIGHTGBM] if m in seconds.columns]:
         cells = [
             method,
@@ -231,8 +270,8 @@ def table(frame: pd.DataFrame, reference: str) -> str:
                 continue
             mean, _, se, _ = quality.paired(auc[method], auc[other])
             cells.append(f"{mean:+.4f} ± {se:.4f}")
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+        rows.append(cells)
+    return header, rows
 
 
 def main(argv=None) -> None:
@@ -243,17 +282,28 @@ def main(argv=None) -> None:
     if out is None:
         out = Path(tempfile.mkdtemp()) if args.quick else RESULTS_DIR
     out.mkdir(parents=True, exist_ok=True)
-    before = os.getloadavg()[0]
-    frame = (run_scarcity if args.scarcity else run)(args, out)
-    what = "the scarce task's AUC, mean of 4 settings" if args.scarcity else "3 tasks"
+    if args.from_csv is None:
+        before = os.getloadavg()[0]
+        frame = (run_quality if args.scarcity or args.yeast else run)(args, out)
+        load = f"{before:.1f} before, {os.getloadavg()[0]:.1f} after"
+    else:
+        frame, load = pd.read_csv(args.from_csv), args.load
+    data = f"Census, {frame['rows'].iloc[0]:,} training rows, 3 tasks"
+    if args.scarcity:
+        data += ", the scarce task's AUC (mean of 4 settings)"
+    if args.yeast:
+        data = "Yeast, 14 tasks, 3 folds, numeric_embedding='periodic'"
     text = (
-        f"Census, {frame['rows'].iloc[0]:,} training rows, {what}, one thread, "
-        f"{frame['seed'].nunique()} seeds side by side; load average "
-        f"{before:.1f} before, {os.getloadavg()[0]:.1f} after.\n\n"
-        + table(frame, args.configs[0])
+        f"{data}, one thread, "
+        f"{frame['seed'].nunique()} seeds side by side; load average {load}."
     )
-    (out / f"{args.name}.md").write_text(text)
-    print(text)
+    header, rows = table(frame, args.configs[0])
+    (out / f"{args.name}.md").write_text(fit_time.markdown_table(text, header, rows))
+    images = out if args.quick else fit_time.IMAGES
+    (images / f"{args.name}.inc").write_text(
+        fit_time.restructuredtext_table(text, header, rows)
+    )
+    print(fit_time.markdown_table(text, header, rows))
 
 
 if __name__ == "__main__":

@@ -225,15 +225,25 @@ def caption(frame: pd.DataFrame, load: str) -> str:
 
 
 def markdown(frame: pd.DataFrame, load: str) -> str:
-    lines = [caption(frame, load), "", "| " + " | ".join(HEADER) + " |"]
-    lines.append("|" + "---|" * len(HEADER))
-    lines += ["| " + " | ".join(cells) + " |" for cells in table(frame)]
-    return "\n".join(lines) + "\n"
+    return markdown_table(caption(frame, load), HEADER, table(frame))
 
 
 def restructuredtext(frame: pd.DataFrame, load: str) -> str:
-    lines = [caption(frame, load), "", ".. list-table::", "   :header-rows: 1", ""]
-    for cells in [list(HEADER), *table(frame)]:
+    return restructuredtext_table(caption(frame, load), HEADER, table(frame))
+
+
+def markdown_table(text: str, header, rows: list[list[str]]) -> str:
+    """``text``, then the table of ``header`` and ``rows`` in markdown."""
+    lines = [text, "", "| " + " | ".join(header) + " |"]
+    lines.append("|" + "---|" * len(header))
+    lines += ["| " + " | ".join(cells) + " |" for cells in rows]
+    return "\n".join(lines) + "\n"
+
+
+def restructuredtext_table(text: str, header, rows: list[list[str]]) -> str:
+    """``text``, then the table of ``header`` and ``rows`` as a list-table."""
+    lines = [text, "", ".. list-table::", "   :header-rows: 1", ""]
+    for cells in [list(header), *rows]:
         lines.append("   * - " + cells[0])
         lines += [("     - " + cell).rstrip() for cell in cells[1:]]
     return "\n".join(lines) + "\n"

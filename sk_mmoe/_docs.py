@@ -329,7 +329,7 @@ numeric_missing : "learn" or "error", default="learn"
 
 numeric_embedding : "auto", "periodic" or None, default="auto"
     ``"periodic"`` turns each numeric input column (after the scaling) into a
-    vector of 8 learned features: ``cos`` and ``sin`` of 48 learned
+    vector of 8 learned features: ``cos`` and ``sin`` of 16 learned
     frequencies, then a linear layer and a ReLU of the column's own (the PLR
     embeddings of Gorishniy et al., 2022, from ``rtdl-num-embeddings``).
     The experts can then draw sharp and non-monotone functions of single
@@ -338,7 +338,8 @@ numeric_embedding : "auto", "periodic" or None, default="auto"
     of 1 and a few operations per batch, which dominate the time of a small
     network when there are many columns: ``"auto"`` embeds them when the
     input has at most 16 numeric columns. Sparse inputs are not embedded.
-    ``None`` passes the (scaled) numbers to the experts as they are.
+    ``None`` passes the (scaled) numbers to the experts as they are. Models
+    saved by versions that embedded with 48 frequencies keep them.
 
 device : str or torch.device, default="cpu"
     Device that trains and runs the network, e.g. ``"cuda"``. A device that

@@ -129,6 +129,7 @@ def _format_2_network(content: dict[str, Any]) -> dict[str, Any] | None:
     projection = state.get("projection.bias")
     return {
         **_SPEC_DEFAULTS,
+        **_periodic_options(state),
         "n_features": content.get("n_features_in"),
         "output_sizes": output_sizes,
         "numeric_scaling": "scaling.center" in state,
@@ -139,4 +140,18 @@ def _format_2_network(content: dict[str, Any]) -> dict[str, Any] | None:
         if isinstance(projection, torch.Tensor)
         else None,
         "numeric_missing": "missing.fill" in state,
+    }
+
+
+def _periodic_options(state: dict[str, Any]) -> dict[str, Any]:
+    """The periodic embedding's frequencies and shared layer, from the
+    shapes of its weights (none: the defaults)."""
+    prefix = "embedding.numeric_embedding."
+    frequencies = state.get(prefix + "periodic.weight")
+    linear = state.get(prefix + "linear.weight")
+    if not (isinstance(frequencies, torch.Tensor) and frequencies.ndim == 2):
+        return {}
+    return {
+        "numeric_frequencies": int(frequencies.shape[1]),
+        "numeric_lite": isinstance(linear, torch.Tensor) and linear.ndim == 2,
     }

@@ -733,7 +733,7 @@ def test_files_without_the_periodic_options_embed_with_48_frequencies(
 
 
 @pytest.mark.parametrize("frequencies, lite", [(16, True), (24, False)])
-def test_periodic_options_round_trip(monkeypatch, frequencies, lite):
+def test_periodic_options_round_trip(tmp_path, monkeypatch, frequencies, lite):
     import sk_mmoe._building
 
     monkeypatch.setattr(sk_mmoe._building, "_PERIODIC_FREQUENCIES", frequencies)
@@ -742,9 +742,16 @@ def test_periodic_options_round_trip(monkeypatch, frequencies, lite):
     clf.fit(X, Y)
     assert _periodic_layer(clf) == (frequencies, lite)
     monkeypatch.undo()
-    loaded = _round_trip(clf)
+    path = tmp_path / "model.pt"
+    save_model(clf, path)
+    loaded = load_model(path)
     assert _periodic_layer(loaded) == (frequencies, lite)
     _assert_same_model(clf, loaded, X)
+    # Format 2 had no specification: the options are read from the weights.
+    older = _content(path)
+    _as_format_2(older)
+    older["format_version"] = 2
+    assert upgrade(older)["network"] == _content(path)["network"]
 
 
 def test_files_with_one_embedding_size_for_all_columns_still_load(
