@@ -48,7 +48,6 @@ import argparse
 import contextlib
 import os
 import sys
-import tempfile
 from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -115,11 +114,7 @@ CONFIGS = {name: {**PREVIOUS_DEFAULTS, **c} for name, c in CHANGES.items()}
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="smoke run, seconds")
-    parser.add_argument("--seeds", type=int, default=5)
-    parser.add_argument("--rows", type=int, default=40_000)
-    parser.add_argument("--output-dir", type=Path, default=None)
-    parser.add_argument("--name", default="fit_budget", help="stem of the results")
+    fit_time.add_run_arguments(parser, "fit_budget")
     parser.add_argument(
         "--scarcity",
         action="store_true",
@@ -129,15 +124,6 @@ def parse_args(argv=None) -> argparse.Namespace:
         "--yeast",
         action="store_true",
         help="fit quality.py's Yeast folds with the embeddings on (no LightGBM)",
-    )
-    parser.add_argument(
-        "--from-csv",
-        type=Path,
-        default=None,
-        help="write the tables of an earlier run's CSV (and --name), fitting nothing",
-    )
-    parser.add_argument(
-        "--load", default="not recorded", help="with --from-csv: the load average"
     )
     parser.add_argument(
         "--configs",
@@ -164,32 +150,18 @@ def constants(values: dict):
 
 
 def run(args, out: Path) -> pd.DataFrame:
-    import torch
+    X, Y, X_test, Y_test = fit_time.census_data(args)
 
-    torch.set_num_threads(1)
-    X, Y = quality.census_sample(args.quick, args.rows)
-    data = quality.census(args.quick)
-    X_test, Y_test = data["X_test"], data["Y_test"][list(Y.columns)]
-    methods = [*args.configs, LIGHTGBM]
-    rows = []
-    for seed in range(args.seeds):
-        shift = seed % len(methods)
-        for method in methods[shift:] + methods[:shift]:
-            fit = (X, Y, X_test, Y_test, seed, args.quick)
-            if method == LIGHTGBM:
-                row = fit_time.fit_method(method, *fit)
-            else:
-                with constants(CONFIGS[method]):
-                    row = fit_time.fit_method(method, *fit, params={})
-            row["rows"] = len(X)
-            rows.append(row)
-            pd.DataFrame(rows).to_csv(out / f"{args.name}.csv", index=False)
-            print(
-                f"seed {seed} {method}: {row['fit_s']:.2f} s, AUC {row['auc']:.4f}, "
-                f"epochs {row['epochs']}",
-                flush=True,
-            )
-    return pd.DataFrame(rows)
+    def fit(method: str, seed: int) -> dict:
+        fit = (X, Y, X_test, Y_test, seed, args.quick)
+        if method == LIGHTGBM:
+            row = fit_time.fit_method(method, *fit)
+        else:
+            with constants(CONFIGS[method]):
+                row = fit_time.fit_method(method, *fit, params={})
+        return {**row, "rows": len(X)}
+
+    return fit_time.side_by_side(args, [*args.configs, LIGHTGBM], fit, out)
 
 
 def quality_jobs(args) -> list[tuple[str, str, str]]:
@@ -207,32 +179,24 @@ def quality_jobs(args) -> list[tuple[str, str, str]]:
 def run_quality(args, out: Path) -> pd.DataFrame:
     """The test AUC (mean over the jobs' tasks) and the fit seconds (sum
     over the jobs) of each configuration on the jobs of ``quality_jobs``."""
-    rows = []
-    for seed in range(args.seeds):
-        shift = seed % len(args.configs)
-        for method in args.configs[shift:] + args.configs[:shift]:
-            with constants(CONFIGS[method]):
-                fits = [
-                    quality.run_job(*job, seed, args.quick, args.rows)
-                    for job in quality_jobs(args)
-                ]
-            scores = [row for fit in fits for row in fit]
-            row = {
-                "method": method,
-                "seed": seed,
-                "fit_s": sum(fit[0]["fit_time"] for fit in fits),
-                "auc": sum(r["value"] for r in scores) / len(scores),
-                "epochs": sum(r["n_epochs"] for r in scores) / len(scores),
-                "rows": args.rows,
-            }
-            rows.append(row)
-            pd.DataFrame(rows).to_csv(out / f"{args.name}.csv", index=False)
-            print(
-                f"seed {seed} {method}: {row['fit_s']:.2f} s, AUC {row['auc']:.4f}, "
-                f"epochs {row['epochs']}",
-                flush=True,
-            )
-    return pd.DataFrame(rows)
+
+    def fit(method: str, seed: int) -> dict:
+        with constants(CONFIGS[method]):
+            fits = [
+                quality.run_job(*job, seed, args.quick, args.rows)
+                for job in quality_jobs(args)
+            ]
+        scores = [row for fit in fits for row in fit]
+        return {
+            "method": method,
+            "seed": seed,
+            "fit_s": sum(fit[0]["fit_time"] for fit in fits),
+            "auc": sum(r["value"] for r in scores) / len(scores),
+            "epochs": sum(r["n_epochs"] for r in scores) / len(scores),
+            "rows": args.rows,
+        }
+
+    return fit_time.side_by_side(args, list(args.configs), fit, out)
 
 
 def table(frame: pd.DataFrame, reference: str) -> tuple[tuple, list[list[str]]]:
@@ -276,12 +240,7 @@ def table(frame: pd.DataFrame, reference: str) -> tuple[tuple, list[list[str]]]:
 
 def main(argv=None) -> None:
     args = parse_args(argv)
-    if args.quick:
-        args.seeds, args.rows = min(args.seeds, 2), 3000
-    out = args.output_dir
-    if out is None:
-        out = Path(tempfile.mkdtemp()) if args.quick else RESULTS_DIR
-    out.mkdir(parents=True, exist_ok=True)
+    out = fit_time.prepare(args, RESULTS_DIR)
     if args.from_csv is None:
         before = os.getloadavg()[0]
         frame = (run_quality if args.scarcity or args.yeast else run)(args, out)

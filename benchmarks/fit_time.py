@@ -69,19 +69,15 @@ SK_MMOE = {
 METHODS = (DEFAULT, LONGER, PREVIOUS, "LightGBM", "XGBoost")
 
 
-def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def add_run_arguments(parser: argparse.ArgumentParser, name: str) -> None:
+    """The arguments of a run side by side on the census sample (``name``:
+    the default stem of its files), shared with ``fit_budget.py``."""
     parser.add_argument("--quick", action="store_true", help="smoke run, seconds")
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--rows", type=int, default=40_000)
     parser.add_argument("--output-dir", type=Path, default=None)
     parser.add_argument(
-        "--name", default="fit_time", help="stem of the result and figure files"
-    )
-    parser.add_argument(
-        "--grid",
-        action="store_true",
-        help="time a 9-candidate, 3-fold GridSearchCV against LightGBM's instead",
+        "--name", default=name, help="stem of the result and figure files"
     )
     parser.add_argument(
         "--from-csv",
@@ -91,6 +87,16 @@ def parse_args(argv=None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--load", default="not recorded", help="with --from-csv: the load average"
+    )
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_run_arguments(parser, "fit_time")
+    parser.add_argument(
+        "--grid",
+        action="store_true",
+        help="time a 9-candidate, 3-fold GridSearchCV against LightGBM's instead",
     )
     parser.add_argument(
         "--methods",
@@ -143,20 +149,36 @@ def fit_method(
     }
 
 
-def run(args, out: Path) -> pd.DataFrame:
+def census_data(args):
+    """The training sample and the test rows of a run, on one thread."""
     import torch
 
     torch.set_num_threads(1)
     X, Y = quality.census_sample(args.quick, args.rows)
     data = quality.census(args.quick)
     X_test, Y_test = data["X_test"], data["Y_test"][list(Y.columns)]
-    rows = []
+    return X, Y, X_test, Y_test
+
+
+def run(args, out: Path) -> pd.DataFrame:
+    X, Y, X_test, Y_test = census_data(args)
+
+    def fit(method: str, seed: int) -> dict:
+        row = fit_method(method, X, Y, X_test, Y_test, seed, args.quick)
+        return {**row, "rows": len(X)}
+
     methods = [m for m in METHODS if m in args.methods]
+    return side_by_side(args, methods, fit, out)
+
+
+def side_by_side(args, methods: list[str], fit, out: Path) -> pd.DataFrame:
+    """The rows of ``fit(method, seed)`` for every seed and method, the
+    methods' order rotating from seed to seed; written as they come."""
+    rows = []
     for seed in range(args.seeds):
         shift = seed % len(methods)
         for method in methods[shift:] + methods[:shift]:
-            row = fit_method(method, X, Y, X_test, Y_test, seed, args.quick)
-            row["rows"] = len(X)
+            row = fit(method, seed)
             rows.append(row)
             # Written as it goes: an interrupted run keeps its fits.
             pd.DataFrame(rows).to_csv(out / f"{args.name}.csv", index=False)
@@ -340,14 +362,21 @@ def grid_search(args) -> pd.DataFrame:
     return frame
 
 
-def main(argv=None) -> None:
-    args = parse_args(argv)
+def prepare(args, results: Path) -> Path:
+    """The folder of a run's results (``results`` unless ``--output-dir``
+    or ``--quick`` says otherwise); ``--quick`` also shrinks the run."""
     if args.quick:
         args.seeds, args.rows = min(args.seeds, 2), 3000
     out = args.output_dir
     if out is None:
-        out = Path(tempfile.mkdtemp()) if args.quick else RESULTS_DIR
+        out = Path(tempfile.mkdtemp()) if args.quick else results
     out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    out = prepare(args, RESULTS_DIR)
     before = os.getloadavg()[0]
     if args.grid:
         frame = grid_search(args)
