@@ -92,6 +92,13 @@ CHANGES = {
         "_PERIODIC_FREQUENCIES": 16,
         "_AUTO_EPOCHS": (9, 50),
     },
+    # As many steps on the census sample as 10 epochs, fewer epochs on more
+    # rows.
+    "16 freq, 360 steps/6 epochs": {
+        "_PERIODIC_FREQUENCIES": 16,
+        "_AUTO_SCHEDULE_STEPS": 360,
+        "_AUTO_EPOCHS": (6, 50),
+    },
     "16 freq, 200 steps/6 epochs": {
         "_PERIODIC_FREQUENCIES": 16,
         "_AUTO_SCHEDULE_STEPS": 200,
