@@ -353,7 +353,8 @@ def main(argv=None) -> None:
         load = args.load
     text = markdown(frame, load)
     (out / f"{args.name}.md").write_text(text)
-    images = out if args.quick else IMAGES
+    # The docs' copies are written by full runs into the default folder only.
+    images = IMAGES if out == RESULTS_DIR else out
     (images / f"{args.name}.inc").write_text(restructuredtext(frame, load))
     figure(frame, images / f"{args.name}.png")
     print(text)
