@@ -265,7 +265,8 @@ def main(argv=None) -> None:
     )
     header, rows = table(frame, args.configs[0])
     (out / f"{args.name}.md").write_text(fit_time.markdown_table(text, header, rows))
-    images = out if args.quick else fit_time.IMAGES
+    # The docs' copies are written by full runs into the default folder only.
+    images = fit_time.IMAGES if out == RESULTS_DIR else out
     (images / f"{args.name}.inc").write_text(
         fit_time.restructuredtext_table(text, header, rows)
     )
