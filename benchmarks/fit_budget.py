@@ -117,6 +117,17 @@ for steps, floor in ((300, 10), (300, 9), (280, 8), (250, 7), (200, 6)):
             "_SCHEDULED_LR_FACTOR": 5.0 * factor,
         }
 CONFIGS = {name: {**PREVIOUS_DEFAULTS, **c} for name, c in CHANGES.items()}
+# The configurations of a run without --configs (the study's first round).
+FIRST_ROUND = [
+    "48 freq, 300 steps/10 epochs",
+    "24 freq",
+    "16 freq",
+    "16 freq lite",
+    "250 steps/7 epochs",
+    "200 steps/6 epochs",
+    "200 steps/6 epochs, peak lr x1.5",
+    "16 freq, 200 steps/6 epochs",
+]
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -136,7 +147,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         "--configs",
         nargs="+",
         choices=list(CONFIGS),
-        default=list(CONFIGS),
+        default=FIRST_ROUND,
         metavar="CONFIG",
         help=f"the configurations to fit, of {list(CONFIGS)}",
     )
