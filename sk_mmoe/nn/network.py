@@ -763,10 +763,11 @@ class NumericScaling(nn.Module):
 
 #: Size of each numeric column's periodic embedding.
 NUMERIC_EMBEDDING_DIM = 8
-#: Number of frequencies of each numeric column's periodic embedding, and
-#: whether its linear layer is shared by all columns (``lite``), in networks
-#: that do not say (those saved before the options: 48, per column).
+#: Number of frequencies of each numeric column's periodic embedding in
+#: networks that do not say (those saved before the option had 48).
 NUMERIC_FREQUENCIES = 48
+#: Whether the periodic embedding's linear layer is shared by all numeric
+#: columns (``lite``) in networks that do not say (before the option: not).
 NUMERIC_LITE = False
 # Initial scale of the periodic embeddings' frequencies (``sigma`` of
 # Gorishniy et al., 2022), for inputs scaled to about (-3, 3).
