@@ -81,6 +81,7 @@ CHANGES = {
     "24 freq": {"_PERIODIC_FREQUENCIES": 24},
     "16 freq": {"_PERIODIC_FREQUENCIES": 16},
     "16 freq lite": {"_PERIODIC_FREQUENCIES": 16, "_PERIODIC_LITE": True},
+    "8 freq": {"_PERIODIC_FREQUENCIES": 8},
     "250 steps/7 epochs": {"_AUTO_SCHEDULE_STEPS": 250, "_AUTO_EPOCHS": (7, 50)},
     "200 steps/6 epochs": {"_AUTO_SCHEDULE_STEPS": 200, "_AUTO_EPOCHS": (6, 50)},
     "200 steps/6 epochs, peak lr x1.5": {
