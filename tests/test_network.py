@@ -15,6 +15,7 @@ from sk_mmoe.nn.network import (
     NoisyTopKGate,
     SoftmaxGate,
     _drop_experts,
+    _mix_experts,
     _softmax_last_dim,
     gate_balance_penalty,
 )
@@ -175,6 +176,37 @@ def test_invalid_arguments(kwargs, match):
     params = {"n_features": 3, "output_sizes": [2, 2], **kwargs}
     with pytest.raises(ValueError, match=match):
         MMoENetwork(**params)
+
+
+@pytest.mark.parametrize(
+    "n_mixes, n_experts, width",
+    # MMoE's task gates, a PLE shared gate, one expert, and products large
+    # enough for the einsum.
+    [(3, 4, 32), (1, 8, 32), (2, 1, 5), (4, 8, 64)],
+)
+def test_mix_experts_equals_the_einsum(n_mixes, n_experts, width):
+    weights = torch.rand(n_mixes, 37, n_experts, dtype=torch.float64)
+    experts = torch.randn(n_experts, 37, width, dtype=torch.float64)
+    grad = torch.randn(n_mixes, 37, width, dtype=torch.float64)
+    ours = [weights.clone().requires_grad_(), experts.clone().requires_grad_()]
+    ref = [weights.clone().requires_grad_(), experts.clone().requires_grad_()]
+    out = _mix_experts(*ours)
+    expected = torch.einsum("kbe,ebh->kbh", *ref)
+    torch.testing.assert_close(out, expected)
+    out.backward(grad)
+    expected.backward(grad)
+    for a, b in zip(ours, ref, strict=True):
+        torch.testing.assert_close(a.grad, b.grad)
+    # Without gradients (prediction), the same values; the inputs are intact.
+    with torch.no_grad():
+        torch.testing.assert_close(_mix_experts(weights, experts), expected)
+    torch.testing.assert_close(weights, ref[0].detach())
+    # One gate shared by every task: its weights expanded over the tasks.
+    shared = weights[:1].expand(n_mixes, -1, -1)
+    torch.testing.assert_close(
+        _mix_experts(shared, experts),
+        torch.einsum("kbe,ebh->kbh", shared, experts),
+    )
 
 
 @pytest.mark.parametrize("shape", [(3, 37, 8), (5, 2), (1, 1, 4), (2, 3, 4, 5)])
