@@ -16,6 +16,7 @@ from sk_mmoe.nn.network import (
     SoftmaxGate,
     _drop_experts,
     _mix_experts,
+    _periodic_embedding,
     _softmax_last_dim,
     gate_balance_penalty,
 )
@@ -207,6 +208,36 @@ def test_mix_experts_equals_the_einsum(n_mixes, n_experts, width):
         _mix_experts(shared, experts),
         torch.einsum("kbe,ebh->kbh", shared, experts),
     )
+
+
+@pytest.mark.parametrize(
+    "lite, activation",
+    # rtdl's lite embeddings always have their activation.
+    [(False, True), (False, False), (True, True)],
+)
+def test_periodic_embedding_equals_rtdl_forward_and_gradients(lite, activation):
+    from rtdl_num_embeddings import PeriodicEmbeddings
+
+    module = PeriodicEmbeddings(
+        5,
+        8,
+        n_frequencies=6,
+        frequency_init_scale=0.5,
+        activation=activation,
+        lite=lite,
+    ).double()
+    x = torch.randn(37, 5, dtype=torch.float64) * 3
+    grad = torch.randn(37, 5 * 8, dtype=torch.float64)
+    params = [x.requires_grad_(), *module.parameters()]
+    out = _periodic_embedding(module, x)
+    expected = module(x).flatten(1)
+    torch.testing.assert_close(out, expected)
+    ours = torch.autograd.grad(out, params, grad)
+    theirs = torch.autograd.grad(expected, params, grad)
+    for a, b in zip(ours, theirs, strict=True):
+        torch.testing.assert_close(a, b)
+    with torch.no_grad():
+        torch.testing.assert_close(_periodic_embedding(module, x), expected)
 
 
 @pytest.mark.parametrize("shape", [(3, 37, 8), (5, 2), (1, 1, 4), (2, 3, 4, 5)])

@@ -928,7 +928,7 @@ class FeatureEmbedding(nn.Module):
         if self.numeric_columns.numel():
             numeric = x.index_select(1, self.numeric_columns)
             if self.numeric_embedding is not None:
-                numeric = self.numeric_embedding(numeric).flatten(1)
+                numeric = _periodic_embedding(self.numeric_embedding, numeric)
             parts.append(numeric)
         if self.table is not None:
             codes = x.index_select(1, self.categorical_columns).long()
@@ -966,6 +966,68 @@ class _GatherRows(torch.autograd.Function):
         grad = grad.reshape(-1, grad.shape[-1])
         weight_grad = grad.new_zeros(ctx.n_rows, grad.shape[1])
         return weight_grad.index_add_(0, index.reshape(-1), grad), None
+
+
+def _periodic_embedding(module: PeriodicEmbeddings, x: torch.Tensor) -> torch.Tensor:
+    """``module(x).flatten(1)``: the periodic embeddings of the columns of
+    ``x`` ``(batch, n_features)``, computed from the module's parameters.
+
+    Without ``lite``, every column has its own linear layer: computed
+    column-major (the periodic features of a column as ``(2 *
+    n_frequencies, batch)``), the columns' products are larger matrix
+    products, several times faster than rtdl's on ``(batch, 2 *
+    n_frequencies)`` blocks (forward and backward). Either way the gradient
+    of ``cos`` and ``sin`` reuses their values instead of computing them
+    again.
+    """
+    linear = module.linear
+    frequencies = 2 * math.pi * module.periodic.weight
+    if isinstance(linear, nn.Linear):
+        # lite: one layer for every column, one product over every row.
+        angles = frequencies * x.unsqueeze(-1)
+        out = linear(_cos_sin(angles, -1))
+    else:
+        angles = frequencies.unsqueeze(-1) * x.t().unsqueeze(1)
+        out = torch.baddbmm(
+            linear.bias.unsqueeze(-1),
+            linear.weight.transpose(1, 2),
+            _cos_sin(angles, 1),
+        ).permute(2, 0, 1)
+    if module.activation is not None:
+        out = module.activation(out)
+    return out.flatten(1)
+
+
+def _cos_sin(angles: torch.Tensor, dim: int) -> torch.Tensor:
+    """``torch.cat([angles.cos(), angles.sin()], dim)``."""
+    if torch.is_grad_enabled() and angles.requires_grad:
+        return _CosSin.apply(angles, dim)
+    return torch.cat([angles.cos(), angles.sin()], dim)
+
+
+class _CosSin(torch.autograd.Function):
+    """``cat([cos(angles), sin(angles)], dim)``, whose gradient reads the
+    cosines and sines it returned (autograd would compute them again)."""
+
+    @staticmethod
+    def forward(ctx, angles: torch.Tensor, dim: int) -> torch.Tensor:
+        n = angles.shape[dim]
+        shape = list(angles.shape)
+        shape[dim] = 2 * n
+        out = angles.new_empty(shape)
+        torch.cos(angles, out=out.narrow(dim, 0, n))
+        torch.sin(angles, out=out.narrow(dim, n, n))
+        ctx.save_for_backward(out)
+        ctx.dim = dim
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        (out,) = ctx.saved_tensors
+        dim = ctx.dim
+        n = out.shape[dim] // 2
+        cos, sin = out.narrow(dim, 0, n), out.narrow(dim, n, n)
+        return grad.narrow(dim, n, n) * cos - grad.narrow(dim, 0, n) * sin, None
 
 
 def embedding_params(encoder) -> dict:
