@@ -435,3 +435,25 @@ def test_feature_embedding_gradient_equals_the_embedding_lookup():
     assert weight_grad[7].abs().sum() > 0
     with torch.no_grad():
         torch.testing.assert_close(embed(x), out.detach())
+
+
+def test_feature_embedding_of_sizes_per_column_equals_each_columns_vectors():
+    # With a size per column, every position is gathered from a flat table;
+    # values and gradients are those of each column's own vectors.
+    embed = FeatureEmbedding(
+        4, categorical_columns=[3, 1], cardinalities=[5, 3], embedding_dim=[2, 3]
+    )
+    x = torch.tensor([[0.5, 2, -1.0, 4], [1.5, 0, 2.0, 4], [0.0, 2, 1.0, 0]])
+    codes = x[:, [3, 1]].long()
+    expected = torch.cat([embed.column_vectors(k, codes[:, k]) for k in (0, 1)], 1)
+    out = embed(x)
+    torch.testing.assert_close(out[:, -5:], expected)
+    grad = torch.randn_like(out)
+    (weight_grad,) = torch.autograd.grad(out, [embed.table.weight], grad)
+    (expected_grad,) = torch.autograd.grad(expected, [embed.table.weight], grad[:, -5:])
+    torch.testing.assert_close(weight_grad, expected_grad)
+    # Code 4 of the first column was seen twice: its two values' gradients
+    # are the sums of both rows'.
+    torch.testing.assert_close(weight_grad[8:10, 0], grad[:2, 2:4].sum(0))
+    with torch.no_grad():
+        torch.testing.assert_close(embed(x), out.detach())

@@ -931,22 +931,37 @@ class FeatureEmbedding(nn.Module):
                 numeric = _periodic_embedding(self.numeric_embedding, numeric)
             parts.append(numeric)
         if self.table is not None:
-            codes = x.index_select(1, self.categorical_columns).long()
-            if self.column_dims is None:
-                codes = codes + self.offsets
-            else:
-                codes = codes.index_select(1, self.position_column)
-                codes = codes * self.position_stride + self.position_base
-            weight = self.table.weight
-            if weight.device.type == "cpu" and torch.is_grad_enabled():
-                parts.append(_GatherRows.apply(weight, codes).flatten(1))
-            else:
-                parts.append(self.table(codes).flatten(1))
+            parts.append(self._categorical(x))
         return torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]
+
+    def _categorical(self, x: torch.Tensor) -> torch.Tensor:
+        """The categorical columns' vectors, ``(batch, categorical width)``."""
+        table = self.table
+        assert table is not None  # called with categorical columns only
+        weight = table.weight
+        gather = weight.device.type == "cpu" and torch.is_grad_enabled()
+        if self.column_dims is None:
+            codes = x.index_select(1, self.categorical_columns).long() + self.offsets
+            if gather:
+                return _GatherRows.apply(weight, codes).flatten(1)
+            return table(codes).flatten(1)
+        # One value per output position: computed position-major, where the
+        # positions' codes are whole rows and the table a flat vector (an
+        # index_select of rows of one value is several times slower).
+        codes = x.t().index_select(0, self.categorical_columns).long()
+        codes = codes.index_select(0, self.position_column)
+        index = torch.addcmul(
+            self.position_base.unsqueeze(1), codes, self.position_stride.unsqueeze(1)
+        )
+        values = weight.view(-1)
+        if gather:
+            return _GatherRows.apply(values, index).t()
+        return values.index_select(0, index.flatten()).view_as(index).t()
 
 
 class _GatherRows(torch.autograd.Function):
-    """``weight[index]``, whose gradient sums rows with ``index_add_``.
+    """``weight[index]``, whose gradient sums rows with ``index_add_`` (or,
+    for a vector ``weight``, values with ``scatter_add_``).
 
     The same values as an embedding lookup and its gradient; on CPU the
     embedding's backward takes about twice as long for the few dozen columns
@@ -956,15 +971,18 @@ class _GatherRows(torch.autograd.Function):
     @staticmethod
     def forward(ctx, weight: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
         ctx.save_for_backward(index)
-        ctx.n_rows = weight.shape[0]
+        ctx.weight_shape = weight.shape
         rows = weight.index_select(0, index.reshape(-1))
-        return rows.view(*index.shape, weight.shape[1])
+        return rows.view(*index.shape, *weight.shape[1:])
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
         (index,) = ctx.saved_tensors
-        grad = grad.reshape(-1, grad.shape[-1])
-        weight_grad = grad.new_zeros(ctx.n_rows, grad.shape[1])
+        shape = ctx.weight_shape
+        grad = grad.reshape(-1, *shape[1:])
+        weight_grad = grad.new_zeros(shape)
+        if len(shape) == 1:
+            return weight_grad.scatter_add_(0, index.reshape(-1), grad), None
         return weight_grad.index_add_(0, index.reshape(-1), grad), None
 
 
