@@ -924,18 +924,22 @@ class FeatureEmbedding(nn.Module):
         return weight[:, 0][index]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # Built column-major, as (width, batch): each part is computed
+        # feature by feature, the parts join without interleaving, and the
+        # gradient of the matrix products that read the output comes back
+        # column-major too (torch keeps an input's layout in its gradient).
         parts = []
         if self.numeric_columns.numel():
-            numeric = x.index_select(1, self.numeric_columns)
+            numeric = x.t().index_select(0, self.numeric_columns)
             if self.numeric_embedding is not None:
                 numeric = _periodic_embedding(self.numeric_embedding, numeric)
             parts.append(numeric)
         if self.table is not None:
             parts.append(self._categorical(x))
-        return torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]
+        return (torch.cat(parts) if len(parts) > 1 else parts[0]).t()
 
     def _categorical(self, x: torch.Tensor) -> torch.Tensor:
-        """The categorical columns' vectors, ``(batch, categorical width)``."""
+        """The categorical columns' vectors, ``(categorical width, batch)``."""
         table = self.table
         assert table is not None  # called with categorical columns only
         weight = table.weight
@@ -943,11 +947,11 @@ class FeatureEmbedding(nn.Module):
         if self.column_dims is None:
             codes = x.index_select(1, self.categorical_columns).long() + self.offsets
             if gather:
-                return _GatherRows.apply(weight, codes).flatten(1)
-            return table(codes).flatten(1)
-        # One value per output position: computed position-major, where the
-        # positions' codes are whole rows and the table a flat vector (an
-        # index_select of rows of one value is several times slower).
+                return _GatherRows.apply(weight, codes).flatten(1).t()
+            return table(codes).flatten(1).t()
+        # One value per output position: the positions' codes are whole rows
+        # and the table a flat vector (an index_select of rows of one value
+        # is several times slower).
         codes = x.t().index_select(0, self.categorical_columns).long()
         codes = codes.index_select(0, self.position_column)
         index = torch.addcmul(
@@ -955,8 +959,8 @@ class FeatureEmbedding(nn.Module):
         )
         values = weight.view(-1)
         if gather:
-            return _GatherRows.apply(values, index).t()
-        return values.index_select(0, index.flatten()).view_as(index).t()
+            return _GatherRows.apply(values, index)
+        return values.index_select(0, index.flatten()).view_as(index)
 
 
 class _GatherRows(torch.autograd.Function):
@@ -986,9 +990,12 @@ class _GatherRows(torch.autograd.Function):
         return weight_grad.index_add_(0, index.reshape(-1), grad), None
 
 
-def _periodic_embedding(module: PeriodicEmbeddings, x: torch.Tensor) -> torch.Tensor:
-    """``module(x).flatten(1)``: the periodic embeddings of the columns of
-    ``x`` ``(batch, n_features)``, computed from the module's parameters.
+def _periodic_embedding(
+    module: PeriodicEmbeddings, columns: torch.Tensor
+) -> torch.Tensor:
+    """``module(columns.T).flatten(1).T``: the periodic embeddings of
+    ``columns`` ``(n_features, batch)`` as ``(n_features * d_embedding,
+    batch)``, computed from the module's parameters.
 
     Without ``lite``, every column has its own linear layer: computed
     column-major (the periodic features of a column as ``(2 *
@@ -1002,18 +1009,18 @@ def _periodic_embedding(module: PeriodicEmbeddings, x: torch.Tensor) -> torch.Te
     frequencies = 2 * math.pi * module.periodic.weight
     if isinstance(linear, nn.Linear):
         # lite: one layer for every column, one product over every row.
-        angles = frequencies * x.unsqueeze(-1)
+        angles = frequencies * columns.t().unsqueeze(-1)
         out = linear(_cos_sin(angles, -1))
-    else:
-        angles = frequencies.unsqueeze(-1) * x.t().unsqueeze(1)
-        out = torch.baddbmm(
-            linear.bias.unsqueeze(-1),
-            linear.weight.transpose(1, 2),
-            _cos_sin(angles, 1),
-        ).permute(2, 0, 1)
+        if module.activation is not None:
+            out = module.activation(out)
+        return out.flatten(1).t()
+    angles = frequencies.unsqueeze(-1) * columns.unsqueeze(1)
+    out = torch.baddbmm(
+        linear.bias.unsqueeze(-1), linear.weight.transpose(1, 2), _cos_sin(angles, 1)
+    )
     if module.activation is not None:
         out = module.activation(out)
-    return out.flatten(1)
+    return out.flatten(0, 1)
 
 
 def _cos_sin(angles: torch.Tensor, dim: int) -> torch.Tensor:
