@@ -15,6 +15,7 @@ from sk_mmoe.nn.network import (
     NoisyTopKGate,
     SoftmaxGate,
     _drop_experts,
+    _dropout,
     _mix_experts,
     _periodic_embedding,
     _softmax_last_dim,
@@ -145,6 +146,28 @@ def test_gate_dropout_only_in_training():
     net.eval()
     _, gates = net(x, return_gates=True)
     assert (gates > 0).all()
+
+
+def test_dropout_is_inverted_dropout_with_keep_probability_one_minus_p():
+    x = torch.rand(200, 500) + 0.5
+    x.requires_grad_()
+    out = _dropout(x, 0.3)
+    kept = out != 0
+    # 100,000 draws: the kept fraction is 0.7 within 5 standard errors.
+    assert abs(kept.float().mean().item() - 0.7) < 5 * (0.7 * 0.3 / 1e5) ** 0.5
+    torch.testing.assert_close(out[kept], x.detach()[kept] / 0.7)
+    (grad,) = torch.autograd.grad(out.sum(), x)
+    torch.testing.assert_close(grad, kept.float() / 0.7)
+    # The same seed draws the same mask; the network drops only in training.
+    torch.manual_seed(3)
+    first = _dropout(x, 0.3)
+    torch.manual_seed(3)
+    assert torch.equal(_dropout(x, 0.3), first)
+    net = MMoENetwork(4, [2, 2], n_experts=2, dropout=0.5)
+    inputs = torch.randn(8, 4)
+    assert not torch.equal(net(inputs), net(inputs))
+    net.eval()
+    assert torch.equal(net(inputs), net(inputs))
 
 
 def test_drop_experts_renormalises_and_never_drops_everything():
