@@ -1054,11 +1054,7 @@ class _PeriodicLinear(torch.autograd.Function):
     @staticmethod
     def features(columns: torch.Tensor, frequencies: torch.Tensor) -> torch.Tensor:
         angles = frequencies.unsqueeze(-1) * columns.unsqueeze(1)
-        k = angles.shape[1]
-        features = angles.new_empty(angles.shape[0], 2 * k, angles.shape[2])
-        torch.cos(angles, out=features[:, :k])
-        torch.sin(angles, out=features[:, k:])
-        return features
+        return torch.cat([angles.cos(), angles.sin()], dim=1)
 
     @staticmethod
     def linear(
