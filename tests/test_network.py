@@ -18,6 +18,7 @@ from sk_mmoe.nn.network import (
     _dropout,
     _mix_experts,
     _periodic_embedding,
+    _shared_input_products,
     _softmax_last_dim,
     gate_balance_penalty,
 )
@@ -45,6 +46,24 @@ def test_batched_linear_equals_one_linear_per_group():
     per_group = torch.randn(3, 7, 5)
     expected = torch.stack([lin(per_group[g]) for g, lin in enumerate(linears)])
     torch.testing.assert_close(layer(per_group), expected)
+
+
+def test_shared_input_products_equal_each_layers_own():
+    # Layers reading one input in one product: each layer's output and the
+    # gradients of its parameters and of the input are its own.
+    layers = [BatchedLinear(4, 6, 8), SoftmaxGate(3, 6, 4)]
+    x = torch.randn(11, 6, requires_grad=True)
+    grads = [torch.randn(4, 11, 8), torch.randn(3, 11, 4)]
+    params = [x, *(p for layer in layers for p in layer.parameters())]
+    outs = _shared_input_products(layers, x)
+    # Reference: every group fed the input through baddbmm.
+    expected = [layer.bias + x @ layer.weight for layer in layers]
+    for out, ref in zip(outs, expected, strict=True):
+        torch.testing.assert_close(out, ref)
+    ours = torch.autograd.grad(outs, params, grads)
+    theirs = torch.autograd.grad(expected, params, grads)
+    for a, b in zip(ours, theirs, strict=True):
+        torch.testing.assert_close(a, b)
 
 
 def _reference_mmoe(net, x):

@@ -83,14 +83,7 @@ class BatchedLinear(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() == 2:
-            # One input for all groups: a single (batch, in) x (in, groups*out)
-            # product instead of materialising n_groups copies of the input.
-            weight = self.weight.permute(1, 0, 2).reshape(self.in_features, -1)
-            bias = self.bias.permute(1, 0, 2).reshape(1, -1)
-            out = torch.addmm(bias, x, weight)
-            return out.view(x.shape[0], self.n_groups, self.out_features).transpose(
-                0, 1
-            )
+            return _shared_input_products([self], x)[0]
         return torch.baddbmm(self.bias, x, self.weight)
 
     def extra_repr(self) -> str:
@@ -98,6 +91,28 @@ class BatchedLinear(nn.Module):
             f"n_groups={self.n_groups}, in_features={self.in_features}, "
             f"out_features={self.out_features}"
         )
+
+
+def _shared_input_products(
+    layers: Sequence[BatchedLinear], x: torch.Tensor
+) -> list[torch.Tensor]:
+    """Every layer's output on the one input ``x`` ``(batch, in_features)``.
+
+    One ``(batch, in) x (in, groups * out)`` product over the layers'
+    weights side by side, instead of materialising ``n_groups`` copies of
+    the input, and of one pass over it per layer (and, backward, one
+    product per layer for its gradient).
+    """
+    weights = [layer.weight.permute(1, 0, 2).flatten(1) for layer in layers]
+    biases = [layer.bias.flatten() for layer in layers]
+    if len(layers) > 1:
+        weights, biases = [torch.cat(weights, 1)], [torch.cat(biases)]
+    out = torch.addmm(biases[0], x, weights[0])
+    widths = [layer.n_groups * layer.out_features for layer in layers]
+    return [
+        part.view(x.shape[0], layer.n_groups, layer.out_features).transpose(0, 1)
+        for part, layer in zip(out.split(widths, 1), layers, strict=True)
+    ]
 
 
 class _BatchedMLP(nn.Module):
@@ -140,10 +155,14 @@ class _BatchedMLP(nn.Module):
             else None
         )
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, first: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """The members' outputs; ``first``, if given, is the first layer's
+        output on ``x``, already computed."""
         last = len(self.layers) - 1
         for i, layer in enumerate(self.layers):
-            x = layer(x)
+            x = first if i == 0 and first is not None else layer(x)
             if i == last and self.output_norm is not None:
                 x = self.output_norm(x)
             x = self.activation(x)
@@ -253,8 +272,7 @@ class _ExtractionLevel(nn.Module):
         given, receives every gate's weights over its own experts.
         """
         if self.first_level:
-            expert_out = self.experts(shared_input)
-            gate_in_tasks = shared_input
+            expert_out, gates = self._first_level(shared_input)
         else:
             stacked = torch.cat([task_inputs, shared_input.unsqueeze(0)], dim=0)
             expert_out = self.experts(stacked.index_select(0, self.expert_input))
@@ -262,10 +280,9 @@ class _ExtractionLevel(nn.Module):
             if self.task_gates.n_groups == 1:
                 # One gate for all tasks: every task's input is the same.
                 gate_in_tasks = task_inputs[0]
+            gates = self.task_gates(gate_in_tasks)
         # (gates, batch, n_gated) -> weights over every expert of the level.
-        weights = self._mix_weights(
-            self.task_gates(gate_in_tasks), self.gate_index, gate_dropout, record
-        )
+        weights = self._mix_weights(gates, self.gate_index, gate_dropout, record)
         if weights.shape[0] == 1 and self.n_tasks > 1:
             weights = weights.expand(self.n_tasks, -1, -1)
         task_out = _mix_experts(weights, expert_out)
@@ -276,6 +293,19 @@ class _ExtractionLevel(nn.Module):
             )
             shared_out = _mix_experts(shared_weights, expert_out)[0]
         return task_out, shared_out, weights
+
+    def _first_level(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The experts' outputs and the task gates' weights on the input.
+
+        With softmax gates, the experts' first layer and the gates read
+        ``x`` in one matrix product.
+        """
+        gates = self.task_gates
+        if type(gates) is not SoftmaxGate or not len(self.experts.layers):
+            return self.experts(x), gates(x)
+        layer = cast(BatchedLinear, self.experts.layers[0])
+        first, logits = _shared_input_products([layer, gates], x)
+        return self.experts(x, first=first), gates.weigh(logits)
 
     def _mix_weights(
         self,
@@ -473,7 +503,10 @@ class SoftmaxGate(Gate, BatchedLinear):
         self.temperature = float(temperature)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        logits = super().forward(x)
+        return self.weigh(super().forward(x))
+
+    def weigh(self, logits: torch.Tensor) -> torch.Tensor:
+        """The gates' weights for their logits ``W x``."""
         if self.temperature != 1.0:
             logits = logits / self.temperature
         return _softmax_last_dim(logits)
