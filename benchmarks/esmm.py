@@ -43,6 +43,7 @@ from pathlib import Path
 import numpy as np
 from scipy.special import expit
 from scipy.stats import spearmanr
+from seed_stats import mean_se
 from sklearn.metrics import roc_auc_score
 
 from sk_mmoe import MultiTaskMMoEClassifier
@@ -116,8 +117,8 @@ def report(results: dict[str, dict[str, list[float]]], n_seeds: int) -> str:
             cells.append(f"{values.mean():.4f}")
         for model in MODELS[1:]:
             diff = np.array(results[model][metric]) - np.array(results["esmm"][metric])
-            se = diff.std(ddof=1) / np.sqrt(n_seeds) if n_seeds > 1 else float("nan")
-            cells.append(f"{diff.mean():+.4f} ± {se:.4f}")
+            mean, se = mean_se(diff)
+            cells.append(f"{mean:+.4f} ± {se:.4f}")
         lines.append(f"| {description} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

@@ -21,6 +21,7 @@ import time
 import warnings
 
 import numpy as np
+from seed_stats import mean_se
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
 from sklearn.metrics import roc_auc_score
@@ -92,15 +93,11 @@ def main() -> None:
             flush=True,
         )
     scores = np.array(scores)
-    n = len(scores)
+    means, ses = mean_se(scores)
     for name, column in (("learned fill", 0), ("median + indicator", 1)):
-        values = scores[:, column]
-        print(f"{name:20s}{values.mean():.4f} ± {values.std(ddof=1) / np.sqrt(n):.4f}")
-    diff = scores[:, 0] - scores[:, 1]
-    print(
-        f"{'paired difference':20s}{diff.mean():+.4f} ± "
-        f"{diff.std(ddof=1) / np.sqrt(n):.4f} (SE)"
-    )
+        print(f"{name:20s}{means[column]:.4f} ± {ses[column]:.4f}")
+    diff, se = mean_se(scores[:, 0] - scores[:, 1])
+    print(f"{'paired difference':20s}{diff:+.4f} ± {se:.4f} (SE)")
 
 
 if __name__ == "__main__":

@@ -106,6 +106,8 @@ try:
 except ImportError:  # run from a source checkout without installing sk_mmoe
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from seed_stats import mean_se
+
 from sk_mmoe import MultiTaskMMoE, MultiTaskMMoEClassifier
 from sk_mmoe.datasets import load_census_income, make_recommendation_tasks
 
@@ -676,8 +678,9 @@ def paired(a: pd.Series, b: pd.Series) -> tuple[float, float, float, int]:
     """Mean, std and standard error of a - b over the seeds both have."""
     d = (a - b).dropna()
     n = len(d)
+    mean, se = mean_se(d.to_numpy())
     sd = float(d.std(ddof=1)) if n > 1 else float("nan")
-    return float(d.mean()), sd, sd / np.sqrt(n) if n > 1 else float("nan"), n
+    return float(mean), sd, float(se), n
 
 
 def fmt_margin(mean, se) -> str:

@@ -53,6 +53,7 @@ os.environ.setdefault("MKL_NUM_THREADS", "1")
 
 import numpy as np
 from joblib import Parallel, delayed
+from seed_stats import mean_se
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # this checkout's sk_mmoe, even if one is installed
@@ -204,8 +205,7 @@ def plot_slot_effect(rows: list[dict], position_bias: float, path: Path) -> None
 
     effects = np.array([r["slot_effect"] for r in rows if r["method"] == "c"])
     slots = np.arange(N_SLOTS)
-    mean = effects.mean(axis=0)
-    se = effects.std(axis=0, ddof=1) / np.sqrt(len(effects))
+    mean, se = mean_se(effects)
     fig, ax = plt.subplots(figsize=(5.5, 3.5))
     ax.plot(slots, -position_bias * np.log2(1 + slots), "k--", label="true effect")
     ax.errorbar(
@@ -225,10 +225,9 @@ def plot_slot_effect(rows: list[dict], position_bias: float, path: Path) -> None
     plt.close(fig)
 
 
-def mean_se(values) -> str:
-    values = np.asarray(values, dtype=float)
-    se = values.std(ddof=1) / np.sqrt(len(values)) if len(values) > 1 else np.nan
-    return f"{values.mean():.4f} ± {se:.4f}"
+def mean_with_se(values) -> str:
+    mean, se = mean_se(values)
+    return f"{mean:.4f} ± {se:.4f}"
 
 
 def tables(rows: list[dict]) -> tuple[str, list[list[str]], list[list[str]]]:
@@ -242,10 +241,9 @@ def tables(rows: list[dict]) -> tuple[str, list[list[str]], list[list[str]]]:
     for method, label in METHODS.items():
         line = [label]
         for key in ("gauc", "ndcg"):
-            line.append(mean_se(column(method, key)))
-            line.append(
-                "" if method == "a" else mean_se(column(method, key) - column("a", key))
-            )
+            line.append(mean_with_se(column(method, key)))
+            diff = column(method, key) - column("a", key)
+            line.append("" if method == "a" else mean_with_se(diff))
         click.append(line)
     combined = []
     for method, label in (
@@ -254,11 +252,11 @@ def tables(rows: list[dict]) -> tuple[str, list[list[str]], list[list[str]]]:
     ):
         line = [label]
         for key in ("utility_gauc", "utility_ndcg"):
-            line.append(mean_se(column(method, key)))
+            line.append(mean_with_se(column(method, key)))
             line.append(
                 ""
                 if method == "single"
-                else mean_se(column(method, key) - column("single", key))
+                else mean_with_se(column(method, key) - column("single", key))
             )
         combined.append(line)
     return f"{len(seeds)} seeds", click, combined

@@ -31,6 +31,7 @@ from multiprocessing import Pool
 from pathlib import Path
 
 import numpy as np
+from seed_stats import mean_se
 
 HERE = Path(__file__).resolve().parent
 RESULTS_DIR = HERE / "results"
@@ -156,12 +157,11 @@ def report(rows: list[dict]) -> str:
             if not mine:
                 continue
             scores = np.array([r["score"] for r in mine])
-            diffs = 1000 * np.array([r["score"] - base[r["seed"]] for r in mine])
-            se = diffs.std(ddof=1) / np.sqrt(len(diffs)) if len(diffs) > 1 else np.nan
+            diff, se = mean_se([1000 * (r["score"] - base[r["seed"]]) for r in mine])
             times = np.median([r["fit_time"] for r in mine])
             lines.append(
                 f"| {dataset} | {weighting} | {scores.mean():.4f} | "
-                f"{diffs.mean():+.2f} ± {se:.2f} | {times:.1f} |"
+                f"{diff:+.2f} ± {se:.2f} | {times:.1f} |"
             )
     return "\n".join(lines)
 
