@@ -15,6 +15,10 @@ from sk_mmoe.nn.network import (
     NoisyTopKGate,
     SoftmaxGate,
     _drop_experts,
+    _dropout,
+    _mix_experts,
+    _periodic_embedding,
+    _shared_input_products,
     _softmax_last_dim,
     gate_balance_penalty,
 )
@@ -42,6 +46,24 @@ def test_batched_linear_equals_one_linear_per_group():
     per_group = torch.randn(3, 7, 5)
     expected = torch.stack([lin(per_group[g]) for g, lin in enumerate(linears)])
     torch.testing.assert_close(layer(per_group), expected)
+
+
+def test_shared_input_products_equal_each_layers_own():
+    # Layers reading one input in one product: each layer's output and the
+    # gradients of its parameters and of the input are its own.
+    layers = [BatchedLinear(4, 6, 8), SoftmaxGate(3, 6, 4)]
+    x = torch.randn(11, 6, requires_grad=True)
+    grads = [torch.randn(4, 11, 8), torch.randn(3, 11, 4)]
+    params = [x, *(p for layer in layers for p in layer.parameters())]
+    outs = _shared_input_products(layers, x)
+    # Reference: every group fed the input through baddbmm.
+    expected = [layer.bias + x @ layer.weight for layer in layers]
+    for out, ref in zip(outs, expected, strict=True):
+        torch.testing.assert_close(out, ref)
+    ours = torch.autograd.grad(outs, params, grads)
+    theirs = torch.autograd.grad(expected, params, grads)
+    for a, b in zip(ours, theirs, strict=True):
+        torch.testing.assert_close(a, b)
 
 
 def _reference_mmoe(net, x):
@@ -145,6 +167,28 @@ def test_gate_dropout_only_in_training():
     assert (gates > 0).all()
 
 
+def test_dropout_is_inverted_dropout_with_keep_probability_one_minus_p():
+    x = torch.rand(200, 500) + 0.5
+    x.requires_grad_()
+    out = _dropout(x, 0.3)
+    kept = out != 0
+    # 100,000 draws: the kept fraction is 0.7 within 5 standard errors.
+    assert abs(kept.float().mean().item() - 0.7) < 5 * (0.7 * 0.3 / 1e5) ** 0.5
+    torch.testing.assert_close(out[kept], x.detach()[kept] / 0.7)
+    (grad,) = torch.autograd.grad(out.sum(), x)
+    torch.testing.assert_close(grad, kept.float() / 0.7)
+    # The same seed draws the same mask; the network drops only in training.
+    torch.manual_seed(3)
+    first = _dropout(x, 0.3)
+    torch.manual_seed(3)
+    assert torch.equal(_dropout(x, 0.3), first)
+    net = MMoENetwork(4, [2, 2], n_experts=2, dropout=0.5)
+    inputs = torch.randn(8, 4)
+    assert not torch.equal(net(inputs), net(inputs))
+    net.eval()
+    assert torch.equal(net(inputs), net(inputs))
+
+
 def test_drop_experts_renormalises_and_never_drops_everything():
     weights = torch.softmax(torch.randn(1000, 2, 3), dim=-1)
     dropped = _drop_experts(weights, 0.9)
@@ -175,6 +219,73 @@ def test_invalid_arguments(kwargs, match):
     params = {"n_features": 3, "output_sizes": [2, 2], **kwargs}
     with pytest.raises(ValueError, match=match):
         MMoENetwork(**params)
+
+
+@pytest.mark.parametrize(
+    "n_mixes, n_experts, width",
+    # MMoE's task gates, a PLE shared gate, one expert, and products large
+    # enough for the einsum.
+    [(3, 4, 32), (1, 8, 32), (2, 1, 5), (4, 8, 64)],
+)
+def test_mix_experts_equals_the_einsum(n_mixes, n_experts, width):
+    weights = torch.rand(n_mixes, 37, n_experts, dtype=torch.float64)
+    experts = torch.randn(n_experts, 37, width, dtype=torch.float64)
+    grad = torch.randn(n_mixes, 37, width, dtype=torch.float64)
+    ours = [weights.clone().requires_grad_(), experts.clone().requires_grad_()]
+    ref = [weights.clone().requires_grad_(), experts.clone().requires_grad_()]
+    out = _mix_experts(*ours)
+    expected = torch.einsum("kbe,ebh->kbh", *ref)
+    torch.testing.assert_close(out, expected)
+    out.backward(grad)
+    expected.backward(grad)
+    for a, b in zip(ours, ref, strict=True):
+        torch.testing.assert_close(a.grad, b.grad)
+    # Without gradients (prediction), the same values; the inputs are intact.
+    with torch.no_grad():
+        torch.testing.assert_close(_mix_experts(weights, experts), expected)
+    torch.testing.assert_close(weights, ref[0].detach())
+    # One gate shared by every task: its weights expanded over the tasks.
+    shared = weights[:1].expand(n_mixes, -1, -1)
+    torch.testing.assert_close(
+        _mix_experts(shared, experts),
+        torch.einsum("kbe,ebh->kbh", shared, experts),
+    )
+
+
+@pytest.mark.parametrize(
+    "lite, activation",
+    # rtdl's lite embeddings always have their activation.
+    [(False, True), (False, False), (True, True)],
+)
+def test_periodic_embedding_equals_rtdl_forward_and_gradients(lite, activation):
+    from rtdl_num_embeddings import PeriodicEmbeddings
+
+    module = PeriodicEmbeddings(
+        5,
+        8,
+        n_frequencies=6,
+        frequency_init_scale=0.5,
+        activation=activation,
+        lite=lite,
+    ).double()
+    x = torch.randn(37, 5, dtype=torch.float64) * 3
+    grad = torch.randn(37, 5 * 8, dtype=torch.float64)
+    params = [x.requires_grad_(), *module.parameters()]
+    out = _periodic_embedding(module, x.t()).t()
+    expected = module(x).flatten(1)
+    torch.testing.assert_close(out, expected)
+    ours = torch.autograd.grad(out, params, grad)
+    theirs = torch.autograd.grad(expected, params, grad)
+    for a, b in zip(ours, theirs, strict=True):
+        torch.testing.assert_close(a, b)
+    # Inputs without a gradient (no learned missing values before): the
+    # parameters' gradients are the same.
+    out = _periodic_embedding(module, x.detach().t()).t()
+    ours = torch.autograd.grad(out, params[1:], grad)
+    for a, b in zip(ours, theirs[1:], strict=True):
+        torch.testing.assert_close(a, b)
+    with torch.no_grad():
+        torch.testing.assert_close(_periodic_embedding(module, x.t()).t(), expected)
 
 
 @pytest.mark.parametrize("shape", [(3, 37, 8), (5, 2), (1, 1, 4), (2, 3, 4, 5)])
@@ -370,5 +481,27 @@ def test_feature_embedding_gradient_equals_the_embedding_lookup():
     # Code 4 of the second column (row 3 + 4) was seen twice: its gradient
     # is the sum of both rows'.
     assert weight_grad[7].abs().sum() > 0
+    with torch.no_grad():
+        torch.testing.assert_close(embed(x), out.detach())
+
+
+def test_feature_embedding_of_sizes_per_column_equals_each_columns_vectors():
+    # With a size per column, every position is gathered from a flat table;
+    # values and gradients are those of each column's own vectors.
+    embed = FeatureEmbedding(
+        4, categorical_columns=[3, 1], cardinalities=[5, 3], embedding_dim=[2, 3]
+    )
+    x = torch.tensor([[0.5, 2, -1.0, 4], [1.5, 0, 2.0, 4], [0.0, 2, 1.0, 0]])
+    codes = x[:, [3, 1]].long()
+    expected = torch.cat([embed.column_vectors(k, codes[:, k]) for k in (0, 1)], 1)
+    out = embed(x)
+    torch.testing.assert_close(out[:, -5:], expected)
+    grad = torch.randn_like(out)
+    (weight_grad,) = torch.autograd.grad(out, [embed.table.weight], grad)
+    (expected_grad,) = torch.autograd.grad(expected, [embed.table.weight], grad[:, -5:])
+    torch.testing.assert_close(weight_grad, expected_grad)
+    # Code 4 of the first column was seen twice: its two values' gradients
+    # are the sums of both rows'.
+    torch.testing.assert_close(weight_grad[8:10, 0], grad[:2, 2:4].sum(0))
     with torch.no_grad():
         torch.testing.assert_close(embed(x), out.detach())
