@@ -13,7 +13,10 @@ fit and restored after it), and three per-task LightGBM fits:
 * the step budget of ``max_epochs="auto"`` (``_AUTO_SCHEDULE_STEPS`` and
   the floor of ``_AUTO_EPOCHS``; the warm-up and cosine schedule spans
   the epochs it gives) and the peak learning rate of the schedule
-  (``_SCHEDULED_LR_FACTOR``).
+  (``_SCHEDULED_LR_FACTOR``);
+* estimator parameters that may buy test AUC with time (``LEVERS``:
+  wider experts or towers, more experts, less regularisation, more
+  epochs), each on top of the current defaults.
 
 The order of the configurations rotates from seed to seed. Fit time is
 wall-clock seconds of the whole fit; the ratio to LightGBM is the median
@@ -118,6 +121,19 @@ for steps, floor in ((300, 10), (300, 9), (280, 8), (250, 7), (200, 6)):
             "_SCHEDULED_LR_FACTOR": 5.0 * factor,
         }
 CONFIGS = {name: {**PREVIOUS_DEFAULTS, **c} for name, c in CHANGES.items()}
+# Estimator parameters that may buy test AUC with time, each set on top of
+# the current defaults (the constants as they are; ``--name fit_levers``).
+LEVERS = {
+    "defaults": {},
+    "expert_hidden_layer_sizes=(64,)": {"expert_hidden_layer_sizes": (64,)},
+    "n_experts=8": {"n_experts": 8},
+    "tower_hidden_layer_sizes=(32,)": {"tower_hidden_layer_sizes": (32,)},
+    "dropout=0": {"dropout": 0.0},
+    "weight_decay=1e-5": {"weight_decay": 1e-5},
+    "gate_dropout=0": {"gate_dropout": 0.0},
+    "max_epochs=15": {"max_epochs": 15},
+}
+CONFIGS.update({name: {} for name in LEVERS})
 # The configurations of a run without --configs (the study's first round).
 FIRST_ROUND = [
     "48 freq, 300 steps/10 epochs",
@@ -177,7 +193,7 @@ def run(args, out: Path) -> pd.DataFrame:
             row = fit_time.fit_method(method, *fit)
         else:
             with constants(CONFIGS[method]):
-                row = fit_time.fit_method(method, *fit, params={})
+                row = fit_time.fit_method(method, *fit, params=LEVERS.get(method, {}))
         return {**row, "rows": len(X)}
 
     return fit_time.side_by_side(args, [*args.configs, LIGHTGBM], fit, out)
