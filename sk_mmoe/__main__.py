@@ -71,6 +71,13 @@ def compare(a, b) -> tuple[float, float, float]:
     return diff, se, n_se
 
 
+def conclusion_paragraph(results: dict) -> str:
+    """The conclusion on the scarce task, wrapped to 79 columns; model names
+    such as "Shared-Bottom" are never split at their hyphen."""
+    text = f"Conclusion on {SCARCE_TASK}: {conclusion(results)}"
+    return textwrap.fill(text, 79, break_on_hyphens=False)
+
+
 def conclusion(results: dict[tuple[str, str], tuple[float, float, float]]) -> str:
     """The sentence that ``results`` of :func:`compare` support: a pair is
     ranked when its difference is 2 standard errors or more, else a tie."""
@@ -192,7 +199,7 @@ def print_report(
     }
     for (name_a, name_b), (diff, se, n_se) in results.items():
         print(f"   {name_a + ' - ' + name_b:<30}{diff:+.3f} ± {se:.3f}  {n_se:5.1f} SE")
-    print(textwrap.fill(f"Conclusion on {SCARCE_TASK}: {conclusion(results)}", 79))
+    print(conclusion_paragraph(results))
     print(f"({seconds:.0f} s in all)")
 
 

@@ -8,7 +8,7 @@ import textwrap
 import numpy as np
 import pytest
 
-from sk_mmoe.__main__ import compare, conclusion, main
+from sk_mmoe.__main__ import compare, conclusion, conclusion_paragraph, main
 
 
 def test_demo_prints_each_model_and_a_conclusion_from_its_numbers(capsys):
@@ -86,3 +86,18 @@ def test_demo_runs_without_pandas():
     )
     assert done.returncode == 0, done.stderr
     assert "Conclusion on shared" in done.stdout
+
+
+def test_conclusion_paragraph_keeps_model_names_whole():
+    # The sentence of a run whose line break fell inside "Shared-Bottom".
+    clear, noise = (0.05, 0.01, 5.0), (0.0, 0.01, 0.1)
+    results = {
+        ("MMoE", "single-task"): clear,
+        ("MMoE", "Shared-Bottom"): clear,
+        ("Shared-Bottom", "single-task"): noise,
+    }
+    lines = conclusion_paragraph(results).splitlines()
+    assert len(lines) > 1
+    assert all(len(line) <= 79 for line in lines)
+    assert not any(line.endswith("-") for line in lines)
+    assert "Shared-Bottom and single-task tie within noise" in " ".join(lines)
