@@ -34,6 +34,7 @@ from typing import Any
 import torch
 
 from ._tasks import task_from_state
+from .nn.network import NUMERIC_FREQUENCIES, NUMERIC_LITE
 
 __all__ = ["upgrade"]
 
@@ -45,8 +46,8 @@ _SPEC_DEFAULTS = {
     "embedding_dims": None,
     "numeric_clip": True,
     "numeric_missing": False,
-    "numeric_frequencies": 48,
-    "numeric_lite": False,
+    "numeric_frequencies": NUMERIC_FREQUENCIES,
+    "numeric_lite": NUMERIC_LITE,
 }
 # Entries of the loss state of format 2 (the tasks of each kind).
 _FORMAT_2_LOSS_ENTRIES = ("classification_tasks", "regression_tasks")
